@@ -1,0 +1,14 @@
+//! MetalLB (`metallb.io`) and frr-k8s (`frrk8s.metallb.io`) API types.
+//!
+//! Wire-compatible with upstream: same groups, versions, kinds, JSON field names (including the
+//! odd ones), optionality and defaults, so existing manifests decode unchanged. Each kind has
+//! one validation entry point that returns every problem with its field path; cross-object
+//! rules (pool overlap, peer compatibility) live next to the kinds they concern.
+
+pub mod community;
+pub mod duration;
+pub mod selector;
+pub mod validation;
+
+pub use duration::Duration;
+pub use validation::{FieldError, FieldErrors, FieldPath, ObjectError};
