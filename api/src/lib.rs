@@ -6,7 +6,10 @@
 //! rules (pool overlap, peer compatibility) live next to the kinds they concern.
 
 pub mod community;
+pub mod crds;
 pub mod duration;
+pub mod frrk8s;
+pub mod metallb;
 pub mod selector;
 pub mod validation;
 
