@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The project's whole test suite: unit, property, golden, API-over-HTTP, and (as root, with
+# FRR installed) the real-FRR and network-namespace tests. Tests that need root or FRR skip
+# with a loud message when run by a non-root user or without FRR.
+set -euo pipefail
+cd "$(dirname "$0")"
+exec cargo test --workspace --all-targets "$@"
