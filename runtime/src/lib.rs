@@ -1,0 +1,13 @@
+//! Shared plumbing for the project's binaries, in the spirit of linkerd's `kubert`:
+//! every binary builds its Kubernetes client, logging, admin endpoints and shutdown handling
+//! the same way, so `main.rs` stays a few lines and behaviour is uniform across the
+//! controller, the speaker and the standalone frr-k8s daemon.
+
+pub mod admin;
+pub mod client;
+pub mod logging;
+pub mod shutdown;
+
+pub use admin::{AdminArgs, Readiness};
+pub use client::ClientArgs;
+pub use logging::LogArgs;
