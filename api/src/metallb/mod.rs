@@ -91,6 +91,16 @@ pub(crate) mod common {
         }
     }
 
+    /// RFC 1123 label (namespace names): lowercase alphanumerics and `-`, at most 63 characters.
+    pub fn is_dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
     /// `Option<String>` that treats `""` as unset (Go's zero value).
     pub fn non_empty(s: &Option<String>) -> Option<&str> {
         s.as_deref().filter(|s| !s.is_empty())
