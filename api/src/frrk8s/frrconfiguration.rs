@@ -88,11 +88,7 @@ pub struct RawConfig {
 
     /// Config is a raw FRR configuration to be appended to the configuration
     /// rendered via the k8s api.
-    #[serde(
-        default,
-        rename = "rawConfig",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "rawConfig", skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
 }
 
@@ -487,13 +483,30 @@ pub struct BfdProfile {
 
     /// For multi hop sessions only: configure the minimum
     /// expected TTL for an incoming BFD control packet.
-    #[serde(default, rename = "minimumTtl", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "minimumTtl",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(schema_with = "schema::bfd_ttl")]
     pub minimum_ttl: Option<u32>,
 }
 
 /// AllowMode selects whether every prefix or only a listed subset is allowed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AllowMode {
     /// Every prefix (of the router, for advertisements; any prefix, for receiving).
@@ -504,7 +517,9 @@ pub enum AllowMode {
 }
 
 /// DynamicASNMode is the kind of peer AS detected without a number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DynamicAsnMode {
     /// The neighbor must be in the router's AS (`remote-as internal`).
@@ -514,7 +529,9 @@ pub enum DynamicAsnMode {
 }
 
 /// Address family a neighbor is activated for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressFamily {
     /// IPv4/IPv6 unicast, depending on the neighbor's family.
@@ -533,6 +550,7 @@ pub struct EvpnConfig {
     /// AdvertiseVNIs controls how VNIs are advertised to EVPN neighbors.
     /// - "Disabled": No VNI advertisements
     /// - "All": Advertise all VNIs (enables advertise-all-vni)
+    ///
     /// Note: Can only be provided for router instances with EVPN neighbors.
     #[serde(
         default,
@@ -601,6 +619,7 @@ pub struct L2Vni {
 /// L3VNI represents a Layer 3 VNI configuration (IP-VRF).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("required" = ["advertisePrefixes", "vni"]))]
 pub struct L3Vni {
     /// VNI is the VXLAN Network Identifier (1-16777215).
     #[schemars(schema_with = "schema::vni")]
@@ -626,7 +645,7 @@ pub struct L3Vni {
 
     /// AdvertisePrefixes controls which prefixes to advertise as EVPN type-5 routes.
     /// - "unicast": advertise the unicast prefixes of the router
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::advertise_prefixes")]
     pub advertise_prefixes: Vec<String>,
 }
@@ -726,7 +745,10 @@ impl FRRConfiguration {
 impl FRRConfigurationSpec {
     /// The routers of `bgp` (empty when unset).
     pub fn routers(&self) -> &[Router] {
-        self.bgp.as_ref().map(|b| b.routers.as_slice()).unwrap_or(&[])
+        self.bgp
+            .as_ref()
+            .map(|b| b.routers.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The BFD profiles of `bgp` (empty when unset).

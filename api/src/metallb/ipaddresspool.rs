@@ -13,6 +13,8 @@ use crate::selector;
 use crate::validation::{FieldErrors, FieldPath};
 
 /// IPAddressPoolSpec defines the desired state of IPAddressPool.
+// kube's repeated `printcolumn(type_ = ...)` trips this lint (false positive).
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "metallb.io",
@@ -24,8 +26,16 @@ use crate::validation::{FieldErrors, FieldPath};
     status = "IPAddressPoolStatus",
     derive = "PartialEq",
     doc = "IPAddressPool represents a pool of IP addresses that can be allocated to LoadBalancer services.",
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
 )]
 #[serde(rename_all = "camelCase")]
@@ -328,7 +338,12 @@ mod tests {
     fn summarizes_ranges() {
         assert_eq!(
             parse_address_entry("172.18.0.100-172.18.0.255").unwrap(),
-            nets(&["172.18.0.100/30", "172.18.0.104/29", "172.18.0.112/28", "172.18.0.128/25"])
+            nets(&[
+                "172.18.0.100/30",
+                "172.18.0.104/29",
+                "172.18.0.112/28",
+                "172.18.0.128/25"
+            ])
         );
         assert_eq!(
             parse_address_entry("10.0.0.0 - 10.0.0.255").unwrap(),

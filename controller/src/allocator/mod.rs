@@ -121,7 +121,7 @@ pub struct Allocator {
     pools: BTreeMap<String, Pool>,
     /// Per (pool, CIDR index): every address below the hint is taken (or buggy), so scans
     /// start there. Lowered when an address is released. Keeps allocation amortized O(1).
-    hints: HashMap<(String, usize), u128>,
+    hints: HashMap<String, Vec<u128>>,
     ips: BTreeMap<IpAddr, BTreeMap<ServiceKey, SharingProfile>>,
     services: HashMap<ServiceKey, Holding>,
 }
@@ -406,60 +406,52 @@ impl Allocator {
         Some(ips)
     }
 
-    fn free_of_family(
-        &mut self,
-        pool_name: &str,
-        f: Family,
-        svc: &ServiceRequest,
-    ) -> Option<IpAddr> {
-        let pool = self.pools.get(pool_name)?.clone();
-        let shares = svc
-            .sharing
-            .sharing_key
-            .as_deref()
-            .is_some_and(|k| !k.is_empty());
-        for (idx, cidr) in pool.cidrs.iter().enumerate() {
-            if Family::of(&cidr.network()) != f {
-                continue;
-            }
-            let (start, end) = bounds(cidr);
-            let hint_key = (pool_name.to_string(), idx);
-            let mut v = self
-                .hints
-                .get(&hint_key)
-                .copied()
-                .unwrap_or(start)
-                .max(start);
-            let mut first_free = None;
-            while v <= end {
-                let ip = from_u128(f, v);
-                if !(pool.avoid_buggy_ips && is_buggy(&ip)) && !self.ips.contains_key(&ip) {
-                    first_free = Some(v);
-                    break;
+    fn free_of_family(&mut self, pool_name: &str, f: Family, svc: &ServiceRequest) -> Option<IpAddr> {
+        let shares = svc.sharing.sharing_key.as_deref().is_some_and(|k| !k.is_empty());
+        let ncidrs = self.pools.get(pool_name)?.cidrs.len();
+        for idx in 0..ncidrs {
+            // Scan with shared borrows only, then store the new hint.
+            let (found, new_hint) = {
+                let pool = &self.pools[pool_name];
+                let cidr = &pool.cidrs[idx];
+                if Family::of(&cidr.network()) != f {
+                    continue;
                 }
-                if v == end {
-                    break;
+                let (start, end) = bounds(cidr);
+                let hints = self.hints.get(pool_name);
+                let mut v = hints.and_then(|h| h.get(idx)).copied().unwrap_or(start).max(start);
+                let mut first_free = None;
+                loop {
+                    let ip = from_u128(f, v);
+                    if !(pool.avoid_buggy_ips && is_buggy(&ip)) && !self.ips.contains_key(&ip) {
+                        first_free = Some(v);
+                        break;
+                    }
+                    if v >= end {
+                        break;
+                    }
+                    v += 1;
                 }
-                v += 1;
-            }
-            self.hints.insert(hint_key, first_free.unwrap_or(end));
-            // A compatible shared address below the first free one wins, as in upstream's
-            // first-fit scan that treats compatible shared addresses as free.
-            if shares {
-                let limit = from_u128(f, first_free.map(|x| x.saturating_sub(1)).unwrap_or(end));
-                let lo = from_u128(f, start);
-                if first_free != Some(start) && lo <= limit {
-                    for (ip, _) in self.ips.range(lo..=limit) {
-                        if !(pool.avoid_buggy_ips && is_buggy(ip))
-                            && self.check_sharing(svc, ip).is_ok()
-                        {
-                            return Some(*ip);
-                        }
+                let mut found = first_free.map(|v| from_u128(f, v));
+                // A compatible shared address below the first free one wins, as in upstream's
+                // first-fit scan that treats compatible shared addresses as free.
+                if shares && first_free != Some(start) {
+                    let limit = from_u128(f, first_free.map(|x| x - 1).unwrap_or(end));
+                    let lo = from_u128(f, start);
+                    if let Some(ip) = self.ips.range(lo..=limit).map(|(ip, _)| *ip).find(|ip| {
+                        !(pool.avoid_buggy_ips && is_buggy(ip)) && self.check_sharing(svc, ip).is_ok()
+                    }) {
+                        found = Some(ip);
                     }
                 }
+                (found, first_free.unwrap_or(end))
+            };
+            let hints = self.hints.entry(pool_name.to_string()).or_insert_with(|| vec![0; ncidrs]);
+            if let Some(h) = hints.get_mut(idx) {
+                *h = new_hint;
             }
-            if let Some(v) = first_free {
-                return Some(from_u128(f, v));
+            if found.is_some() {
+                return found;
             }
         }
         None
@@ -470,7 +462,7 @@ impl Allocator {
         for (name, pool) in &self.pools {
             for (idx, cidr) in pool.cidrs.iter().enumerate() {
                 if cidr.contains(ip) {
-                    if let Some(h) = self.hints.get_mut(&(name.clone(), idx)) {
+                    if let Some(h) = self.hints.get_mut(name).and_then(|h| h.get_mut(idx)) {
                         *h = (*h).min(v);
                     }
                 }
