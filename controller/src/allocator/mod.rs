@@ -118,10 +118,12 @@ struct Holding {
 /// Allocation state: pools, and which service holds which address.
 #[derive(Clone, Debug, Default)]
 pub struct Allocator {
-    pools: BTreeMap<String, Pool>,
-    /// Per (pool, CIDR index): every address below the hint is taken (or buggy), so scans
-    /// start there. Lowered when an address is released. Keeps allocation amortized O(1).
-    hints: HashMap<String, Vec<u128>>,
+    /// Pools sorted by name; indexes into this vector identify a pool internally.
+    pools: Vec<Pool>,
+    by_name: HashMap<String, usize>,
+    /// Per pool, per CIDR: every address below the hint is taken (or buggy), so scans start
+    /// there. Lowered when an address is released. Keeps allocation amortized O(1).
+    hints: Vec<Vec<u128>>,
     ips: BTreeMap<IpAddr, BTreeMap<ServiceKey, SharingProfile>>,
     services: HashMap<ServiceKey, Holding>,
 }
@@ -134,15 +136,25 @@ impl Allocator {
     }
 
     pub fn pools(&self) -> impl Iterator<Item = &Pool> {
-        self.pools.values()
+        self.pools.iter()
     }
 
     /// Replace the pools. Assignments whose addresses now sit in another pool move to it;
     /// assignments no longer covered by any single pool are dropped and returned, sorted, so
     /// the reconciler can reallocate them.
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Vec<ServiceKey> {
-        self.pools = pools.into_iter().map(|p| (p.name.clone(), p)).collect();
-        self.hints.clear();
+        let mut pools = pools;
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        self.by_name = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        self.hints = pools
+            .iter()
+            .map(|p| p.cidrs.iter().map(|c| bounds(c).0).collect())
+            .collect();
+        self.pools = pools;
         let mut evicted = Vec::new();
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         for key in keys {
@@ -200,7 +212,7 @@ impl Allocator {
         let families = service_families(svc)?;
         check_requested(ips, &families, svc.policy)?;
         let pool_name = self.pool_of(ips)?;
-        let pool = &self.pools[&pool_name];
+        let pool = &self.pools[self.by_name[&pool_name]];
         if !pool.compatible(&svc.namespace, &svc.labels) {
             return Err(AllocError::PoolIncompatible(pool_name));
         }
@@ -243,16 +255,16 @@ impl Allocator {
         }
         let alternatives = family_alternatives(svc)?;
         if let Some(name) = &svc.requested_pool {
-            let pool = self
-                .pools
+            let idx = *self
+                .by_name
                 .get(name)
                 .ok_or_else(|| AllocError::UnknownPool(name.clone()))?;
-            if !pool.compatible(&svc.namespace, &svc.labels) {
+            if !self.pools[idx].compatible(&svc.namespace, &svc.labels) {
                 return Err(AllocError::PoolIncompatible(name.clone()));
             }
             let name = name.clone();
             for alt in &alternatives {
-                if let Some(ips) = self.free_in_pool(&name, alt, svc) {
+                if let Some(ips) = self.free_in_pool(idx, alt, svc) {
                     return Ok(self.record(svc, Assignment { pool: name, ips }));
                 }
             }
@@ -264,15 +276,10 @@ impl Allocator {
         }
         for group in &groups {
             for alt in &alternatives {
-                for name in group {
-                    if let Some(ips) = self.free_in_pool(name, alt, svc) {
-                        return Ok(self.record(
-                            svc,
-                            Assignment {
-                                pool: name.clone(),
-                                ips,
-                            },
-                        ));
+                for &idx in group {
+                    if let Some(ips) = self.free_in_pool(idx, alt, svc) {
+                        let pool = self.pools[idx].name.clone();
+                        return Ok(self.record(svc, Assignment { pool, ips }));
                     }
                 }
             }
@@ -296,7 +303,7 @@ impl Allocator {
 
     /// Usage counts of one pool: distinct addresses in use (a shared address counts once).
     pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
-        let pool = self.pools.get(name)?;
+        let pool = &self.pools[*self.by_name.get(name)?];
         let mut st = PoolStats::default();
         for ip in self.ips.keys().filter(|ip| pool.contains(ip)) {
             match Family::of(ip) {
@@ -348,7 +355,7 @@ impl Allocator {
         for ip in ips {
             let p = self
                 .pools
-                .values()
+                .iter()
                 .find(|p| p.contains(ip))
                 .ok_or(AllocError::NotInAnyPool(*ip))?;
             match found {
@@ -371,31 +378,32 @@ impl Allocator {
         Ok(())
     }
 
-    fn candidate_pools(&self, svc: &ServiceRequest) -> [Vec<String>; 2] {
-        let mut pinned: Vec<&Pool> = self
-            .pools
-            .values()
-            .filter(|p| {
+    fn candidate_pools(&self, svc: &ServiceRequest) -> [Vec<usize>; 2] {
+        let mut pinned: Vec<usize> = (0..self.pools.len())
+            .filter(|&i| {
+                let p = &self.pools[i];
                 p.auto_assign && p.allocation.is_some() && p.compatible(&svc.namespace, &svc.labels)
             })
             .collect();
-        pinned.sort_by_key(|p| {
-            let prio = p.allocation.as_ref().map(|a| a.priority).unwrap_or(0);
-            (prio <= 0, prio, p.name.clone())
+        // Pools are sorted by name; a stable sort keeps name order among equal priorities.
+        pinned.sort_by_key(|&i| {
+            let prio = self.pools[i]
+                .allocation
+                .as_ref()
+                .map(|a| a.priority)
+                .unwrap_or(0);
+            (prio <= 0, prio)
         });
-        let open = self
-            .pools
-            .values()
-            .filter(|p| p.auto_assign && p.allocation.is_none())
-            .map(|p| p.name.clone())
+        let open = (0..self.pools.len())
+            .filter(|&i| self.pools[i].auto_assign && self.pools[i].allocation.is_none())
             .collect();
-        [pinned.into_iter().map(|p| p.name.clone()).collect(), open]
+        [pinned, open]
     }
 
     /// One free address per wanted family in one pool, or nothing.
     fn free_in_pool(
         &mut self,
-        pool: &str,
+        pool: usize,
         families: &[Family],
         svc: &ServiceRequest,
     ) -> Option<Vec<IpAddr>> {
@@ -406,50 +414,49 @@ impl Allocator {
         Some(ips)
     }
 
-    fn free_of_family(&mut self, pool_name: &str, f: Family, svc: &ServiceRequest) -> Option<IpAddr> {
-        let shares = svc.sharing.sharing_key.as_deref().is_some_and(|k| !k.is_empty());
-        let ncidrs = self.pools.get(pool_name)?.cidrs.len();
-        for idx in 0..ncidrs {
-            // Scan with shared borrows only, then store the new hint.
-            let (found, new_hint) = {
-                let pool = &self.pools[pool_name];
-                let cidr = &pool.cidrs[idx];
-                if Family::of(&cidr.network()) != f {
-                    continue;
-                }
-                let (start, end) = bounds(cidr);
-                let hints = self.hints.get(pool_name);
-                let mut v = hints.and_then(|h| h.get(idx)).copied().unwrap_or(start).max(start);
-                let mut first_free = None;
-                loop {
-                    let ip = from_u128(f, v);
-                    if !(pool.avoid_buggy_ips && is_buggy(&ip)) && !self.ips.contains_key(&ip) {
-                        first_free = Some(v);
-                        break;
-                    }
-                    if v >= end {
-                        break;
-                    }
-                    v += 1;
-                }
-                let mut found = first_free.map(|v| from_u128(f, v));
-                // A compatible shared address below the first free one wins, as in upstream's
-                // first-fit scan that treats compatible shared addresses as free.
-                if shares && first_free != Some(start) {
-                    let limit = from_u128(f, first_free.map(|x| x - 1).unwrap_or(end));
-                    let lo = from_u128(f, start);
-                    if let Some(ip) = self.ips.range(lo..=limit).map(|(ip, _)| *ip).find(|ip| {
-                        !(pool.avoid_buggy_ips && is_buggy(ip)) && self.check_sharing(svc, ip).is_ok()
-                    }) {
-                        found = Some(ip);
-                    }
-                }
-                (found, first_free.unwrap_or(end))
-            };
-            let hints = self.hints.entry(pool_name.to_string()).or_insert_with(|| vec![0; ncidrs]);
-            if let Some(h) = hints.get_mut(idx) {
-                *h = new_hint;
+    fn free_of_family(
+        &mut self,
+        pool_idx: usize,
+        f: Family,
+        svc: &ServiceRequest,
+    ) -> Option<IpAddr> {
+        let shares = svc
+            .sharing
+            .sharing_key
+            .as_deref()
+            .is_some_and(|k| !k.is_empty());
+        let pool = &self.pools[pool_idx];
+        for (idx, cidr) in pool.cidrs.iter().enumerate() {
+            if Family::of(&cidr.network()) != f {
+                continue;
             }
+            let (start, end) = bounds(cidr);
+            let mut v = self.hints[pool_idx][idx].max(start);
+            let mut first_free = None;
+            loop {
+                let ip = from_u128(f, v);
+                if !(pool.avoid_buggy_ips && is_buggy(&ip)) && !self.ips.contains_key(&ip) {
+                    first_free = Some(v);
+                    break;
+                }
+                if v >= end {
+                    break;
+                }
+                v += 1;
+            }
+            let mut found = first_free.map(|v| from_u128(f, v));
+            // A compatible shared address below the first free one wins, as in upstream's
+            // first-fit scan that treats compatible shared addresses as free.
+            if shares && first_free != Some(start) {
+                let limit = from_u128(f, first_free.map(|x| x - 1).unwrap_or(end));
+                let lo = from_u128(f, start);
+                if let Some(ip) = self.ips.range(lo..=limit).map(|(ip, _)| *ip).find(|ip| {
+                    !(pool.avoid_buggy_ips && is_buggy(ip)) && self.check_sharing(svc, ip).is_ok()
+                }) {
+                    found = Some(ip);
+                }
+            }
+            self.hints[pool_idx][idx] = first_free.unwrap_or(end);
             if found.is_some() {
                 return found;
             }
@@ -459,12 +466,10 @@ impl Allocator {
 
     fn lower_hints(&mut self, ip: &IpAddr) {
         let v = to_u128(ip);
-        for (name, pool) in &self.pools {
-            for (idx, cidr) in pool.cidrs.iter().enumerate() {
+        for (pool, hints) in self.pools.iter().zip(self.hints.iter_mut()) {
+            for (cidr, h) in pool.cidrs.iter().zip(hints.iter_mut()) {
                 if cidr.contains(ip) {
-                    if let Some(h) = self.hints.get_mut(name).and_then(|h| h.get_mut(idx)) {
-                        *h = (*h).min(v);
-                    }
+                    *h = (*h).min(v);
                 }
             }
         }
