@@ -98,7 +98,9 @@ impl ApiError {
             "NotFound",
             "the server could not find the requested resource",
         );
-        e.details = Some(json!({ "causes": [{ "reason": "UnexpectedServerResponse", "message": format!("404 page not found: {path}") }] }));
+        e.details = Some(
+            json!({ "causes": [{ "reason": "UnexpectedServerResponse", "message": format!("404 page not found: {path}") }] }),
+        );
         e
     }
 
@@ -159,7 +161,11 @@ impl ApiError {
                 .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
                 .collect(),
         );
-        let mut e = Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {list}"));
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{gk} \"{name}\" is invalid: {list}"),
+        );
         e.details = Some(d);
         e
     }
@@ -183,7 +189,9 @@ impl ApiError {
         Self::new(
             405,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource ({verb} {what})"),
+            format!(
+                "the server does not allow this method on the requested resource ({verb} {what})"
+            ),
         )
     }
 
