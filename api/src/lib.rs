@@ -7,6 +7,7 @@
 
 pub mod community;
 pub mod crds;
+pub mod decode;
 pub mod duration;
 pub mod frrk8s;
 pub mod metallb;
