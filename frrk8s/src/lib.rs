@@ -1,1 +1,20 @@
-pub fn placeholder() {}
+//! frr-k8s node component, pure core: pick the FRRConfigurations that apply to this node
+//! ([`select`]), merge them into one resolved [`NodeConfig`] ([`merge`]) and render FRR's
+//! configuration text ([`render`]). No Kubernetes client, socket or clock in here.
+
+pub mod frr;
+pub mod merge;
+pub mod model;
+pub mod prefix_list;
+pub mod render;
+pub mod secrets;
+pub mod select;
+
+pub use merge::{merge, Conflict, MergeError, MergeErrors, MergeOutcome, ObjectIssue};
+pub use model::{
+    AdvertiseConfig, BfdProfileConfig, NeighborConfig, NodeConfig, Password, Peer, PrefixFilter,
+    RawSnippet, ReceiveConfig, RouterConfig,
+};
+pub use render::{render, RenderOptions};
+pub use secrets::{resolve_password, NoSecrets, SecretError, SecretLookup};
+pub use select::{select, SelectError, Selection};

@@ -1,0 +1,86 @@
+//! Merge + render micro-benchmark: 200 FRRConfigurations totalling 1,000 neighbor
+//! declarations (250 distinct neighbors, each declared by 4 objects) and 10,000 router
+//! prefixes (/32s, 50 per object, every neighbor advertising its objects' prefixes with
+//! `mode: all`, some with communities and local preferences). Target: merge + render < 50 ms.
+//!
+//! `cargo bench -p frr-k8s --bench merge_render`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use frr_k8s::{merge, render, NoSecrets, RenderOptions};
+use metallb_api::frrk8s::FRRConfiguration;
+
+fn configs() -> Vec<FRRConfiguration> {
+    (0..200)
+        .map(|i| {
+            let prefixes: Vec<String> = (0..50)
+                .map(|k| {
+                    let n = i * 50 + k;
+                    format!("\"198.18.{}.{}/32\"", n / 256, n % 256)
+                })
+                .collect();
+            let neighbors: Vec<String> = (0..5)
+                .map(|k| {
+                    let peer = (i * 5 + k) % 250;
+                    format!(
+                        r#"{{"asn": 64600, "address": "10.{}.{}.1", "holdTime": "90s", "keepaliveTime": "30s",
+                           "toAdvertise": {{"allowed": {{"mode": "all"}},
+                              "withCommunity": [{{"community": "64512:{}", "prefixes": [{}]}}],
+                              "withLocalPref": [{{"localPref": 200, "prefixes": [{}]}}]}},
+                           "toReceive": {{"allowed": {{"prefixes": [{{"prefix": "10.{}.0.0/16", "le": 24}}]}}}}}}"#,
+                        peer / 256,
+                        peer % 256,
+                        i % 7,
+                        prefixes[..10].join(","),
+                        prefixes[10..15].join(","),
+                        peer % 200,
+                    )
+                })
+                .collect();
+            let json = format!(
+                r#"{{"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+                    "metadata": {{"name": "cfg-{i:03}", "namespace": "frr-k8s-system"}},
+                    "spec": {{"bgp": {{"routers": [{{"asn": 64512, "prefixes": [{}], "neighbors": [{}]}}]}}}}}}"#,
+                prefixes.join(","),
+                neighbors.join(",")
+            );
+            serde_json::from_str(&json).expect("valid FRRConfiguration")
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let cfgs = configs();
+    let refs: Vec<&FRRConfiguration> = cfgs.iter().collect();
+    let opts = RenderOptions::default();
+    // Sanity: everything merges.
+    let outcome = merge(&refs, &NoSecrets, "frr-k8s-system");
+    assert!(outcome.errors.is_empty(), "{}", outcome.errors);
+    let text = render(&outcome.config, &opts);
+    eprintln!(
+        "rendered {} bytes, {} lines, {} neighbors",
+        text.len(),
+        text.lines().count(),
+        outcome
+            .config
+            .routers
+            .values()
+            .map(|r| r.neighbors.len())
+            .sum::<usize>()
+    );
+
+    c.bench_function("merge 200 configs / 1000 neighbors / 10000 prefixes", |b| {
+        b.iter(|| merge(&refs, &NoSecrets, "frr-k8s-system"))
+    });
+    c.bench_function("render merged config", |b| {
+        b.iter(|| render(&outcome.config, &opts))
+    });
+    c.bench_function("merge + render", |b| {
+        b.iter(|| {
+            let o = merge(&refs, &NoSecrets, "frr-k8s-system");
+            render(&o.config, &opts)
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,635 @@
+//! One batch of vtysh commands that turns one configuration tree into another.
+//!
+//! Order of the batch (every phase only when it has something to do):
+//! 1. top-level line additions/replacements (prefix-list entries, community lists, `log`,
+//!    `ip nht`...): filters exist before anything references them;
+//! 2. non-router contexts added or changed (route-maps, `bfd` profiles, `vrf`, ...);
+//! 3. `router bgp` contexts added or changed: deleted neighbors first (`no neighbor X`, one
+//!    line), then the router's own lines (removals in reverse order, so
+//!    `no neighbor X bfd profile P` precedes `no neighbor X bfd`), then address families;
+//! 4. whole contexts removed with one `no` line (`no route-map NAME permit N`,
+//!    `no profile P` inside `bfd`, `no router bgp ASN vrf V` before the default VRF's router);
+//! 5. top-level removals: `no ip prefix-list NAME` when a whole list goes, else per entry.
+//!
+//! A line whose "key" (e.g. `neighbor X remote-as`, `neighbor X bfd profile`,
+//! `ip prefix-list L seq N`, `set local-preference`) exists on both sides with different
+//! values is replaced by emitting only the new line, never `no` + add: lines that did not
+//! change are never touched, so a neighbor's session lines stay put.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::config::{exit_line, kind_of, Context, ContextKind, FrrConfig};
+
+/// The commands of one batch, as `vtysh -f` text (no `configure terminal`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Lines in order, with context entries and exits, indented for readability.
+    pub lines: Vec<String>,
+    /// Number of configuration changes (lines other than context entries/exits).
+    pub changes: usize,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.changes == 0
+    }
+
+    /// The batch as text for `vtysh -f`.
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum());
+        for l in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+
+    fn change(&mut self, depth: usize, line: String) {
+        self.lines.push(format!("{}{}", " ".repeat(depth), line));
+        self.changes += 1;
+    }
+
+    fn structural(&mut self, depth: usize, line: &str) {
+        self.lines.push(format!("{}{}", " ".repeat(depth), line));
+    }
+}
+
+/// Top-level lines FRR writes by itself or that belong to the host: never added, never
+/// removed, ignored when comparing (`hostname` is the UTS name in every netns; forwarding
+/// follows the sysctl).
+pub fn is_unmanaged(line: &str) -> bool {
+    line.starts_with("frr version")
+        || line.starts_with("frr defaults")
+        || line.starts_with("hostname ")
+        || line == "service integrated-vtysh-config"
+        || matches!(
+            line,
+            "ip forwarding" | "no ip forwarding" | "ipv6 forwarding" | "no ipv6 forwarding"
+        )
+}
+
+/// The key of a single-valued line in a context of `kind`: setting a new value replaces
+/// the old one, so a change is emitted as the new line alone.
+pub fn replace_key(kind: ContextKind, line: &str) -> Option<String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let take = |n: usize| Some(w[..n.min(w.len())].join(" "));
+    match kind {
+        ContextKind::Root => match w.as_slice() {
+            ["ip" | "ipv6", "prefix-list", _, "seq", _, ..] => take(5),
+            ["log", "stdout" | "syslog" | "file", ..] => take(2),
+            ["log", "timestamp", "precision", ..] => take(3),
+            ["bgp", "route-map", "delay-timer", ..] => take(3),
+            _ => None,
+        },
+        ContextKind::RouterBgp => match w.as_slice() {
+            ["bgp", "router-id", ..] => take(2),
+            ["timers", "bgp", ..] => take(2),
+            ["neighbor", _, "interface", "remote-as", ..] => take(4),
+            ["neighbor", _, "timers", "connect", ..] => take(4),
+            ["neighbor", _, "timers", ..] => take(3),
+            ["neighbor", _, "bfd", "profile", ..] => take(4),
+            ["neighbor", _, "remote-as" | "password" | "update-source" | "ebgp-multihop" | "port" | "local-as"
+            | "description", ..] => take(3),
+            _ => None,
+        },
+        ContextKind::AddressFamily => match w.as_slice() {
+            ["neighbor", n, "route-map", _, dir] => Some(format!("neighbor {n} route-map {dir}")),
+            ["neighbor", _, "allowas-in", ..] => take(3),
+            ["maximum-paths", "ibgp", ..] => take(2),
+            ["maximum-paths", ..] => take(1),
+            _ => None,
+        },
+        ContextKind::RouteMap => match w.as_slice() {
+            ["set", "ip" | "ipv6", "next-hop", ..] => take(3),
+            ["set", "local-preference" | "community" | "large-community" | "metric", ..] => take(2),
+            ["match", "ip" | "ipv6", "address", "prefix-list", ..] => take(4),
+            ["on-match", ..] => take(1),
+            _ => None,
+        },
+        ContextKind::BfdProfile | ContextKind::BfdPeer => match w.as_slice() {
+            ["echo", "transmit-interval" | "receive-interval", ..] => take(2),
+            ["receive-interval" | "transmit-interval" | "detect-multiplier" | "echo-interval"
+            | "minimum-ttl", ..] => take(1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The command that removes `line`.
+pub fn negate(line: &str) -> String {
+    match line.strip_prefix("no ") {
+        Some(positive) => positive.to_string(),
+        None => format!("no {line}"),
+    }
+}
+
+/// The command that removes a whole context.
+fn negate_context(header: &str) -> String {
+    format!("no {header}")
+}
+
+/// Neighbors defined in a router context (by `neighbor X remote-as` / `interface` /
+/// `peer-group`).
+fn defined_neighbors(router: &Context) -> BTreeSet<String> {
+    router
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["neighbor", n, "remote-as" | "interface" | "peer-group", ..] => {
+                    Some((*n).to_string())
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn neighbor_of(line: &str) -> Option<&str> {
+    let mut w = line.split_whitespace();
+    match (w.next(), w.next()) {
+        (Some("neighbor"), Some(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// Line-level changes of one context: (removals in emission order, additions in order).
+fn line_changes(
+    kind: ContextKind,
+    old: &[String],
+    new: &[String],
+    skip_removal: &dyn Fn(&str) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let old_set: BTreeSet<&str> = old.iter().map(String::as_str).collect();
+    let new_set: BTreeSet<&str> = new.iter().map(String::as_str).collect();
+    let new_keys: BTreeSet<String> = new.iter().filter_map(|l| replace_key(kind, l)).collect();
+    let removals = old
+        .iter()
+        .rev()
+        .filter(|l| !new_set.contains(l.as_str()))
+        .filter(|l| kind != ContextKind::Root || !is_unmanaged(l))
+        .filter(|l| !replace_key(kind, l).is_some_and(|k| new_keys.contains(&k)))
+        .filter(|l| !skip_removal(l))
+        .map(|l| negate(l))
+        .collect();
+    let additions = new
+        .iter()
+        .filter(|l| !old_set.contains(l.as_str()))
+        .filter(|l| kind != ContextKind::Root || !is_unmanaged(l))
+        .cloned()
+        .collect();
+    (removals, additions)
+}
+
+/// Emits the changes turning `old` into `new` for a context that exists on both sides
+/// (or only in `new` when `old` is empty). `path` are the headers to enter first.
+fn emit_context_changes(
+    out: &mut Delta,
+    path: &mut Vec<String>,
+    old: &Context,
+    new: &Context,
+    skip_removal: &dyn Fn(&str) -> bool,
+    remove_children: bool,
+) {
+    let kind = kind_of(&new.header);
+    let (removals, additions) = line_changes(kind, &old.lines, &new.lines, skip_removal);
+    let mut body = Delta::default();
+    let depth = path.len() + 1;
+    for l in removals {
+        body.change(depth, l);
+    }
+    for l in additions {
+        body.change(depth, l);
+    }
+    path.push(new.header.clone());
+    for child in &new.children {
+        let empty = Context {
+            header: child.header.clone(),
+            ..Default::default()
+        };
+        let old_child = old.child(&child.header).unwrap_or(&empty);
+        emit_context_changes(&mut body, path, old_child, child, skip_removal, true);
+    }
+    // children that vanish: contexts with a `no` form are deleted whole; an address
+    // family cannot be deleted, so its lines are removed one by one
+    for child in old.children.iter().filter(|_| remove_children) {
+        if new.child(&child.header).is_none() {
+            match kind_of(&child.header) {
+                ContextKind::AddressFamily | ContextKind::Vni => {
+                    let empty = Context {
+                        header: child.header.clone(),
+                        ..Default::default()
+                    };
+                    emit_context_changes(&mut body, path, child, &empty, skip_removal, true);
+                }
+                _ => body.change(depth, negate_context(&child.header)),
+            }
+        }
+    }
+    path.pop();
+    if body.changes > 0 {
+        let d = path.len();
+        out.structural(d, &new.header);
+        out.changes += body.changes;
+        out.lines.extend(body.lines);
+        out.structural(d, exit_line(kind));
+    }
+}
+
+fn emit_whole(out: &mut Delta, c: &Context, depth: usize) {
+    out.structural(depth, &c.header);
+    out.changes += 1;
+    for l in &c.lines {
+        out.change(depth + 1, l.clone());
+    }
+    for ch in &c.children {
+        emit_whole(out, ch, depth + 1);
+    }
+    out.structural(depth, exit_line(kind_of(&c.header)));
+}
+
+/// `(family, list name)` of a prefix-list line.
+fn prefix_list_of(line: &str) -> Option<(&str, &str)> {
+    let mut w = line.split_whitespace();
+    match (w.next(), w.next(), w.next()) {
+        (Some(fam @ ("ip" | "ipv6")), Some("prefix-list"), Some(name)) => Some((fam, name)),
+        _ => None,
+    }
+}
+
+fn is_router(c: &Context) -> bool {
+    kind_of(&c.header) == ContextKind::RouterBgp
+}
+
+fn is_vrf_router(c: &Context) -> bool {
+    is_router(c) && c.header.split_whitespace().nth(3) == Some("vrf")
+}
+
+/// Computes the batch turning `old` into `new`.
+pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
+    let mut out = Delta::default();
+    let (old_root, new_root) = (&old.root, &new.root);
+
+    // 1. top-level additions / replacements
+    let (root_removals, root_additions) =
+        line_changes(ContextKind::Root, &old_root.lines, &new_root.lines, &|_| {
+            false
+        });
+    for l in root_additions {
+        out.change(0, l);
+    }
+
+    // 2. non-router contexts added or changed
+    for c in new_root.children.iter().filter(|c| !is_router(c)) {
+        match old_root.child(&c.header) {
+            // vanished children (e.g. a bfd profile) go in phase 4, after the neighbors
+            // stopped using them
+            Some(o) => emit_context_changes(&mut out, &mut Vec::new(), o, c, &|_| false, false),
+            None => emit_whole(&mut out, c, 0),
+        }
+    }
+
+    // 3. routers added or changed; the default VRF's router first
+    let mut routers: Vec<&Context> = new_root.children.iter().filter(|c| is_router(c)).collect();
+    routers.sort_by_key(|c| is_vrf_router(c));
+    for c in routers {
+        match old_root.child(&c.header) {
+            None => emit_whole(&mut out, c, 0),
+            Some(o) => {
+                let gone: BTreeSet<String> = defined_neighbors(o)
+                    .difference(&defined_neighbors(c))
+                    .cloned()
+                    .collect();
+                let skip = |l: &str| neighbor_of(l).is_some_and(|n| gone.contains(n));
+                let mut body = Delta::default();
+                for n in &gone {
+                    body.change(1, format!("no neighbor {n}"));
+                }
+                let mut tmp = Delta::default();
+                emit_context_changes(&mut tmp, &mut Vec::new(), o, c, &skip, true);
+                if tmp.changes > 0 {
+                    // drop tmp's own header/exit: we wrap everything once below
+                    body.lines
+                        .extend(tmp.lines[1..tmp.lines.len() - 1].iter().cloned());
+                    body.changes += tmp.changes;
+                }
+                if body.changes > 0 {
+                    out.structural(0, &c.header);
+                    out.changes += body.changes;
+                    out.lines.extend(body.lines);
+                    out.structural(0, "exit");
+                }
+            }
+        }
+    }
+
+    // 4. whole contexts removed: non-routers, then VRF routers, then default routers
+    let mut removed: Vec<&Context> = old_root
+        .children
+        .iter()
+        .filter(|c| new_root.child(&c.header).is_none())
+        .collect();
+    removed.sort_by_key(|c| match (is_router(c), is_vrf_router(c)) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => 2,
+    });
+    for c in new_root.children.iter().filter(|c| !is_router(c)) {
+        if let Some(o) = old_root.child(&c.header) {
+            let gone: Vec<&Context> = o
+                .children
+                .iter()
+                .filter(|ch| c.child(&ch.header).is_none())
+                .collect();
+            if !gone.is_empty() {
+                out.structural(0, &c.header);
+                for ch in gone {
+                    out.change(1, negate_context(&ch.header));
+                }
+                out.structural(0, exit_line(kind_of(&c.header)));
+            }
+        }
+    }
+    for c in removed {
+        out.change(0, negate_context(&c.header));
+    }
+
+    // 5. top-level removals; a prefix-list that disappears entirely goes with one line
+    let new_lists: BTreeSet<(&str, &str)> = new_root
+        .lines
+        .iter()
+        .filter_map(|l| prefix_list_of(l))
+        .collect();
+    let mut whole_lists: BTreeMap<(String, String), ()> = BTreeMap::new();
+    for l in root_removals {
+        // `l` is the negated line: `no ip prefix-list NAME seq ...`
+        let positive = l.strip_prefix("no ").unwrap_or(&l);
+        if let Some((fam, name)) = prefix_list_of(positive) {
+            if !new_lists.contains(&(fam, name)) {
+                let key = (fam.to_string(), name.to_string());
+                if whole_lists.insert(key, ()).is_none() {
+                    out.change(0, format!("no {fam} prefix-list {name}"));
+                }
+                continue;
+            }
+        }
+        out.change(0, l);
+    }
+    out
+}
+
+/// Drops lines whose value equals FRR's default (FRR does not print them), so rendered
+/// and running trees compare equal. Also drops unmanaged top-level lines.
+pub fn normalize(cfg: &FrrConfig) -> FrrConfig {
+    fn walk(c: &Context) -> Context {
+        let kind = kind_of(&c.header);
+        let lines = c
+            .lines
+            .iter()
+            .filter(|l| !(kind == ContextKind::Root && is_unmanaged(l)))
+            .filter(|l| !is_default_line(kind, l))
+            .cloned()
+            .collect();
+        Context {
+            header: c.header.clone(),
+            lines,
+            children: c.children.iter().map(walk).collect(),
+        }
+    }
+    FrrConfig {
+        root: walk(&cfg.root),
+    }
+}
+
+/// Lines FRR 8.4 omits from `show running-config` because they hold the default value.
+pub fn is_default_line(kind: ContextKind, line: &str) -> bool {
+    match kind {
+        ContextKind::BfdProfile | ContextKind::BfdPeer => matches!(
+            line,
+            "receive-interval 300"
+                | "transmit-interval 300"
+                | "detect-multiplier 3"
+                | "echo-interval 50"
+                | "echo transmit-interval 50"
+                | "echo receive-interval 50"
+                | "minimum-ttl 254"
+                | "no echo-mode"
+                | "no passive-mode"
+                | "no shutdown"
+        ),
+        ContextKind::RouterBgp => {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            matches!(w.as_slice(), ["neighbor", _, "port", "179"])
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(old: &str, new: &str) -> Vec<String> {
+        diff(&FrrConfig::parse(old), &FrrConfig::parse(new))
+            .lines
+            .iter()
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    const BASE: &str = "ip prefix-list p-allowed seq 1 permit 198.18.0.1/32
+route-map p-out permit 1
+ match ip address prefix-list p-allowed
+router bgp 64512
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.1 remote-as 64513
+ neighbor 192.0.2.1 timers 3 9
+ neighbor 192.0.2.1 bfd
+ neighbor 192.0.2.1 bfd profile fast
+ address-family ipv4 unicast
+  neighbor 192.0.2.1 activate
+  neighbor 192.0.2.1 route-map p-out out
+  network 198.18.0.1/32
+ exit-address-family
+bfd
+ profile fast
+  receive-interval 100
+";
+
+    #[test]
+    fn table_cases() {
+        struct Case {
+            name: &'static str,
+            old: String,
+            new: String,
+            want: Vec<&'static str>,
+        }
+        let cases = vec![
+            Case {
+                name: "no-op",
+                old: BASE.into(),
+                new: BASE.into(),
+                want: vec![],
+            },
+            Case {
+                name: "add a prefix: list entry before network line",
+                old: BASE.into(),
+                new: BASE
+                    .replace(
+                        "seq 1 permit 198.18.0.1/32\n",
+                        "seq 1 permit 198.18.0.1/32\nip prefix-list p-allowed seq 2 permit 198.18.0.2/32\n",
+                    )
+                    .replace(
+                        "  network 198.18.0.1/32\n",
+                        "  network 198.18.0.1/32\n  network 198.18.0.2/32\n",
+                    ),
+                want: vec![
+                    "ip prefix-list p-allowed seq 2 permit 198.18.0.2/32",
+                    "router bgp 64512",
+                    "address-family ipv4 unicast",
+                    "network 198.18.0.2/32",
+                    "exit-address-family",
+                    "exit",
+                ],
+            },
+            Case {
+                name: "change bfd profile: replace, never remove bfd",
+                old: BASE.into(),
+                new: BASE
+                    .replace("bfd profile fast", "bfd profile slow")
+                    .replace("profile fast\n  receive-interval 100", "profile slow\n  receive-interval 200"),
+                want: vec![
+                    "bfd",
+                    "profile slow",
+                    "receive-interval 200",
+                    "exit",
+                    "exit",
+                    "router bgp 64512",
+                    "neighbor 192.0.2.1 bfd profile slow",
+                    "exit",
+                    "bfd",
+                    "no profile fast",
+                    "exit",
+                ],
+            },
+            Case {
+                name: "remove bfd: profile line before bfd line",
+                old: BASE.into(),
+                new: BASE
+                    .replace(" neighbor 192.0.2.1 bfd\n neighbor 192.0.2.1 bfd profile fast\n", "")
+                    .replace("bfd\n profile fast\n  receive-interval 100\n", ""),
+                want: vec![
+                    "router bgp 64512",
+                    "no neighbor 192.0.2.1 bfd profile fast",
+                    "no neighbor 192.0.2.1 bfd",
+                    "exit",
+                    "no bfd",
+                ],
+            },
+            Case {
+                name: "timers change is one line, remote-as untouched",
+                old: BASE.into(),
+                new: BASE.replace("timers 3 9", "timers 10 30"),
+                want: vec!["router bgp 64512", "neighbor 192.0.2.1 timers 10 30", "exit"],
+            },
+            Case {
+                name: "remove neighbor: one line",
+                old: BASE.into(),
+                new: BASE
+                    .lines()
+                    .filter(|l| !l.contains("neighbor 192.0.2.1"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                want: vec!["router bgp 64512", "no neighbor 192.0.2.1", "exit"],
+            },
+            Case {
+                name: "remove router, route-map and whole prefix-list",
+                old: BASE.into(),
+                new: "bfd\n profile fast\n  receive-interval 100\n".into(),
+                want: vec![
+                    "no route-map p-out permit 1",
+                    "no router bgp 64512",
+                    "no ip prefix-list p-allowed",
+                ],
+            },
+            Case {
+                name: "route-map value change replaces",
+                old: "route-map r permit 1\n set local-preference 100\n on-match next\n".into(),
+                new: "route-map r permit 1\n set local-preference 200\n on-match next\n".into(),
+                want: vec!["route-map r permit 1", "set local-preference 200", "exit"],
+            },
+            Case {
+                name: "negated line removal",
+                old: "router bgp 1\n no bgp default ipv4-unicast\n".into(),
+                new: "router bgp 1\n".into(),
+                want: vec!["router bgp 1", "bgp default ipv4-unicast", "exit"],
+            },
+            Case {
+                name: "vrf router removed before default router",
+                old: "router bgp 1\nexit\nrouter bgp 1 vrf red\nexit\n".into(),
+                new: "".into(),
+                want: vec!["no router bgp 1 vrf red", "no router bgp 1"],
+            },
+            Case {
+                name: "prefix-list entry removal within a surviving list",
+                old: "ip prefix-list a seq 1 permit 198.18.0.1/32\nip prefix-list a seq 2 permit 198.18.0.2/32\n".into(),
+                new: "ip prefix-list a seq 1 permit 198.18.0.1/32\n".into(),
+                want: vec!["no ip prefix-list a seq 2 permit 198.18.0.2/32"],
+            },
+            Case {
+                name: "prefix-list seq replaced in place",
+                old: "ip prefix-list a seq 1 deny any\n".into(),
+                new: "ip prefix-list a seq 1 permit 198.18.0.1/32\n".into(),
+                want: vec!["ip prefix-list a seq 1 permit 198.18.0.1/32"],
+            },
+            Case {
+                name: "unmanaged lines are never touched",
+                old: "frr version 8.4.4\nhostname vm\nno ip forwarding\nservice integrated-vtysh-config\n".into(),
+                new: "hostname node-a\n".into(),
+                want: vec![],
+            },
+            Case {
+                name: "address family emptied line by line",
+                old: "router bgp 1\n neighbor 192.0.2.1 remote-as 2\n address-family ipv6 unicast\n  network 2001:db8::1/128\n exit-address-family\n".into(),
+                new: "router bgp 1\n neighbor 192.0.2.1 remote-as 2\n".into(),
+                want: vec![
+                    "router bgp 1",
+                    "address-family ipv6 unicast",
+                    "no network 2001:db8::1/128",
+                    "exit-address-family",
+                    "exit",
+                ],
+            },
+        ];
+        for c in cases {
+            let got = d(&c.old, &c.new);
+            assert_eq!(got, c.want, "case {:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn applying_the_diff_text_reaches_the_target() {
+        // simulate: old + delta parsed as additions is not possible generally, but a
+        // diff of the result against itself must be empty and the delta is stable
+        let old = FrrConfig::parse(BASE);
+        let new = FrrConfig::parse(&BASE.replace("198.18.0.1", "198.18.0.9"));
+        let delta = diff(&old, &new);
+        assert!(delta.changes >= 3);
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn normalize_drops_defaults() {
+        let c = FrrConfig::parse(
+            "frr version 8.4.4\nbfd\n profile a\n  receive-interval 300\n  transmit-interval 100\n",
+        );
+        let n = normalize(&c);
+        assert!(n.root.lines.is_empty());
+        assert_eq!(
+            n.root.children[0].children[0].lines,
+            vec!["transmit-interval 100"]
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! The FRR driver against real FRR: node FRR in one namespace, external FRR in another,
+//! eBGP (or iBGP) over a veth with addresses from 192.0.2.0/24, advertised /32s from
+//! 198.18.0.0/15. Needs root and FRR; prints `SKIPPED: ...` otherwise.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use frr_k8s::frr::status::parse_bgp_neighbors;
+use frr_k8s::frr::{diff, normalize, Applier, ApplyError, BgpNeighborStatus, FrrConfig, Vtysh};
+use metallb_netlab::{require_root_and_frr, veth, wait_until, FrrInstance, Netns};
+
+const NODE_IP: &str = "192.0.2.11";
+const EXT_IP: &str = "192.0.2.1";
+
+/// What the node advertises.
+#[derive(Clone)]
+struct Spec {
+    prefixes: Vec<u32>,
+    community: Option<&'static str>,
+    local_pref: Option<u32>,
+    bfd_rx: u32,
+    asn: u32,
+    peer_asn: u32,
+}
+
+fn pfx(i: u32) -> String {
+    format!("198.18.{}.{}/32", (i + 1) / 256, (i + 1) % 256)
+}
+
+/// frr-k8s layout with short allow-lists (chunks of <= 100 entries).
+fn render(s: &Spec) -> String {
+    let id = EXT_IP;
+    let mut t = String::new();
+    t.push_str("log stdout informational\nlog timestamp precision 3\nhostname node\n");
+    t.push_str("ip nht resolve-via-default\nipv6 nht resolve-via-default\n");
+    let mut rm = 1;
+    if let Some(c) = s.community {
+        let pl = format!("{id}-{c}-ip-community-prefixes");
+        for (k, p) in s.prefixes.iter().enumerate() {
+            writeln!(t, "ip prefix-list {pl} seq {} permit {}", k + 1, pfx(*p)).unwrap();
+        }
+        writeln!(t, "route-map {id}-out permit {rm}\n  match ip address prefix-list {pl}\n  set community {c} additive\n  on-match next").unwrap();
+        rm += 1;
+    }
+    if let Some(lp) = s.local_pref {
+        let pl = format!("{id}-{lp}-ip-localpref-prefixes");
+        for (k, p) in s.prefixes.iter().enumerate() {
+            writeln!(t, "ip prefix-list {pl} seq {} permit {}", k + 1, pfx(*p)).unwrap();
+        }
+        writeln!(t, "route-map {id}-out permit {rm}\n  match ip address prefix-list {pl}\n  set local-preference {lp}\n  on-match next").unwrap();
+        rm += 1;
+    }
+    if s.prefixes.is_empty() {
+        writeln!(t, "ip prefix-list {id}-allowed-ipv4-0 seq 1 deny any").unwrap();
+        writeln!(
+            t,
+            "route-map {id}-out permit {rm}\n  match ip address prefix-list {id}-allowed-ipv4-0"
+        )
+        .unwrap();
+        rm += 1;
+    }
+    for (chunk, ps) in s.prefixes.chunks(100).enumerate() {
+        for (k, p) in ps.iter().enumerate() {
+            writeln!(
+                t,
+                "ip prefix-list {id}-allowed-ipv4-{chunk} seq {} permit {}",
+                k + 1,
+                pfx(*p)
+            )
+            .unwrap();
+        }
+        writeln!(t, "route-map {id}-out permit {rm}\n  match ip address prefix-list {id}-allowed-ipv4-{chunk}").unwrap();
+        rm += 1;
+    }
+    writeln!(t, "ip prefix-list {id}-inpl-ipv4 seq 1 deny any").unwrap();
+    writeln!(
+        t,
+        "route-map {id}-in permit {rm}\n  match ip address prefix-list {id}-inpl-ipv4"
+    )
+    .unwrap();
+    writeln!(
+        t,
+        "router bgp {}\n  bgp router-id {NODE_IP}\n  no bgp ebgp-requires-policy\n  no bgp network import-check\n  no bgp default ipv4-unicast\n  bgp graceful-restart preserve-fw-state",
+        s.asn
+    )
+    .unwrap();
+    writeln!(t, "  neighbor {EXT_IP} remote-as {}\n  neighbor {EXT_IP} timers connect 1\n  neighbor {EXT_IP} bfd\n  neighbor {EXT_IP} bfd profile p{}", s.peer_asn, s.bfd_rx).unwrap();
+    writeln!(t, "  address-family ipv4 unicast\n    neighbor {EXT_IP} activate\n    neighbor {EXT_IP} route-map {id}-in in\n    neighbor {EXT_IP} route-map {id}-out out\n  exit-address-family").unwrap();
+    if !s.prefixes.is_empty() {
+        t.push_str("  address-family ipv4 unicast\n");
+        for p in &s.prefixes {
+            writeln!(t, "    network {}", pfx(*p)).unwrap();
+        }
+        t.push_str("  exit-address-family\n");
+    }
+    writeln!(t, "bfd\n  profile p{0}\n    receive-interval {0}\n    transmit-interval {0}\n    detect-multiplier 3", s.bfd_rx).unwrap();
+    t
+}
+
+struct Lab {
+    node: FrrInstance,
+    ext: FrrInstance,
+    _node_ns: Netns,
+    _ext_ns: Netns,
+}
+
+impl Lab {
+    fn new(ibgp: bool) -> Lab {
+        let node_ns = Netns::new("fan").unwrap();
+        let ext_ns = Netns::new("fae").unwrap();
+        veth(
+            &node_ns,
+            "eth0",
+            &["192.0.2.11/24"],
+            &ext_ns,
+            "eth0",
+            &["192.0.2.1/24"],
+        )
+        .unwrap();
+        let node = FrrInstance::start(&node_ns, "frr defaults traditional\n").unwrap();
+        let ext_asn = if ibgp { 64512 } else { 64513 };
+        let ext = FrrInstance::start(
+            &ext_ns,
+            &format!(
+                "router bgp {ext_asn}\n bgp router-id {EXT_IP}\n no bgp ebgp-requires-policy\n\
+                 neighbor {NODE_IP} remote-as 64512\n neighbor {NODE_IP} timers connect 1\n\
+                 neighbor {NODE_IP} bfd\nexit\n"
+            ),
+        )
+        .unwrap();
+        Lab {
+            node,
+            ext,
+            _node_ns: node_ns,
+            _ext_ns: ext_ns,
+        }
+    }
+
+    fn applier(&self) -> Applier<Vtysh> {
+        Applier::new(Vtysh::with_pathspace(self.node.name()))
+    }
+
+    /// The external router's view of the session with the node.
+    fn ext_session(&self) -> BgpNeighborStatus {
+        let v = self
+            .ext
+            .vtysh_json(&format!("show bgp neighbors {NODE_IP} json"))
+            .unwrap();
+        parse_bgp_neighbors(&v).into_iter().next().unwrap()
+    }
+
+    fn ext_routes(&self) -> BTreeSet<String> {
+        let v = self.ext.vtysh_json("show bgp ipv4 unicast json").unwrap();
+        v.get("routes")
+            .and_then(|r| r.as_object())
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn wait_routes(&self, want: &BTreeSet<String>, what: &str) -> Duration {
+        wait_until(what, Duration::from_secs(30), || &self.ext_routes() == want).unwrap()
+    }
+
+    fn wait_established(&self) {
+        wait_until("session established", Duration::from_secs(30), || {
+            self.ext_session().established
+        })
+        .unwrap();
+    }
+
+    fn ext_path_attr(&self, p: &str, attr: &str) -> Option<serde_json::Value> {
+        let v = self
+            .ext
+            .vtysh_json(&format!("show bgp ipv4 unicast {p} json"))
+            .ok()?;
+        v.get("paths")?.get(0)?.get(attr).cloned()
+    }
+}
+
+fn set(ps: &[u32]) -> BTreeSet<String> {
+    ps.iter().map(|p| pfx(*p)).collect()
+}
+
+fn spec(prefixes: Vec<u32>) -> Spec {
+    Spec {
+        prefixes,
+        community: None,
+        local_pref: None,
+        bfd_rx: 300,
+        asn: 64512,
+        peer_asn: 64513,
+    }
+}
+
+/// Session identity as the external router sees it: equal before/after = no reset.
+fn identity(s: &BgpNeighborStatus) -> (u64, u64) {
+    (s.connections_established, s.connections_dropped)
+}
+
+#[test]
+fn frr_changes_without_session_reset() {
+    if !require_root_and_frr("frr_changes_without_session_reset") {
+        return;
+    }
+    let lab = Lab::new(false);
+    let mut a = lab.applier();
+    let mut s = spec(vec![]);
+    let r = a.apply(&render(&s)).unwrap();
+    println!("initial apply: {r:?}");
+    lab.wait_established();
+
+    // first advertisement on an idle session
+    s.prefixes = (0..10).collect();
+    let t = Instant::now();
+    let r = a.apply(&render(&s)).unwrap();
+    let took = lab.wait_routes(&set(&s.prefixes), "10 prefixes on ext");
+    println!(
+        "first advertisement: {} commands, apply {:?}, on ext after {:?}",
+        r.commands,
+        r.apply_time,
+        t.elapsed()
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "first advertisement took {took:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let before = lab.ext_session();
+    assert!(before.established);
+
+    // add and remove prefixes
+    s.prefixes = (5..20).collect();
+    let t = Instant::now();
+    let r = a.apply(&render(&s)).unwrap();
+    lab.wait_routes(&set(&s.prefixes), "prefixes 5..20 on ext");
+    println!(
+        "add 10 / remove 5: {} commands, on ext after {:?}",
+        r.commands,
+        t.elapsed()
+    );
+
+    // community change: route-map only
+    s.community = Some("64512:7");
+    let t = Instant::now();
+    let r = a.apply(&render(&s)).unwrap();
+    wait_until("community on ext", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(5), "community")
+            .and_then(|c| {
+                c.get("string")
+                    .and_then(|x| x.as_str())
+                    .map(|x| x == "64512:7")
+            })
+            .unwrap_or(false)
+    })
+    .unwrap();
+    println!(
+        "community set: {} commands, on ext after {:?}",
+        r.commands,
+        t.elapsed()
+    );
+    s.community = Some("64512:8");
+    let r = a.apply(&render(&s)).unwrap();
+    wait_until("community changed on ext", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(5), "community")
+            .and_then(|c| {
+                c.get("string")
+                    .and_then(|x| x.as_str())
+                    .map(|x| x == "64512:8")
+            })
+            .unwrap_or(false)
+    })
+    .unwrap();
+    println!("community changed: {} commands", r.commands);
+
+    // BFD profile change
+    s.bfd_rx = 200;
+    let r = a.apply(&render(&s)).unwrap();
+    println!("bfd profile change: {} commands", r.commands);
+    let running = lab.node.running_config().unwrap();
+    assert!(
+        running.contains("neighbor 192.0.2.1 bfd profile p200"),
+        "{running}"
+    );
+    assert!(!running.contains("profile p300"), "{running}");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let after = lab.ext_session();
+    assert!(after.established, "{after:?}");
+    assert_eq!(
+        identity(&before),
+        identity(&after),
+        "session was reset: {before:?} -> {after:?}"
+    );
+    assert!(after.uptime_msec > before.uptime_msec);
+    assert_eq!(lab.ext_routes(), set(&s.prefixes));
+
+    // no-op: zero commands
+    let r = a.apply(&render(&s)).unwrap();
+    assert_eq!(r.commands, 0);
+    // running config matches the desired one
+    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
+    let d = diff(
+        &normalize(&running),
+        &normalize(&FrrConfig::parse(&render(&s))),
+    );
+    assert!(d.is_empty(), "{:?}", d.lines);
+}
+
+#[test]
+fn frr_localpref_change_ibgp_without_reset() {
+    if !require_root_and_frr("frr_localpref_change_ibgp_without_reset") {
+        return;
+    }
+    let lab = Lab::new(true);
+    let mut a = lab.applier();
+    let mut s = spec((0..3).collect());
+    s.peer_asn = 64512;
+    s.local_pref = Some(150);
+    a.apply(&render(&s)).unwrap();
+    lab.wait_established();
+    lab.wait_routes(&set(&s.prefixes), "3 prefixes");
+    wait_until("local-pref 150", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(0), "locPrf") == Some(serde_json::json!(150))
+    })
+    .unwrap();
+    let before = lab.ext_session();
+    s.local_pref = Some(250);
+    let t = Instant::now();
+    let r = a.apply(&render(&s)).unwrap();
+    wait_until("local-pref 250", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(0), "locPrf") == Some(serde_json::json!(250))
+    })
+    .unwrap();
+    println!(
+        "local-pref change: {} commands, on ext after {:?}",
+        r.commands,
+        t.elapsed()
+    );
+    let after = lab.ext_session();
+    assert_eq!(identity(&before), identity(&after));
+}
+
+#[test]
+fn frr_restart_reapplies_last_good() {
+    if !require_root_and_frr("frr_restart_reapplies_last_good") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    let mut a = lab.applier();
+    let s = spec((0..20).collect());
+    a.apply(&render(&s)).unwrap();
+    lab.wait_established();
+    lab.wait_routes(&set(&s.prefixes), "20 prefixes");
+    assert_eq!(a.reapply_if_restarted().unwrap(), None);
+
+    // bgpd crashes and comes back empty
+    lab.node.crash_daemon("bgpd");
+    lab.node.start_missing(false).unwrap();
+    let t = Instant::now();
+    let r = a.reapply_if_restarted().unwrap().expect("restart detected");
+    assert!(r.full_reapply);
+    lab.wait_routes(&set(&s.prefixes), "20 prefixes after bgpd restart");
+    println!(
+        "bgpd restart: reapplied {} commands, routes back after {:?}",
+        r.commands,
+        t.elapsed()
+    );
+
+    // the whole stack restarts with an empty startup config
+    lab.node.restart().unwrap();
+    let r = wait_until_reapplied(&mut a);
+    assert!(r.full_reapply);
+    lab.wait_routes(&set(&s.prefixes), "20 prefixes after full restart");
+    assert_eq!(a.reapply_if_restarted().unwrap(), None);
+    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
+    assert!(diff(
+        &normalize(&running),
+        &normalize(&FrrConfig::parse(&render(&s)))
+    )
+    .is_empty());
+}
+
+fn wait_until_reapplied(a: &mut Applier<Vtysh>) -> frr_k8s::frr::ApplyReport {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match a.reapply_if_restarted() {
+            Ok(Some(r)) => return r,
+            Ok(None) | Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => panic!("no reapply: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn frr_bad_config_keeps_previous() {
+    if !require_root_and_frr("frr_bad_config_keeps_previous") {
+        return;
+    }
+    let lab = Lab::new(false);
+    let mut a = lab.applier();
+    let s = spec((0..5).collect());
+    let good = render(&s);
+    a.apply(&good).unwrap();
+    lab.wait_established();
+    lab.wait_routes(&set(&s.prefixes), "5 prefixes");
+    let running_before = lab.node.running_config().unwrap();
+
+    // syntax error: nothing is applied
+    let mut s2 = s.clone();
+    s2.prefixes = (0..8).collect();
+    let bad = render(&s2).replace(
+        "  no bgp network import-check\n",
+        "  no bgp network import-check\n  neighbor 192.0.2.1 bogus-option\n",
+    );
+    let e = a.apply(&bad).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::Rejected { stage: "check", .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("bogus-option"), "{e}");
+    assert_eq!(a.last_good(), Some(good.as_str()));
+    assert_eq!(lab.node.running_config().unwrap(), running_before);
+
+    // semantic error (bgpd refuses): rolled back to the last good config
+    let bad = render(&s2).replace(
+        "    neighbor 192.0.2.1 activate\n",
+        "    neighbor 192.0.2.1 activate\n    neighbor 192.0.2.77 activate\n",
+    );
+    let e = a.apply(&bad).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::Rejected { stage: "apply", .. }),
+        "{e}"
+    );
+    println!("semantic error reported: {e}");
+    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
+    assert!(diff(&normalize(&running), &normalize(&FrrConfig::parse(&good))).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.ext_routes(), set(&s.prefixes));
+    assert!(a.last_error().is_some());
+
+    // and the next good config applies normally
+    a.apply(&render(&s2)).unwrap();
+    lab.wait_routes(&set(&s2.prefixes), "8 prefixes");
+    assert!(a.last_error().is_none());
+}
