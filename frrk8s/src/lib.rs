@@ -3,6 +3,8 @@
 //! configuration text ([`render`]). No Kubernetes client, socket or clock in here.
 
 pub mod frr;
+pub mod metrics;
+pub mod node;
 pub mod merge;
 pub mod model;
 pub mod prefix_list;

@@ -27,8 +27,10 @@ pub struct AdminArgs {
 /// answers 200 only when every gate is open, and lists the closed ones otherwise.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
-    gates: Arc<Mutex<Vec<(String, Arc<AtomicBool>)>>>,
+    gates: Arc<Mutex<Vec<NamedGate>>>,
 }
+
+type NamedGate = (String, Arc<AtomicBool>);
 
 /// One readiness condition; cheap to clone, open it with [`Gate::ready`].
 #[derive(Clone, Debug)]

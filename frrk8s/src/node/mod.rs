@@ -1,0 +1,354 @@
+//! The node component's shell: watches feed in-memory stores, one task recomputes the desired
+//! FRR configuration from them, one task owns FRR (applies, detects restarts, polls status),
+//! and one writer per status kind publishes what happened.
+//!
+//! ```text
+//!  FRRConfiguration ─┐                      desired text        apply / poll
+//!  Node (this one)  ─┼─▶ compute (pure) ──▶ watch channel ──▶ FRR worker ──▶ FRR (vtysh)
+//!  Secrets          ─┘   select+merge+render  (latest wins)      │
+//!                              │                                  ├─▶ FRRNodeState.status
+//!                              └─ conversion result ──────────────┤
+//!                                                                 └─▶ BGPSessionState, metrics
+//! ```
+//!
+//! Bursts coalesce without a timer: the compute task wakes on a [`Notify`] (events arriving
+//! while it works leave one pending wake-up), and the FRR worker reads a `watch` channel
+//! that only keeps the latest desired text, so a burst of N changes costs at most two
+//! applies, each as soon as FRR is free.
+
+mod secrets;
+mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+use metallb_api::frrk8s::FRRConfiguration;
+use metallb_runtime::Readiness;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::frr::apply::{redact, Applier, ApplyOptions, FrrControl};
+use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
+use crate::metrics::FrrMetrics;
+use crate::{merge, render, select, RenderOptions};
+
+pub use secrets::SecretIndex;
+pub use status::{NodeStatus, SessionStatusWriter};
+
+/// What the node component needs to know about where it runs.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// This node's name (the FRRNodeState name, the BGPSessionState `node`).
+    pub node_name: String,
+    /// The namespace whose FRRConfigurations (and, by default, Secrets) are consumed.
+    pub namespace: String,
+    pub render: RenderOptions,
+    /// How often FRR is asked for session state and checked for restarts.
+    pub poll_interval: Duration,
+    /// Write FRRNodeState and BGPSessionState objects.
+    pub write_status: bool,
+    /// How FRR is driven (verification, dry-run checks).
+    pub apply: ApplyOptions,
+}
+
+/// The result of one computation from the stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// The rendered configuration (contains passwords: never log it).
+    pub text: Arc<String>,
+    /// `success`, or `failed: ...` naming every skipped object and why.
+    pub conversion_result: String,
+    /// True when every selected object was merged.
+    pub complete: bool,
+}
+
+/// Pure: from the current objects to the desired FRR text and conversion result.
+pub fn compute(
+    configs: &[Arc<FRRConfiguration>],
+    node_labels: &BTreeMap<String, String>,
+    secrets: &dyn crate::SecretLookup,
+    settings: &NodeSettings,
+) -> Desired {
+    let selection = select(
+        configs.iter().map(|c| c.as_ref()),
+        &settings.namespace,
+        node_labels,
+    );
+    let outcome = merge(&selection.selected, secrets, &settings.namespace);
+    let text = render(&outcome.config, &settings.render);
+    let mut problems: Vec<String> = selection.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(outcome.errors.iter().map(|e| e.to_string()));
+    let complete = problems.is_empty();
+    let conversion_result = if complete {
+        "success".to_string()
+    } else {
+        format!("failed: {}", problems.join("\n"))
+    };
+    Desired {
+        text: Arc::new(text),
+        conversion_result,
+        complete,
+    }
+}
+
+/// Run the node component until `shutdown`. `control` reaches this node's FRR.
+pub async fn run<C>(
+    client: Client,
+    settings: NodeSettings,
+    control: C,
+    readiness: Readiness,
+    metrics: Arc<FrrMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
+    let trigger = Arc::new(Notify::new());
+    let configs_ready = readiness.gate("frrconfigurations");
+    let node_ready = readiness.gate("node");
+    let secrets_ready = readiness.gate("secrets");
+
+    // FRRConfigurations of our namespace.
+    let (configs, writer) = reflector::store::<FRRConfiguration>();
+    spawn_watch(
+        "frrconfigurations",
+        watcher(
+            Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer),
+        trigger.clone(),
+        shutdown.clone(),
+    );
+    // Only our own Node.
+    let (nodes, writer) = reflector::store::<Node>();
+    spawn_watch(
+        "node",
+        watcher(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
+        )
+        .default_backoff()
+        .reflect(writer),
+        trigger.clone(),
+        shutdown.clone(),
+    );
+    let secrets = SecretIndex::new(client.clone(), trigger.clone(), shutdown.clone());
+    secrets.ensure(&settings.namespace);
+
+    tokio::select! {
+        r = configs.wait_until_ready() => r?,
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    configs_ready.ready();
+    tokio::select! {
+        r = nodes.wait_until_ready() => r?,
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    node_ready.ready();
+    secrets.wait_ready(&settings.namespace).await;
+    secrets_ready.ready();
+    info!(node = %settings.node_name, namespace = %settings.namespace, "stores synced");
+
+    let (desired_tx, desired_rx) = watch::channel::<Option<Desired>>(None);
+    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    let (sessions_tx, sessions_rx) = watch::channel::<Option<Vec<BgpNeighborStatus>>>(None);
+
+    let worker = tokio::spawn(frr_worker(
+        control,
+        settings.apply.clone(),
+        desired_rx,
+        status_tx.clone(),
+        sessions_tx,
+        metrics.clone(),
+        settings.poll_interval,
+        shutdown.clone(),
+    ));
+    if settings.write_status {
+        tokio::spawn(status::write_node_state(
+            client.clone(),
+            settings.node_name.clone(),
+            status_rx,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let writer =
+            SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name);
+        tokio::spawn(writer.run(sessions_rx, metrics.clone(), shutdown.clone()));
+    }
+
+    // The compute loop: the only producer of desired configurations.
+    trigger.notify_one();
+    loop {
+        tokio::select! {
+            _ = trigger.notified() => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let Some(node) = nodes.state().into_iter().next() else {
+            debug!(node = %settings.node_name, "node object not seen yet; waiting");
+            continue;
+        };
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let all = configs.state();
+        // Secrets in other namespaces are watched on first reference.
+        for ns in secrets::referenced_namespaces(&all, &settings.namespace) {
+            secrets.ensure(&ns);
+        }
+        let desired = compute(&all, &labels, &secrets, &settings);
+        metrics
+            .k8s_client_config_loaded_bool
+            .set(desired.complete as i64);
+        if !desired.complete {
+            warn!(node = %settings.node_name, result = %desired.conversion_result, "some FRRConfigurations were skipped");
+        }
+        status_tx.send_if_modified(|s| s.set_conversion(&desired.conversion_result));
+        desired_tx.send_if_modified(|cur| {
+            if cur.as_ref() == Some(&desired) {
+                false
+            } else {
+                *cur = Some(desired);
+                true
+            }
+        });
+    }
+    let _ = worker.await;
+    Ok(())
+}
+
+fn spawn_watch<S, K>(
+    what: &'static str,
+    stream: S,
+    trigger: Arc<Notify>,
+    shutdown: CancellationToken,
+) where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(_)) => trigger.notify_one(),
+                    Some(Err(e)) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
+                    None => break,
+                },
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    });
+}
+
+/// The single owner of FRR: applies desired configurations (latest wins), re-applies after
+/// an FRR restart, and polls session state.
+#[allow(clippy::too_many_arguments)]
+async fn frr_worker<C>(
+    control: C,
+    options: ApplyOptions,
+    mut desired_rx: watch::Receiver<Option<Desired>>,
+    status_tx: watch::Sender<NodeStatus>,
+    sessions_tx: watch::Sender<Option<Vec<BgpNeighborStatus>>>,
+    metrics: Arc<FrrMetrics>,
+    poll_interval: Duration,
+    shutdown: CancellationToken,
+) where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
+    let mut applier = Some(Applier::with_options(control, options));
+    let mut tick = tokio::time::interval(poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut applied_text: Option<Arc<String>> = None;
+    loop {
+        tokio::select! {
+            changed = desired_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let Some(desired) = desired_rx.borrow_and_update().clone() else { continue };
+                if applied_text.as_ref() == Some(&desired.text) {
+                    continue;
+                }
+                let text = desired.text.clone();
+                let Some(mut a) = applier.take() else { break };
+                let joined = tokio::task::spawn_blocking(move || {
+                    let r = a.apply(&text);
+                    let running = a.control().running_config().map(|t| redact(&t)).ok();
+                    (a, r, running)
+                })
+                .await;
+                let Ok((a, result, running)) = joined else {
+                    warn!("FRR apply task panicked");
+                    break;
+                };
+                applier = Some(a);
+                metrics.reloads_total.inc();
+                let reload_result = match &result {
+                    Ok(report) => {
+                        metrics.reload_commands_total.inc_by(report.commands as u64);
+                        info!(commands = report.commands, full = report.full_reapply, repaired = report.repaired,
+                              apply_ms = report.apply_time.as_millis() as u64, "FRR configuration applied");
+                        applied_text = Some(desired.text.clone());
+                        metrics.k8s_client_config_stale_bool.set(0);
+                        "success".to_string()
+                    }
+                    Err(e) => {
+                        metrics.reload_errors_total.inc();
+                        metrics.k8s_client_config_stale_bool.set(1);
+                        // The applier's errors carry FRR's output, which never echoes passwords
+                        // verbatim; redact anyway.
+                        let msg = redact(&e.to_string());
+                        warn!(error = %msg, "FRR rejected the configuration; the last good one stays in force");
+                        format!("failed: {msg}")
+                    }
+                };
+                status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
+            }
+            _ = tick.tick() => {
+                let Some(mut a) = applier.take() else { break };
+                let joined = tokio::task::spawn_blocking(move || {
+                    let restarted = a.reapply_if_restarted();
+                    let bgp = read_bgp_status(a.control());
+                    let bfd = read_bfd_status(a.control());
+                    (a, restarted, bgp, bfd)
+                })
+                .await;
+                let Ok((a, restarted, bgp, bfd)) = joined else {
+                    warn!("FRR poll task panicked");
+                    break;
+                };
+                applier = Some(a);
+                match restarted {
+                    Ok(Some(report)) => info!(commands = report.commands, "FRR restarted; last good configuration re-applied"),
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %redact(&e.to_string()), "FRR restart check failed"),
+                }
+                match (bgp, bfd) {
+                    (Ok(bgp), bfd) => {
+                        let bfd: Vec<BfdPeerStatus> = bfd.unwrap_or_default();
+                        metrics.observe(&bgp, &bfd);
+                        sessions_tx.send_if_modified(|cur| {
+                            if cur.as_ref() == Some(&bgp) { false } else { *cur = Some(bgp); true }
+                        });
+                    }
+                    (Err(e), _) => debug!(error = %e, "FRR status unavailable"),
+                }
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Convenience for tests and the standalone binary: the stores the shell uses, exposed so
+/// tests can assert on what the component saw.
+pub type ConfigStore = Store<FRRConfiguration>;
+
+#[cfg(test)]
+mod tests;

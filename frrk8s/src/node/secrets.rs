@@ -1,0 +1,123 @@
+//! Secrets for `passwordSecret`, indexed per namespace. The daemon's namespace is watched from
+//! the start; another namespace is watched the first time an FRRConfiguration references it
+//! (we honour `passwordSecret.namespace`, upstream ignores it), so the component never needs
+//! to read Secrets cluster-wide.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+use metallb_api::frrk8s::FRRConfiguration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::SecretLookup;
+
+/// Per-namespace Secret stores, fed by watches started on demand.
+#[derive(Clone)]
+pub struct SecretIndex {
+    client: Client,
+    trigger: Arc<Notify>,
+    shutdown: CancellationToken,
+    stores: Arc<Mutex<BTreeMap<String, Store<Secret>>>>,
+}
+
+impl std::fmt::Debug for SecretIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let namespaces: Vec<String> = self.lock().keys().cloned().collect();
+        f.debug_struct("SecretIndex")
+            .field("namespaces", &namespaces)
+            .finish()
+    }
+}
+
+impl SecretIndex {
+    pub fn new(client: Client, trigger: Arc<Notify>, shutdown: CancellationToken) -> Self {
+        SecretIndex {
+            client,
+            trigger,
+            shutdown,
+            stores: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Store<Secret>>> {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start watching `namespace` if not yet done. Every change (and the initial sync)
+    /// wakes the compute loop.
+    pub fn ensure(&self, namespace: &str) {
+        let mut stores = self.lock();
+        if stores.contains_key(namespace) {
+            return;
+        }
+        let (store, writer) = reflector::store::<Secret>();
+        stores.insert(namespace.to_string(), store);
+        let stream = watcher(
+            Api::<Secret>::namespaced(self.client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer);
+        let trigger = self.trigger.clone();
+        let shutdown = self.shutdown.clone();
+        let ns = namespace.to_string();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                tokio::select! {
+                    ev = stream.next() => match ev {
+                        Some(Ok(_)) => trigger.notify_one(),
+                        Some(Err(e)) => warn!(namespace = %ns, error = %e, "secret watch error; retrying"),
+                        None => break,
+                    },
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
+
+    /// Wait until the namespace's store has its initial list.
+    pub async fn wait_ready(&self, namespace: &str) {
+        let store = self.lock().get(namespace).cloned();
+        if let Some(store) = store {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+}
+
+impl SecretLookup for SecretIndex {
+    fn lookup(&self, namespace: &str, name: &str) -> Option<Secret> {
+        let store = self.lock().get(namespace).cloned()?;
+        store
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|s| s.as_ref().clone())
+    }
+}
+
+/// Namespaces other than `own` named by `passwordSecret.namespace` in any object.
+pub fn referenced_namespaces(configs: &[Arc<FRRConfiguration>], own: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for c in configs {
+        for r in c.spec.routers() {
+            for n in &r.neighbors {
+                if let Some(ns) = n
+                    .password_secret
+                    .as_ref()
+                    .and_then(|s| s.namespace.as_deref())
+                {
+                    if !ns.is_empty() && ns != own {
+                        out.insert(ns.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,365 @@
+//! The node component against the test API server over HTTP, with a fake FRR.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
+use kube::api::{Api, DeleteParams, PostParams};
+use metallb_api::frrk8s::{BGPSessionState, FRRConfiguration, FRRNodeState};
+use metallb_runtime::Readiness;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::frr::apply::ControlError;
+
+const NS: &str = "frr-k8s-system";
+
+#[derive(Clone, Default)]
+struct FakeFrr {
+    inner: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    batches: Vec<String>,
+    neighbors: Value,
+    reject: bool,
+}
+
+impl FakeFrr {
+    fn batches(&self) -> Vec<String> {
+        self.inner.lock().unwrap().batches.clone()
+    }
+    fn applied_text(&self) -> String {
+        self.batches().join("\n")
+    }
+    fn set_neighbors(&self, v: Value) {
+        self.inner.lock().unwrap().neighbors = v;
+    }
+}
+
+impl FrrControl for FakeFrr {
+    fn apply(&self, batch: &str) -> Result<(), ControlError> {
+        let mut st = self.inner.lock().unwrap();
+        if st.reject {
+            return Err(ControlError::Rejected("% Unknown command: bogus".into()));
+        }
+        st.batches.push(batch.to_string());
+        Ok(())
+    }
+    fn check(&self, _batch: &str) -> Result<(), ControlError> {
+        Ok(())
+    }
+    fn running_config(&self) -> Result<String, ControlError> {
+        Ok(self.applied_text())
+    }
+    fn show_json(&self, command: &str) -> Result<Value, ControlError> {
+        if command.contains("bgp") {
+            Ok(self.inner.lock().unwrap().neighbors.clone())
+        } else {
+            Ok(json!([]))
+        }
+    }
+    fn instance_token(&self) -> Option<String> {
+        Some("fake".into())
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn config(name: &str, asn: u32, neighbor_asn: u32, prefixes: &[&str]) -> FRRConfiguration {
+    serde_json::from_value(json!({
+        "apiVersion": "frrk8s.metallb.io/v1beta1",
+        "kind": "FRRConfiguration",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"bgp": {"routers": [{
+            "asn": asn,
+            "prefixes": prefixes,
+            "neighbors": [{
+                "address": "192.0.2.1",
+                "asn": neighbor_asn,
+                "passwordSecret": {"name": "bgp-pass"},
+                "toAdvertise": {"allowed": {"prefixes": prefixes}}
+            }]
+        }]}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn merges_applies_and_reports_status() {
+    let api = metallb_testkit::start().await.unwrap();
+    let client = api.client();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "bgp-pass"},
+                "type": "kubernetes.io/basic-auth",
+                "stringData": {"password": "s3cr3t-value"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let configs: Api<FRRConfiguration> = Api::namespaced(client.clone(), NS);
+    configs
+        .create(
+            &PostParams::default(),
+            &config("metallb-node-1", 64512, 64513, &["198.18.0.1/32"]),
+        )
+        .await
+        .unwrap();
+
+    let frr = FakeFrr::default();
+    frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {"bgpState": "Established", "remoteAs": 64513}}}));
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: Duration::from_millis(50),
+        write_status: true,
+        apply: ApplyOptions {
+            verify: false,
+            dry_run: false,
+        },
+    };
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(
+        client.clone(),
+        settings,
+        frr.clone(),
+        readiness.clone(),
+        metrics,
+        shutdown.clone(),
+    ));
+
+    eventually("first apply", || async {
+        frr.applied_text()
+            .contains("neighbor 192.0.2.1 remote-as 64513")
+    })
+    .await;
+    assert!(
+        readiness.is_ready(),
+        "ready after every store synced: pending {:?}",
+        readiness.pending()
+    );
+    assert!(
+        frr.applied_text().contains("s3cr3t-value"),
+        "the password from the Secret reaches FRR"
+    );
+    let states: Api<FRRNodeState> = Api::all(client.clone());
+    eventually("FRRNodeState success", || async {
+        let s = states
+            .get_opt("node-1")
+            .await
+            .unwrap()
+            .and_then(|o| o.status);
+        s.is_some_and(|s| {
+            s.last_conversion_result.as_deref() == Some("success")
+                && s.last_reload_result.as_deref() == Some("success")
+        })
+    })
+    .await;
+    let running = states
+        .get("node-1")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .running_config
+        .unwrap();
+    assert!(running.contains("password <retracted>"), "{running}");
+    assert!(
+        !running.contains("s3cr3t-value"),
+        "passwords never reach FRRNodeState"
+    );
+
+    // BGPSessionState mirrors FRR's sessions.
+    let sessions: Api<BGPSessionState> = Api::namespaced(client.clone(), NS);
+    eventually("BGPSessionState created", || async {
+        let l = sessions.list(&Default::default()).await.unwrap();
+        l.items.len() == 1
+            && l.items[0]
+                .status
+                .as_ref()
+                .and_then(|s| s.bgp_status.as_deref())
+                == Some("Established")
+    })
+    .await;
+    frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {"bgpState": "Active", "remoteAs": 64513}}}));
+    eventually("BGPSessionState updated", || async {
+        let l = sessions.list(&Default::default()).await.unwrap();
+        l.items.len() == 1
+            && l.items[0]
+                .status
+                .as_ref()
+                .and_then(|s| s.bgp_status.as_deref())
+                == Some("Active")
+    })
+    .await;
+    frr.set_neighbors(json!({}));
+    eventually("BGPSessionState deleted", || async {
+        sessions
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+
+    // A conflicting object is reported with both names; the first object's config stays.
+    let applies_before = frr.batches().len();
+    configs
+        .create(
+            &PostParams::default(),
+            &config("user-1", 64512, 64999, &["198.18.0.2/32"]),
+        )
+        .await
+        .unwrap();
+    eventually("conflict reported", || async {
+        let s = states
+            .get("node-1")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        s.last_conversion_result.as_deref().is_some_and(|r| {
+            r.starts_with("failed:")
+                && r.contains("frr-k8s-system/user-1")
+                && r.contains("frr-k8s-system/metallb-node-1")
+        })
+    })
+    .await;
+    assert_eq!(
+        frr.batches().len(),
+        applies_before,
+        "a skipped object changes nothing in FRR"
+    );
+
+    // Removing the conflict and adding a compatible object extends the configuration.
+    configs
+        .delete("user-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    configs
+        .create(
+            &PostParams::default(),
+            &config("user-2", 64512, 64513, &["198.18.0.2/32"]),
+        )
+        .await
+        .unwrap();
+    eventually("extension applied", || async {
+        frr.applied_text().contains("198.18.0.2/32")
+    })
+    .await;
+    eventually("conversion success again", || async {
+        states
+            .get("node-1")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default()
+            .last_conversion_result
+            .as_deref()
+            == Some("success")
+    })
+    .await;
+
+    // A rejected configuration is reported; nothing else breaks.
+    frr.inner.lock().unwrap().reject = true;
+    configs
+        .create(
+            &PostParams::default(),
+            &config("user-3", 64512, 64513, &["198.18.0.3/32"]),
+        )
+        .await
+        .unwrap();
+    eventually("reload failure reported", || async {
+        states
+            .get("node-1")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default()
+            .last_reload_result
+            .as_deref()
+            .is_some_and(|r| r.starts_with("failed:"))
+    })
+    .await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn compute_is_pure_and_reports_skips() {
+    let settings = NodeSettings {
+        node_name: "n".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: Duration::from_secs(1),
+        write_status: false,
+        apply: ApplyOptions::default(),
+    };
+    let mut a = config("a", 64512, 64513, &["198.18.0.1/32"]);
+    a.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    let mut b = config("b", 64512, 64514, &["198.18.0.2/32"]);
+    b.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    let labels = Default::default();
+    let d1 = compute(
+        &[Arc::new(a.clone()), Arc::new(b.clone())],
+        &labels,
+        &crate::NoSecrets,
+        &settings,
+    );
+    let d2 = compute(
+        &[Arc::new(b), Arc::new(a)],
+        &labels,
+        &crate::NoSecrets,
+        &settings,
+    );
+    assert_eq!(d1, d2, "input order does not matter");
+    assert!(!d1.complete);
+    assert!(
+        d1.conversion_result.contains("asn"),
+        "{}",
+        d1.conversion_result
+    );
+}
