@@ -146,9 +146,52 @@ pub fn exact<'a>(prefixes: impl IntoIterator<Item = &'a IpNet>) -> Vec<Entry> {
     v
 }
 
-/// Split entries into lists of at most `max` (≥ 1) entries each.
+/// Split entries into lists of at most `max` (≥ 1) entries each, at fixed positions.
 pub fn chunk<T>(entries: &[T], max: usize) -> std::slice::Chunks<'_, T> {
     entries.chunks(max.max(1))
+}
+
+/// Split entries into lists of at most `max` (≥ 1) entries each, with boundaries chosen by
+/// the entries themselves (content-defined chunking, as in rsync or backup deduplication): a
+/// list ends after an entry whose hash is 0 modulo `max / 2`, or when it reaches `max`.
+///
+/// Why: with fixed positions, adding or withdrawing one prefix near the start shifts every
+/// later entry into another list, and the applier would rewrite thousands of prefix-list
+/// lines for a one-service change. Here an insertion or removal changes the list that holds
+/// the entry and, rarely, the next one or two, whatever the size of the set.
+pub fn chunk_stable(entries: &[Entry], max: usize) -> Vec<&[Entry]> {
+    let max = max.max(1);
+    let modulus = (max as u64 / 2).max(1);
+    let mut out = Vec::with_capacity(entries.len() / (modulus as usize) + 1);
+    let mut start = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if i + 1 - start >= max || fnv1a(e) % modulus == 0 {
+            out.push(&entries[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
+/// FNV-1a over an entry's canonical bytes: stable across processes and Rust versions (the
+/// standard library's hasher is not guaranteed to be).
+fn fnv1a(e: &Entry) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    match e.prefix {
+        IpNet::V4(n) => n.addr().octets().into_iter().for_each(&mut feed),
+        IpNet::V6(n) => n.addr().octets().into_iter().for_each(&mut feed),
+    }
+    feed(e.prefix.prefix_len());
+    feed(e.ge.unwrap_or(0));
+    feed(e.le.unwrap_or(0));
+    h
 }
 
 /// Name of the `k`-th (0-based) chunk of list `base`: `base`, `base-2`, `base-3`, ... so the
@@ -234,5 +277,53 @@ mod tests {
         let v: Vec<u32> = (0..250).collect();
         let sizes: Vec<usize> = chunk(&v, MAX_ENTRIES).map(|c| c.len()).collect();
         assert_eq!(sizes, [100, 100, 50]);
+    }
+
+    #[test]
+    fn stable_chunks_absorb_single_changes() {
+        let entries: Vec<Entry> = (0..5000u32)
+            .map(|i| Entry::exact(IpNet::from(IpAddr::V4(Ipv4Addr::from(0xc612_0000 + 2 * i)))))
+            .collect();
+        let base = chunk_stable(&entries, 100);
+        assert!(base.iter().all(|c| !c.is_empty() && c.len() <= 100));
+        assert_eq!(base.iter().map(|c| c.len()).sum::<usize>(), entries.len());
+        assert!(
+            base.len() > 50 && base.len() < 250,
+            "about one list per 50 entries: {}",
+            base.len()
+        );
+        for pos in [0usize, 1, 777, 2500, 4999] {
+            // remove one entry
+            let mut fewer = entries.clone();
+            fewer.remove(pos);
+            assert!(
+                changed_lists(&base, &chunk_stable(&fewer, 100)) <= 3,
+                "removal at {pos}"
+            );
+            // insert one entry (an odd address, between existing ones)
+            let mut more = entries.clone();
+            more.insert(
+                pos,
+                Entry::exact(IpNet::from(IpAddr::V4(Ipv4Addr::from(
+                    0xc612_0001 + 2 * pos as u32,
+                )))),
+            );
+            more.sort();
+            assert!(
+                changed_lists(&base, &chunk_stable(&more, 100)) <= 3,
+                "insertion at {pos}"
+            );
+        }
+        // fixed-position chunking rewrites everything after the change
+        let mut fewer = entries.clone();
+        fewer.remove(0);
+        let fixed_before: Vec<&[Entry]> = chunk(&entries, 100).collect();
+        let fixed_after: Vec<&[Entry]> = chunk(&fewer, 100).collect();
+        assert!(changed_lists(&fixed_before, &fixed_after) >= 49);
+    }
+
+    /// Lists of `b` that do not appear, identical, in `a`.
+    fn changed_lists(a: &[&[Entry]], b: &[&[Entry]]) -> usize {
+        b.iter().filter(|l| !a.contains(l)).count()
     }
 }

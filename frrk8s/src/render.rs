@@ -175,7 +175,10 @@ impl RouteMap<'_> {
     /// Emit lists `base`, `base-2`, ... for `entries` (one family), and for each list a
     /// route-map entry `action` matching it followed by `sets`.
     fn entries(&mut self, base: &str, v4: bool, entries: &[Entry], action: &str, sets: &[String]) {
-        for (k, chunk) in prefix_list::chunk(entries, self.max).enumerate() {
+        for (k, chunk) in prefix_list::chunk_stable(entries, self.max)
+            .into_iter()
+            .enumerate()
+        {
             let list = chunk_name(base, k);
             for (i, e) in chunk.iter().enumerate() {
                 w!(
