@@ -210,6 +210,8 @@ fn main() {
     let mut a = Applier::with_options(Vtysh::with_pathspace(l.node.name()), fast);
     a.apply(&render(nbrs, &[])).unwrap();
     l.wait_ext(nbrs, 0, "sessions established", Instant::now());
+    // let the sessions settle (update-group coalescing right after establishment)
+    std::thread::sleep(Duration::from_secs(3));
 
     // first advertisement on an idle session
     let t0 = Instant::now();
@@ -223,6 +225,8 @@ fn main() {
     );
 
     // cold apply of `count`
+    // hold count-1 so that "add one" fills the last chunk instead of opening a new one
+    let count = count - 1;
     let all: Vec<usize> = (0..count).collect();
     let text = render(nbrs, &all);
     let t0 = Instant::now();

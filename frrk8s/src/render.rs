@@ -96,11 +96,26 @@ pub fn render(cfg: &NodeConfig, opts: &RenderOptions) -> String {
     w!(out, "ipv6 nht resolve-via-default");
     w!(out, "!");
 
+    let mut filters = String::new();
+    let mut shortcut_used = false;
     for r in cfg.routers.values() {
+        let originated = originated_shortcut_safe(r).then_some(&r.prefixes);
         for n in r.neighbors.values() {
-            render_filters(&mut out, n, opts);
+            render_filters(&mut filters, n, opts, originated, &mut shortcut_used);
         }
     }
+    if shortcut_used {
+        w!(
+            out,
+            "bgp as-path access-list {ORIGINATED_AS_PATH} seq 5 permit ^$"
+        );
+        w!(
+            out,
+            "ip prefix-list {ANY_IPV4} seq 5 permit 0.0.0.0/0 le 32"
+        );
+        w!(out, "ipv6 prefix-list {ANY_IPV6} seq 5 permit ::/0 le 128");
+    }
+    out.push_str(&filters);
     for r in cfg.routers.values() {
         render_router(&mut out, r, opts);
     }
@@ -198,6 +213,24 @@ impl RouteMap<'_> {
         }
     }
 
+    /// A route-map entry matching every route this router originates in one family (see
+    /// [`originated_shortcut_safe`]).
+    fn originated(&mut self, v4: bool, action: &str, sets: &[String]) {
+        self.seq += 1;
+        w!(self.out, "route-map {} {action} {}", self.name, self.seq);
+        w!(self.out, " match as-path {ORIGINATED_AS_PATH}");
+        w!(
+            self.out,
+            " match {} address prefix-list {}",
+            fam(v4),
+            if v4 { ANY_IPV4 } else { ANY_IPV6 }
+        );
+        for s in sets {
+            w!(self.out, " {s}");
+        }
+        w!(self.out, "exit");
+    }
+
     /// A route-map entry without match clause (matches everything).
     fn catch_all(&mut self, action: &str) {
         self.seq += 1;
@@ -214,7 +247,42 @@ fn entries_for(prefixes: &[IpNet], collapse: bool) -> Vec<Entry> {
     }
 }
 
-fn render_filters(out: &mut String, n: &NeighborConfig, opts: &RenderOptions) {
+/// Shared filter objects of the "originated" shortcut.
+const ORIGINATED_AS_PATH: &str = "frrk8s-originated";
+const ANY_IPV4: &str = "frrk8s-any-ipv4";
+const ANY_IPV6: &str = "frrk8s-any-ipv6";
+
+/// Whether, in this router, "has an empty AS path" identifies exactly the routes the router
+/// originates with its `network` statements. Then a neighbor allowed every originated prefix
+/// of a family needs no prefix-list at all: one route-map entry matching the empty AS path
+/// (and the family) admits exactly that set, whatever its size.
+///
+/// Why: FRR 8.4 pays for every prefix-list entry in every daemon and re-evaluates route-maps
+/// that use changed lists; 10,000 advertised /32s to 10 neighbors took minutes to load as
+/// prefix-lists. With the shortcut, adding or withdrawing a service is one `network` line.
+///
+/// Safe only when no other empty-AS-path route can be in the table: routes leaked from an
+/// imported VRF, or routes accepted from an iBGP neighbor (eBGP-learned routes always carry
+/// the neighbor's AS). Proven on FRR in `tests/frr_match_local.rs`.
+fn originated_shortcut_safe(r: &RouterConfig) -> bool {
+    r.imports.is_empty()
+        && r.neighbors.values().all(|n| {
+            let ibgp = match n.remote_asn {
+                RemoteAsn::Number(asn) => asn == r.asn,
+                RemoteAsn::Internal => true,
+                RemoteAsn::External => false,
+            };
+            !ibgp || n.receive == ReceiveConfig::Filtered(Default::default())
+        })
+}
+
+fn render_filters(
+    out: &mut String,
+    n: &NeighborConfig,
+    opts: &RenderOptions,
+    originated: Option<&std::collections::BTreeSet<IpNet>>,
+    shortcut_used: &mut bool,
+) {
     let id = &n.id;
     let families: Vec<bool> = [(true, n.has_ipv4()), (false, n.has_ipv6())]
         .into_iter()
@@ -229,6 +297,13 @@ fn render_filters(out: &mut String, n: &NeighborConfig, opts: &RenderOptions) {
         name: format!("{id}-out"),
         seq: 0,
         max,
+    };
+    // The family's part of `ps` is every originated prefix of that family.
+    let whole = |ps: &[IpNet], v4: bool| -> bool {
+        originated.is_some_and(|orig| {
+            let fam: Vec<&IpNet> = orig.iter().filter(|p| p.addr().is_ipv4() == v4).collect();
+            !fam.is_empty() && fam.len() == ps.len() && fam.iter().all(|p| ps.contains(p))
+        })
     };
     let adv = &n.advertise;
     let mut by_pref: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
@@ -255,16 +330,22 @@ fn render_filters(out: &mut String, n: &NeighborConfig, opts: &RenderOptions) {
             if ps.is_empty() {
                 continue;
             }
-            rm.entries(
-                &format!("{id}-{lp}-{}-localpref-prefixes", fam(v4)),
-                v4,
-                &entries_for(&ps, opts.collapse_ranges),
-                "permit",
-                &[
-                    format!("set local-preference {lp}"),
-                    "on-match next".to_string(),
-                ],
-            );
+            let sets = [
+                format!("set local-preference {lp}"),
+                "on-match next".to_string(),
+            ];
+            if whole(&ps, v4) {
+                *shortcut_used = true;
+                rm.originated(v4, "permit", &sets);
+            } else {
+                rm.entries(
+                    &format!("{id}-{lp}-{}-localpref-prefixes", fam(v4)),
+                    v4,
+                    &entries_for(&ps, opts.collapse_ranges),
+                    "permit",
+                    &sets,
+                );
+            }
         }
     }
     for &v4 in &families {
@@ -286,13 +367,19 @@ fn render_filters(out: &mut String, n: &NeighborConfig, opts: &RenderOptions) {
                     format!("set large-community {c} additive"),
                 ),
             };
-            rm.entries(
-                &format!("{id}-{label}-{}-community-prefixes", fam(v4)),
-                v4,
-                &entries_for(&ps, opts.collapse_ranges),
-                "permit",
-                &[set, "on-match next".to_string()],
-            );
+            let sets = [set, "on-match next".to_string()];
+            if whole(&ps, v4) {
+                *shortcut_used = true;
+                rm.originated(v4, "permit", &sets);
+            } else {
+                rm.entries(
+                    &format!("{id}-{label}-{}-community-prefixes", fam(v4)),
+                    v4,
+                    &entries_for(&ps, opts.collapse_ranges),
+                    "permit",
+                    &sets,
+                );
+            }
         }
     }
     for &v4 in &families {
@@ -316,13 +403,18 @@ fn render_filters(out: &mut String, n: &NeighborConfig, opts: &RenderOptions) {
                 .into_iter()
                 .collect()
         };
-        rm.entries(
-            &format!("{id}-allowed-{}", fam_name(v4)),
-            v4,
-            &entries_for(&ps, opts.collapse_ranges),
-            "permit",
-            &sets,
-        );
+        if whole(&ps, v4) {
+            *shortcut_used = true;
+            rm.originated(v4, "permit", &sets);
+        } else {
+            rm.entries(
+                &format!("{id}-allowed-{}", fam_name(v4)),
+                v4,
+                &entries_for(&ps, opts.collapse_ranges),
+                "permit",
+                &sets,
+            );
+        }
     }
     rm.catch_all("deny");
 

@@ -455,9 +455,7 @@ impl<C: FrrControl> Applier<C> {
             return;
         };
         let back = diff(&normalize(&FrrConfig::parse(&running)), &normalize(good));
-        if !back.is_empty() && self.control.apply(&back.to_text()).is_ok() {
-            self.applied = Some(good.clone());
-        } else if back.is_empty() {
+        if back.is_empty() || self.control.apply(&back.to_text()).is_ok() {
             self.applied = Some(good.clone());
         }
     }

@@ -1,6 +1,14 @@
 //! The FRR driver: parse configuration text into a tree ([`config`]), compute one batch of
 //! vtysh commands between two trees ([`diff`]), apply it to a live FRR without session
 //! flaps and verify it ([`apply`]), and read BGP/BFD status ([`status`]).
+//!
+//! Measured with FRR 8.4.4 (`cargo bench -p frr-k8s --bench apply`, 10 neighbors, shared
+//! allow-lists in chunks of 100): first /32 on idle sessions reaches the peer in ~0.2 s;
+//! one /32 added next to ~10k: 2 commands, ~0.25 s in `vtysh -f`, ~0.75 s on all 10
+//! sessions of the peer; no-op: 0 commands. A cold 10k x 10 apply takes ~220 s and
+//! withdrawing 1000 ~27 s: the time is spent inside FRR 8.4 (prefix-list and route-map
+//! updates), and position-based chunks rewrite every later list when the front
+//! changes; keep chunk membership stable (e.g. by hash) and prefer range entries.
 
 pub mod apply;
 pub mod config;

@@ -1,0 +1,272 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::{NetlabError, Result};
+use crate::netns::Netns;
+use crate::proc::{checked, output, read_pid, stop_pid};
+use crate::wait::wait_until;
+
+/// Where Debian installs the FRR daemons.
+pub const FRR_BIN_DIR: &str = "/usr/lib/frr";
+
+/// One FRR stack (zebra, bgpd, bfdd, staticd) running inside a namespace with its own
+/// pathspace (`-N NAME`, NAME = the namespace's name), i.e. its own
+/// `/etc/frr/NAME` and `/var/run/frr/NAME`. Daemons are stopped by PID and both
+/// directories removed on drop. `vtysh -N NAME` works from any namespace.
+#[derive(Debug)]
+pub struct FrrInstance {
+    name: String,
+    netns: String,
+    daemons: Vec<&'static str>,
+    pids: BTreeMap<&'static str, u32>,
+    tmp: tempfile::TempDir,
+    startup_config: String,
+}
+
+impl FrrInstance {
+    /// Default daemon set.
+    pub const DAEMONS: [&'static str; 4] = ["zebra", "bgpd", "bfdd", "staticd"];
+
+    /// Starts zebra, bgpd, bfdd and staticd in `ns`, loads `config` like watchfrr does
+    /// (`vtysh -b`), and returns once vtysh reaches every daemon.
+    pub fn start(ns: &Netns, config: &str) -> Result<Self> {
+        Self::start_with(ns, config, &Self::DAEMONS)
+    }
+
+    /// Like [`FrrInstance::start`] with a chosen daemon set (zebra is always first).
+    pub fn start_with(ns: &Netns, config: &str, daemons: &[&'static str]) -> Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("netlab-frr-{}-", ns.name()))
+            .tempdir()
+            .map_err(|source| NetlabError::Io {
+                path: "temp dir".into(),
+                source,
+            })?;
+        // daemons run as user frr and write their logs here
+        checked(Command::new("chown").arg("frr:frr").arg(tmp.path()))?;
+        let mut d: Vec<&'static str> = vec!["zebra"];
+        d.extend(daemons.iter().copied().filter(|x| *x != "zebra"));
+        let mut inst = FrrInstance {
+            name: ns.name().to_string(),
+            netns: ns.name().to_string(),
+            daemons: d,
+            pids: BTreeMap::new(),
+            tmp,
+            startup_config: config.to_string(),
+        };
+        inst.prepare_dirs()?;
+        inst.start_daemons()?;
+        Ok(inst)
+    }
+
+    /// The pathspace (= namespace name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/var/run/frr/NAME`: vty sockets and PID files.
+    pub fn run_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/var/run/frr/{}", self.name))
+    }
+
+    /// `/etc/frr/NAME`: `frr.conf` (startup config) and `vtysh.conf`.
+    pub fn conf_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/etc/frr/{}", self.name))
+    }
+
+    /// A temp dir owned by user frr, removed on drop (for log files and scratch).
+    pub fn tmp_dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The PID of a running daemon as recorded when it was started.
+    pub fn pid(&self, daemon: &str) -> Option<u32> {
+        self.pids.get(daemon).copied()
+    }
+
+    /// Replaces the config that a (re)start loads.
+    pub fn set_startup_config(&mut self, config: &str) -> Result<()> {
+        self.startup_config = config.to_string();
+        self.write_startup()
+    }
+
+    fn prepare_dirs(&self) -> Result<()> {
+        let conf = self.conf_dir();
+        let run = self.run_dir();
+        checked(
+            Command::new("install")
+                .args(["-d", "-o", "frr", "-g", "frr", "-m", "0750"])
+                .arg(&conf),
+        )?;
+        checked(
+            Command::new("install")
+                .args(["-d", "-o", "frr", "-g", "frr", "-m", "0755"])
+                .arg(&run),
+        )?;
+        let vtysh_conf = conf.join("vtysh.conf");
+        write(&vtysh_conf, "service integrated-vtysh-config\n")?;
+        checked(Command::new("chown").arg("frr:frrvty").arg(&vtysh_conf))?;
+        self.write_startup()
+    }
+
+    fn write_startup(&self) -> Result<()> {
+        let path = self.conf_dir().join("frr.conf");
+        write(&path, &self.startup_config)?;
+        checked(Command::new("chown").arg("frr:frr").arg(&path))?;
+        checked(Command::new("chmod").arg("0640").arg(&path)).map(drop)
+    }
+
+    fn start_daemon(&mut self, daemon: &'static str) -> Result<()> {
+        let bin = format!("{FRR_BIN_DIR}/{daemon}");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, &bin, "-d", "-N", &self.name])
+            .args(["-A", "127.0.0.1", "--limit-fds", "100000"]);
+        if daemon == "zebra" {
+            cmd.args(["-s", "90000000"]);
+        }
+        checked(&mut cmd)?;
+        let pidfile = self.run_dir().join(format!("{daemon}.pid"));
+        let pid = read_pid(&pidfile).ok_or_else(|| NetlabError::Command {
+            cmd: format!("{bin} -N {}", self.name),
+            status: "no pid file".into(),
+            output: pidfile.display().to_string(),
+        })?;
+        self.pids.insert(daemon, pid);
+        Ok(())
+    }
+
+    fn start_daemons(&mut self) -> Result<()> {
+        for d in self.daemons.clone() {
+            self.start_daemon(d)?;
+        }
+        self.wait_ready(Duration::from_secs(20))?;
+        self.load_startup()
+    }
+
+    /// `vtysh -b`: load the startup config into the running daemons (what watchfrr does).
+    fn load_startup(&self) -> Result<()> {
+        // -b reports errors for lines that are not runtime commands (e.g. `frr version`);
+        // the rest is applied, which is what we want here.
+        output(Command::new("vtysh").args(["-N", &self.name, "-b"])).map(drop)
+    }
+
+    /// Waits until vtysh reaches every daemon of the instance.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
+        wait_until(
+            &format!("FRR {} daemons answering vtysh", self.name),
+            timeout,
+            || match self.vtysh(&["show daemons"]) {
+                Ok(out) => self
+                    .daemons
+                    .iter()
+                    .all(|d| out.split_whitespace().any(|w| w == *d)),
+                Err(_) => false,
+            },
+        )
+    }
+
+    /// `vtysh -N NAME -c cmd1 -c cmd2 ...`; non-zero exit is an error. Configuration
+    /// commands need `configure terminal` first.
+    pub fn vtysh(&self, cmds: &[&str]) -> Result<String> {
+        let mut c = Command::new("vtysh");
+        c.args(["-N", &self.name]);
+        for cmd in cmds {
+            c.arg("-c").arg(cmd);
+        }
+        checked(&mut c)
+    }
+
+    /// Runs one show command that prints JSON and parses it.
+    pub fn vtysh_json(&self, cmd: &str) -> Result<serde_json::Value> {
+        let out = self.vtysh(&[cmd])?;
+        serde_json::from_str(&out).map_err(|source| NetlabError::Json {
+            what: format!("vtysh -N {} -c '{cmd}'", self.name),
+            source,
+        })
+    }
+
+    /// Applies a config text with `vtysh -f` (no `configure terminal` line needed).
+    pub fn vtysh_file(&self, text: &str) -> Result<String> {
+        let path = self.tmp.path().join("apply.conf");
+        write(&path, text)?;
+        let mut c = Command::new("vtysh");
+        c.args(["-N", &self.name, "-f"]).arg(&path);
+        checked(&mut c)
+    }
+
+    /// `show running-config`.
+    pub fn running_config(&self) -> Result<String> {
+        self.vtysh(&["show running-config"])
+    }
+
+    /// Stops one daemon by its PID (TERM, then KILL after 5 s).
+    pub fn kill_daemon(&mut self, daemon: &str) {
+        if let Some(pid) = self.pids.remove(daemon) {
+            stop_pid(pid, Duration::from_secs(5));
+        }
+    }
+
+    /// Kills one daemon with SIGKILL (a crash), without waiting for a clean shutdown.
+    pub fn crash_daemon(&mut self, daemon: &str) {
+        if let Some(pid) = self.pids.remove(daemon) {
+            stop_pid(pid, Duration::ZERO);
+        }
+    }
+
+    /// Stops every daemon (by PID, reverse start order).
+    pub fn stop(&mut self) {
+        for d in self.daemons.clone().iter().rev() {
+            self.kill_daemon(d);
+        }
+    }
+
+    /// Stops and starts the whole stack again; the startup config is loaded.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.start_daemons()
+    }
+
+    /// (Re)starts daemons that are not running (after [`FrrInstance::kill_daemon`]) and
+    /// optionally loads the startup config again.
+    pub fn start_missing(&mut self, load_startup: bool) -> Result<()> {
+        for d in self.daemons.clone() {
+            if !self.pids.contains_key(d) {
+                self.start_daemon(d)?;
+            }
+        }
+        self.wait_ready(Duration::from_secs(20))?;
+        if load_startup {
+            self.load_startup()?;
+        }
+        Ok(())
+    }
+
+    /// VmRSS of a daemon in KiB.
+    pub fn rss_kib(&self, daemon: &str) -> Option<u64> {
+        let pid = self.pid(daemon)?;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for FrrInstance {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(self.run_dir());
+        let _ = std::fs::remove_dir_all(self.conf_dir());
+    }
+}
+
+pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| NetlabError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}

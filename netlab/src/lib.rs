@@ -1,0 +1,88 @@
+//! Test support for real routing inside Linux network namespaces.
+//!
+//! * [`Netns`]: a network namespace that is deleted on drop; [`veth`] links between two.
+//! * [`FrrInstance`]: zebra + bgpd + bfdd (+ staticd) of Debian's FRR in a namespace, with
+//!   its own pathspace (`-N NAME`: `/etc/frr/NAME`, `/var/run/frr/NAME`), stopped by PID
+//!   on drop.
+//! * [`BirdInstance`]: BIRD 2 with its own config and control socket in a temp dir.
+//! * [`wait_until`]: poll a condition every 20 ms until it holds or a timeout passes.
+//! * [`require_root_and_frr`]: the guard every real-routing test starts with; prints a
+//!   loud `SKIPPED: <reason>` and returns `false` when the machine cannot run it.
+//!
+//! Everything here only touches namespaces and processes it created itself; processes are
+//! stopped by their PID, never by name.
+
+mod bird;
+mod error;
+mod frr;
+mod netns;
+mod proc;
+mod wait;
+
+pub use bird::{parse_birdc_routes, BirdInstance, BirdRoute};
+pub use error::{NetlabError, Result};
+pub use frr::{FrrInstance, FRR_BIN_DIR};
+pub use netns::{unique_name, veth, Netns};
+pub use proc::{is_root, pid_alive, run_checked};
+pub use wait::{wait_until, wait_until_some, POLL_INTERVAL};
+
+/// Why real-routing tests cannot run here, or `None` when they can (root, FRR installed).
+pub fn frr_unavailable_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not running as root (network namespaces and FRR need root)".into());
+    }
+    for bin in ["zebra", "bgpd", "bfdd", "staticd"] {
+        let p = std::path::Path::new(FRR_BIN_DIR).join(bin);
+        if !p.exists() {
+            return Some(format!("FRR missing: {} not found", p.display()));
+        }
+    }
+    if which("vtysh").is_none() {
+        return Some("FRR missing: vtysh not in PATH".into());
+    }
+    if which("ip").is_none() {
+        return Some("iproute2 missing: ip not in PATH".into());
+    }
+    None
+}
+
+/// Why BIRD tests cannot run here, or `None` when they can.
+pub fn bird_unavailable_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not running as root".into());
+    }
+    if which("bird").is_none() || which("birdc").is_none() {
+        return Some("bird2 missing: bird/birdc not in PATH".into());
+    }
+    None
+}
+
+/// Returns `true` when the test may go on; otherwise prints a loud
+/// `SKIPPED: <test>: <reason>` on stderr and stdout and returns `false`.
+pub fn require_root_and_frr(test: &str) -> bool {
+    match frr_unavailable_reason() {
+        None => true,
+        Some(reason) => {
+            skip(test, &reason);
+            false
+        }
+    }
+}
+
+/// Prints the loud skip line.
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("SKIPPED: {test}: {reason}");
+    eprintln!("{line}");
+    println!("{line}");
+}
+
+/// Finds an executable in `PATH` (plus the sbin directories root usually has).
+pub fn which(bin: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| std::path::Path::new(d).join(bin))
+        .find(|p| p.is_file());
+    found
+}
