@@ -3,8 +3,8 @@
 //!     cargo bench -p frr-k8s --bench apply
 //!     BENCH_NEIGHBORS=10 BENCH_PREFIXES=10000 BENCH_RELOAD=1 cargo bench -p frr-k8s --bench apply
 //!
-//! Layout: frr-k8s style per-neighbor `-out`/`-in` route-maps; the allowed /32s are in
-//! short prefix-lists (chunks of 100) shared by all neighbors' `-out` route-maps.
+//! Layout: whatever the product renders (`frr_k8s::merge` + `frr_k8s::render`) for one
+//! FRRConfiguration whose neighbors may receive every prefix (`mode: all`).
 //! Skips (prints `SKIPPED`) without root or FRR. Addresses: 192.0.2.0/24 and
 //! 100.64.0.0/16 on the veth, advertised /32s from 198.18.0.0/15.
 
@@ -33,63 +33,39 @@ fn neighbor(i: usize) -> (String, Option<String>) {
     }
 }
 
-/// Chunked shared allow-lists.
+/// The product's own pipeline: one FRRConfiguration (every neighbor allowed every prefix,
+/// `mode: all`), merged and rendered exactly as the node component does.
 fn render(neighbors: usize, prefixes: &[usize]) -> String {
-    let mut t = String::from("log stdout informational\nip nht resolve-via-default\n");
-    let chunks: Vec<&[usize]> = prefixes.chunks(100).collect();
-    if chunks.is_empty() {
-        t.push_str("ip prefix-list allowed-ipv4-0 seq 1 deny any\n");
-    }
-    for (c, ps) in chunks.iter().enumerate() {
-        for (k, p) in ps.iter().enumerate() {
-            writeln!(
-                t,
-                "ip prefix-list allowed-ipv4-{c} seq {} permit {}",
-                k + 1,
-                pfx(*p)
-            )
-            .unwrap();
-        }
-    }
-    for i in 0..neighbors {
-        let (addr, _) = neighbor(i);
-        for c in 0..chunks.len().max(1) {
-            writeln!(
-                t,
-                "route-map {addr}-out permit {}\n match ip address prefix-list allowed-ipv4-{c}",
-                c + 1
-            )
-            .unwrap();
-        }
-        writeln!(t, "ip prefix-list {addr}-inpl-ipv4 seq 1 deny any").unwrap();
-        writeln!(
-            t,
-            "route-map {addr}-in permit 1000\n match ip address prefix-list {addr}-inpl-ipv4"
-        )
-        .unwrap();
-    }
-    t.push_str("router bgp 64512\n bgp router-id 192.0.2.11\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n");
-    for i in 0..neighbors {
-        let (addr, src) = neighbor(i);
-        writeln!(
-            t,
-            " neighbor {addr} remote-as 64513\n neighbor {addr} timers connect 1"
-        )
-        .unwrap();
-        if let Some(s) = src {
-            writeln!(t, " neighbor {addr} update-source {s}").unwrap();
-        }
-    }
-    t.push_str(" address-family ipv4 unicast\n");
-    for i in 0..neighbors {
-        let (addr, _) = neighbor(i);
-        writeln!(t, "  neighbor {addr} activate\n  neighbor {addr} route-map {addr}-in in\n  neighbor {addr} route-map {addr}-out out").unwrap();
-    }
-    for p in prefixes {
-        writeln!(t, "  network {}", pfx(*p)).unwrap();
-    }
-    t.push_str(" exit-address-family\nexit\n");
-    t
+    let nbrs: Vec<serde_json::Value> = (0..neighbors)
+        .map(|i| {
+            let (addr, src) = neighbor(i);
+            let mut n = serde_json::json!({
+                "address": addr,
+                "asn": 64513,
+                "connectTime": "1s",
+                "toAdvertise": {"allowed": {"mode": "all"}},
+            });
+            if let Some(s) = src {
+                n["sourceaddress"] = s.into();
+            }
+            n
+        })
+        .collect();
+    let cfg: metallb_api::frrk8s::FRRConfiguration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "frrk8s.metallb.io/v1beta1",
+        "kind": "FRRConfiguration",
+        "metadata": {"name": "bench", "namespace": "frr-k8s-system"},
+        "spec": {"bgp": {"routers": [{
+            "asn": 64512,
+            "id": "192.0.2.11",
+            "prefixes": prefixes.iter().map(|p| pfx(*p)).collect::<Vec<_>>(),
+            "neighbors": nbrs,
+        }]}}
+    }))
+    .expect("bench FRRConfiguration");
+    let merged = frr_k8s::merge(&[&cfg], &frr_k8s::NoSecrets, "frr-k8s-system");
+    assert!(merged.errors.is_empty(), "{}", merged.errors);
+    frr_k8s::render(&merged.config, &frr_k8s::RenderOptions::default())
 }
 
 /// upstream frr-k8s layout: one list per neighbor, one entry per /32
@@ -201,7 +177,7 @@ fn main() {
     }
     let nbrs = env("BENCH_NEIGHBORS", 10);
     let count = env("BENCH_PREFIXES", 10_000);
-    println!("== FRR driver timings: {nbrs} neighbors x {count} /32 (shared chunked allow-lists)");
+    println!("== FRR driver timings: {nbrs} neighbors x {count} /32 (product renderer, mode: all)");
     let l = lab(nbrs);
     let fast = ApplyOptions {
         verify: false,

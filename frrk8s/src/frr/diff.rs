@@ -259,6 +259,15 @@ fn prefix_list_of(line: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// What FRR considers the same context whatever its other words: a route-map entry is
+/// identified by (name, sequence), not by its action.
+fn context_identity(header: &str) -> Option<String> {
+    match header.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["route-map", name, "permit" | "deny", seq] => Some(format!("route-map {name} {seq}")),
+        _ => None,
+    }
+}
+
 fn is_router(c: &Context) -> bool {
     kind_of(&c.header) == ContextKind::RouterBgp
 }
@@ -281,7 +290,26 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
         out.change(0, l);
     }
 
-    // 2. non-router contexts added or changed
+    // 2. non-router contexts added or changed. A route-map entry whose action changes
+    //    (`deny 1` -> `permit 1`) is the same entry to FRR: adding the new header converts
+    //    it, and a later `no route-map NAME deny 1` would then delete the converted entry.
+    //    So such replaced entries are removed first.
+    let new_ids: BTreeSet<String> = new_root
+        .children
+        .iter()
+        .filter_map(|c| context_identity(&c.header))
+        .collect();
+    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    for c in old_root
+        .children
+        .iter()
+        .filter(|c| new_root.child(&c.header).is_none())
+    {
+        if context_identity(&c.header).is_some_and(|id| new_ids.contains(&id)) {
+            out.change(0, negate_context(&c.header));
+            replaced.insert(&c.header);
+        }
+    }
     for c in new_root.children.iter().filter(|c| !is_router(c)) {
         match old_root.child(&c.header) {
             // vanished children (e.g. a bfd profile) go in phase 4, after the neighbors
@@ -329,7 +357,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let mut removed: Vec<&Context> = old_root
         .children
         .iter()
-        .filter(|c| new_root.child(&c.header).is_none())
+        .filter(|c| new_root.child(&c.header).is_none() && !replaced.contains(c.header.as_str()))
         .collect();
     removed.sort_by_key(|c| match (is_router(c), is_vrf_router(c)) {
         (false, _) => 0,
@@ -552,6 +580,19 @@ bfd
                     "no route-map p-out permit 1",
                     "no router bgp 64512",
                     "no ip prefix-list p-allowed",
+                ],
+            },
+            Case {
+                name: "route-map entry changes action: removed before re-added",
+                old: "route-map r deny 1\nexit\n".into(),
+                new: "route-map r permit 1\n match as-path a\nexit\nroute-map r deny 2\nexit\n".into(),
+                want: vec![
+                    "no route-map r deny 1",
+                    "route-map r permit 1",
+                    "match as-path a",
+                    "exit",
+                    "route-map r deny 2",
+                    "exit",
                 ],
             },
             Case {
