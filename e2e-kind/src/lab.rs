@@ -1,0 +1,969 @@
+//! The lab: node namespaces with FRR on one LAN, external routers, the test API with Node
+//! objects, and the product processes (controller, one speaker per node).
+//!
+//! ```text
+//!   root netns: test API (127.0.0.1:port), metallb-controller, metallb-speaker × N
+//!               (each speaker drives its node's FRR over vtysh -N <pathspace>)
+//!   ext   netns: FRR (AS 64513), br0 192.0.2.1/24 2001:db8::1/64, lo 198.19.255.1/32
+//!   nodeK netns: FRR (AS 64512), eth0 192.0.2.1K/24 2001:db8::1K/64  ── veth ── br0
+//!   bird  netns: BIRD 2 (AS 64514), eth0 192.0.2.2/24              ── veth ── br0
+//! ```
+//!
+//! Teardown happens in `Drop` (also on panic): product processes (SIGTERM by PID, then
+//! SIGKILL), the API, FRR and BIRD daemons (by PID), then the namespaces and temp dirs.
+//! On a panic the tail of every log is printed first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::Api;
+use metallb_netlab::{veth, wait_until_some, BirdInstance, FrrInstance, Netns};
+use serde_json::{json, Value};
+
+use crate::bins;
+use crate::objects::{self, APP_NS, FRRK8S_NS, METALLB_NS};
+use crate::process::{tail, Managed};
+use crate::router::{
+    bird_config, ext_config, node_v4, node_v6, ExtOptions, FrrQueries, Pathspace, BIRD_V4,
+    EXT_LOOPBACK, EXT_V4, EXT_V6,
+};
+
+/// Labs in one process run one at a time: they share CPU with the timing measurements,
+/// and FRR start-up is CPU-bound.
+static LAB_LOCK: Mutex<()> = Mutex::new(());
+
+/// Which product processes the lab runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// metallb-controller + one all-in-one metallb-speaker per node.
+    Full,
+    /// Only the standalone frr-k8s per node (FRRConfigurations written by the test).
+    FrrK8s,
+    /// No product process (the test drives FRR itself).
+    Nothing,
+}
+
+impl Stack {
+    /// `Full` when the speaker binary exists in this workspace (or `E2E_STACK=full`),
+    /// else `FrrK8s`.
+    pub fn auto() -> Stack {
+        match std::env::var("E2E_STACK").as_deref() {
+            Ok("full") => Stack::Full,
+            Ok("frr-k8s") => Stack::FrrK8s,
+            _ if bins::has_source("metallb-speaker") => Stack::Full,
+            _ => Stack::FrrK8s,
+        }
+    }
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// Scenario name (logs, messages).
+    pub name: String,
+    pub nodes: usize,
+    pub ext: ExtOptions,
+    /// Also start BIRD (AS 64514, 192.0.2.2) as a second external router.
+    pub bird: bool,
+    pub stack: Stack,
+    /// Put every node's `eth0` into this VRF (the BGPPeer then needs `vrf: NAME`).
+    pub node_vrf: Option<String>,
+    /// Extra arguments for every speaker (or frr-k8s) process.
+    pub speaker_args: Vec<String>,
+}
+
+impl LabOptions {
+    pub fn new(name: &str) -> Self {
+        LabOptions {
+            name: name.to_string(),
+            nodes: 2,
+            ext: ExtOptions::default(),
+            bird: false,
+            stack: Stack::auto(),
+            node_vrf: None,
+            speaker_args: Vec::new(),
+        }
+    }
+}
+
+/// One node: its namespace, its FRR and its addresses. Fields drop in order (FRR, then
+/// the namespace).
+#[derive(Debug)]
+pub struct LabNode {
+    /// 1-based.
+    pub index: usize,
+    /// The Kubernetes node name (`node1`, ...).
+    pub name: String,
+    pub v4: String,
+    pub v6: String,
+    pub frr: FrrInstance,
+    pub netns: Netns,
+}
+
+/// The main external router.
+#[derive(Debug)]
+pub struct ExtRouter {
+    /// `None` with an existing cluster (the router is then reached by pathspace only).
+    pub frr: Option<FrrInstance>,
+    pub netns: Option<Netns>,
+    pathspace: String,
+}
+
+impl ExtRouter {
+    pub fn pathspace(&self) -> &str {
+        &self.pathspace
+    }
+
+    /// `ip -n EXT route show PREFIX`.
+    pub fn kernel_route(&self, prefix: &str) -> String {
+        match &self.netns {
+            Some(ns) => {
+                let fam = if prefix.contains(':') { "-6" } else { "-4" };
+                ns.ip(&[fam, "route", "show", prefix]).unwrap_or_default()
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Sum of `connectionsDropped` / `connectionsEstablished` over all neighbors.
+    pub fn session_counters(&self) -> (u64, u64) {
+        self.neighbors()
+            .values()
+            .fold((0, 0), |(d, e), n| (d + n.dropped, e + n.established))
+    }
+}
+
+impl FrrQueries for ExtRouter {
+    fn query_json(&self, cmd: &str) -> Option<Value> {
+        match &self.frr {
+            Some(f) => f.vtysh_json(cmd).ok(),
+            None => Pathspace(self.pathspace.clone()).query_json(cmd),
+        }
+    }
+}
+
+/// BIRD as a second external router.
+#[derive(Debug)]
+pub struct BirdRouter {
+    pub bird: BirdInstance,
+    pub netns: Netns,
+}
+
+impl BirdRouter {
+    /// Next hops BIRD learned for `prefix` (every path), sorted.
+    pub fn nexthops(&self, prefix: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .bird
+            .routes()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.prefix == prefix)
+            .filter_map(|r| r.via)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Next hops in BIRD's namespace kernel table (`merge paths on`).
+    pub fn kernel_nexthops(&self, prefix: &str) -> Vec<String> {
+        let out = self
+            .netns
+            .ip(&["route", "show", prefix])
+            .unwrap_or_default();
+        let mut v: Vec<String> = out
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .map(|w| w[1].to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Where the lab's Kubernetes API comes from.
+enum Backend {
+    /// The in-process test API (ours).
+    Test(Box<metallb_testkit::TestApi>),
+    /// `E2E_KUBECONFIG`: an existing cluster; nothing is created but the test's objects.
+    Existing,
+}
+
+/// A running lab. See the module documentation.
+pub struct Lab {
+    // Drop order: processes, API, BIRD, external router, nodes, logs, lock (declaration
+    // order; `Drop for Lab` stops the processes and the API explicitly first).
+    controller: Option<Managed>,
+    speakers: Vec<Option<Managed>>,
+    backend: Option<Backend>,
+    resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+    client: kube::Client,
+    kubeconfig: PathBuf,
+    rt: tokio::runtime::Runtime,
+    pub bird: Option<BirdRouter>,
+    pub ext: ExtRouter,
+    pub nodes: Vec<LabNode>,
+    opts: LabOptions,
+    logs: tempfile::TempDir,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("name", &self.opts.name)
+            .field("nodes", &self.nodes.len())
+            .field("logs", &self.logs.path())
+            .finish()
+    }
+}
+
+impl Lab {
+    /// Builds the whole lab and starts the product processes. Needs root and FRR (check
+    /// with [`crate::require_lab`] first).
+    pub fn start(opts: LabOptions) -> anyhow::Result<Lab> {
+        let lock = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let logs = tempfile::Builder::new()
+            .prefix(&format!("metallb-e2e-{}-", opts.name))
+            .tempdir()
+            .context("creating the log dir")?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("tokio runtime")?;
+
+        if let Ok(kc) = std::env::var("E2E_KUBECONFIG") {
+            return Self::start_existing(opts, PathBuf::from(kc), rt, logs, lock);
+        }
+
+        // ---- topology ----
+        let ext_ns = Netns::new("e2x").context("creating the ext namespace")?;
+        ext_ns.ip(&["link", "add", "br0", "type", "bridge"])?;
+        ext_ns.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        ext_ns.set_link("br0", true)?;
+        ext_ns.add_addr("br0", &format!("{EXT_V4}/24"))?;
+        ext_ns.add_addr("br0", &format!("{EXT_V6}/64"))?;
+        ext_ns.add_addr("lo", &format!("{EXT_LOOPBACK}/32"))?;
+
+        let mut node_ns = Vec::new();
+        for k in 1..=opts.nodes {
+            let ns = Netns::new("e2n").with_context(|| format!("creating node{k} namespace"))?;
+            let port = format!("p{k}");
+            veth(
+                &ns,
+                "eth0",
+                &[&format!("{}/24", node_v4(k)), &format!("{}/64", node_v6(k))],
+                &ext_ns,
+                &port,
+                &[],
+            )?;
+            ext_ns.ip(&["link", "set", &port, "master", "br0"])?;
+            if let Some(vrf) = &opts.node_vrf {
+                ns.ip(&["link", "add", vrf, "type", "vrf", "table", "10"])?;
+                ns.set_link(vrf, true)?;
+                ns.ip(&["link", "set", "eth0", "master", vrf])?;
+            } else if opts.ext.multihop {
+                ns.ip(&["route", "add", &format!("{EXT_LOOPBACK}/32"), "via", EXT_V4])?;
+            }
+            node_ns.push(ns);
+        }
+
+        // ---- routers ----
+        // a log dir the frr user can write to
+        let frr_logs = logs.path().join("frr");
+        std::fs::create_dir_all(&frr_logs)?;
+        metallb_netlab::run_checked(&["chown", "frr:frr", &frr_logs.display().to_string()])?;
+        let ext_log = frr_logs.join("ext.log");
+        let ext_frr = FrrInstance::start(
+            &ext_ns,
+            &ext_config(&opts.ext, opts.nodes, &ext_log.display().to_string()),
+        )
+        .context("starting the external router's FRR")?;
+        let pathspace = ext_frr.name().to_string();
+        let ext = ExtRouter {
+            frr: Some(ext_frr),
+            netns: Some(ext_ns),
+            pathspace,
+        };
+
+        let mut nodes = Vec::new();
+        for (i, ns) in node_ns.into_iter().enumerate() {
+            let k = i + 1;
+            let frr = FrrInstance::start(&ns, "frr defaults traditional\n")
+                .with_context(|| format!("starting node{k}'s FRR"))?;
+            nodes.push(LabNode {
+                index: k,
+                name: format!("node{k}"),
+                v4: node_v4(k),
+                v6: node_v6(k),
+                frr,
+                netns: ns,
+            });
+        }
+
+        let bird = if opts.bird {
+            let ns = Netns::new("e2b")?;
+            let ext_ns = ext.netns.as_ref().expect("ext netns");
+            veth(&ns, "eth0", &[&format!("{BIRD_V4}/24")], ext_ns, "pb", &[])?;
+            ext_ns.ip(&["link", "set", "pb", "master", "br0"])?;
+            let log = logs.path().join("bird.log");
+            let bird = BirdInstance::start(
+                &ns,
+                &bird_config(opts.nodes, opts.ext.node_asn, &log.display().to_string()),
+            )
+            .context("starting BIRD")?;
+            Some(BirdRouter { bird, netns: ns })
+        } else {
+            None
+        };
+
+        // ---- API ----
+        let kubeconfig = logs.path().join("kubeconfig");
+        let api = rt.block_on(metallb_testkit::start_with(metallb_testkit::Options {
+            kubeconfig_out: Some(kubeconfig.clone()),
+            ..Default::default()
+        }))?;
+        let client = api.client();
+
+        let mut lab = Lab {
+            controller: None,
+            speakers: Vec::new(),
+            backend: Some(Backend::Test(Box::new(api))),
+            resources: Mutex::new(HashMap::new()),
+            client,
+            kubeconfig,
+            rt,
+            bird,
+            ext,
+            nodes,
+            opts,
+            logs,
+            _lock: lock,
+        };
+        for ns in [METALLB_NS, FRRK8S_NS] {
+            lab.apply(objects::namespace(ns))?;
+        }
+        for n in &lab.nodes {
+            lab.apply(objects::node(&n.name))?;
+            lab.patch_status(
+                "v1",
+                "Node",
+                None,
+                &n.name,
+                objects::node_status(&n.name, &[n.v4.clone(), n.v6.clone()]),
+            )?;
+        }
+        lab.start_processes()?;
+        Ok(lab)
+    }
+
+    /// `E2E_KUBECONFIG` path: an existing cluster (kind). The nodes, their FRR and the
+    /// product are already running there; the external router must be an FRR this host
+    /// can reach with `vtysh -N $E2E_EXT_PATHSPACE` (e.g. one attached to kind's network).
+    /// Node-level operations (link cuts, FRR restarts) are unavailable in this mode.
+    fn start_existing(
+        opts: LabOptions,
+        kubeconfig: PathBuf,
+        rt: tokio::runtime::Runtime,
+        logs: tempfile::TempDir,
+        lock: MutexGuard<'static, ()>,
+    ) -> anyhow::Result<Lab> {
+        let pathspace = std::env::var("E2E_EXT_PATHSPACE")
+            .context("E2E_KUBECONFIG needs E2E_EXT_PATHSPACE (the external FRR's pathspace)")?;
+        let text = std::fs::read_to_string(&kubeconfig)
+            .with_context(|| format!("reading {}", kubeconfig.display()))?;
+        let client = rt.block_on(metallb_testkit::client_for(&text))?;
+        let lab = Lab {
+            controller: None,
+            speakers: Vec::new(),
+            backend: Some(Backend::Existing),
+            resources: Mutex::new(HashMap::new()),
+            client,
+            kubeconfig,
+            rt,
+            bird: None,
+            ext: ExtRouter {
+                frr: None,
+                netns: None,
+                pathspace,
+            },
+            nodes: Vec::new(),
+            opts,
+            logs,
+            _lock: lock,
+        };
+        Ok(lab)
+    }
+
+    /// The test API's URL (`None` with an existing cluster).
+    pub fn api_url(&self) -> Option<String> {
+        match &self.backend {
+            Some(Backend::Test(api)) => Some(api.url().to_string()),
+            _ => None,
+        }
+    }
+
+    /// `true` when running against an existing cluster (`E2E_KUBECONFIG`).
+    pub fn is_existing_cluster(&self) -> bool {
+        matches!(self.backend, Some(Backend::Existing))
+    }
+
+    pub fn options(&self) -> &LabOptions {
+        &self.opts
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        self.logs.path()
+    }
+
+    /// The external FRR's log file.
+    pub fn ext_log_path(&self) -> PathBuf {
+        self.logs.path().join("frr").join("ext.log")
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// Runs a future on the lab's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn node(&self, k: usize) -> &LabNode {
+        &self.nodes[k - 1]
+    }
+
+    pub fn node_mut(&mut self, k: usize) -> &mut LabNode {
+        &mut self.nodes[k - 1]
+    }
+
+    /// Every node's IPv4 address, sorted (the expected ECMP next-hop set).
+    pub fn all_node_v4(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.nodes.iter().map(|n| n.v4.clone()).collect();
+        v.sort();
+        v
+    }
+
+    // ---------------------------------------------------------------- processes
+
+    fn start_processes(&mut self) -> anyhow::Result<()> {
+        let kc = self.kubeconfig.display().to_string();
+        match self.opts.stack {
+            Stack::Nothing => {}
+            Stack::Full => {
+                let bin = bins::ensure("metallb-controller")?;
+                let args = vec![
+                    "--kubeconfig".into(),
+                    kc.clone(),
+                    "--namespace".into(),
+                    METALLB_NS.into(),
+                    "--webhook-mode".into(),
+                    "disabled".into(),
+                    "--admin-addr".into(),
+                    "127.0.0.1:0".into(),
+                ];
+                self.controller = Some(Managed::start(
+                    "controller",
+                    &bin,
+                    args,
+                    self.logs.path().join("controller.log"),
+                )?);
+                let bin = bins::ensure("metallb-speaker")?;
+                let help = help_text(&bin);
+                let ns_flag = [
+                    "--frrk8s-namespace",
+                    "--frr-k8s-namespace",
+                    "--frr-namespace",
+                ]
+                .into_iter()
+                .find(|f| help.contains(&format!("{f} ")) || help.contains(&format!("{f}=")))
+                .map(str::to_string);
+                for n in &self.nodes {
+                    let mut args = vec![
+                        "--kubeconfig".into(),
+                        kc.clone(),
+                        "--node-name".into(),
+                        n.name.clone(),
+                        "--namespace".into(),
+                        METALLB_NS.into(),
+                        "--frr-pathspace".into(),
+                        n.frr.name().to_string(),
+                        "--admin-addr".into(),
+                        "127.0.0.1:0".into(),
+                    ];
+                    // where the speaker writes metallb-<node> and its frr-k8s reads
+                    if let Some(flag) = ns_flag.as_deref() {
+                        args.extend([flag.to_string(), FRRK8S_NS.to_string()]);
+                    }
+                    args.extend(self.opts.speaker_args.iter().cloned());
+                    self.speakers.push(Some(Managed::start(
+                        &format!("speaker-{}", n.name),
+                        &bin,
+                        args,
+                        self.logs.path().join(format!("speaker-{}.log", n.name)),
+                    )?));
+                }
+            }
+            Stack::FrrK8s => {
+                let bin = bins::ensure("frr-k8s")?;
+                for n in &self.nodes {
+                    let mut args = vec![
+                        "--kubeconfig".into(),
+                        kc.clone(),
+                        "--node-name".into(),
+                        n.name.clone(),
+                        "--namespace".into(),
+                        FRRK8S_NS.into(),
+                        "--frr-pathspace".into(),
+                        n.frr.name().to_string(),
+                        "--admin-addr".into(),
+                        "127.0.0.1:0".into(),
+                        "--poll-interval-ms".into(),
+                        "250".into(),
+                    ];
+                    args.extend(self.opts.speaker_args.iter().cloned());
+                    self.speakers.push(Some(Managed::start(
+                        &format!("frr-k8s-{}", n.name),
+                        &bin,
+                        args,
+                        self.logs.path().join(format!("frr-k8s-{}.log", n.name)),
+                    )?));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        self.check_processes()
+    }
+
+    /// Fails when a product process has exited.
+    pub fn check_processes(&mut self) -> anyhow::Result<()> {
+        let mut dead = Vec::new();
+        for m in self
+            .controller
+            .iter_mut()
+            .chain(self.speakers.iter_mut().flatten())
+        {
+            if !m.is_running() {
+                dead.push(format!(
+                    "{} exited; log tail:\n{}",
+                    m.name(),
+                    m.log_tail(30)
+                ));
+            }
+        }
+        if dead.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", dead.join("\n"))
+        }
+    }
+
+    /// Restarts the controller (SIGTERM, wait, start).
+    pub fn restart_controller(&mut self) -> anyhow::Result<()> {
+        self.controller
+            .as_mut()
+            .context("no controller in this lab")?
+            .restart()
+    }
+
+    /// Restarts node `k`'s speaker (or frr-k8s).
+    pub fn restart_speaker(&mut self, k: usize) -> anyhow::Result<()> {
+        self.speakers
+            .get_mut(k - 1)
+            .and_then(Option::as_mut)
+            .context("no speaker for that node")?
+            .restart()
+    }
+
+    /// Restarts node `k`'s FRR (all daemons; it comes back with the empty startup config,
+    /// and the speaker must notice and apply its configuration again).
+    pub fn restart_node_frr(&mut self, k: usize) -> anyhow::Result<()> {
+        self.node_mut(k).frr.restart().map_err(anyhow::Error::from)
+    }
+
+    /// Sets node `k`'s LAN link down or up (inside its namespace).
+    pub fn set_node_link(&self, k: usize, up: bool) -> anyhow::Result<()> {
+        self.node(k)
+            .netns
+            .set_link("eth0", up)
+            .map_err(anyhow::Error::from)
+    }
+
+    /// PIDs of the product processes (for reports).
+    pub fn process_pids(&self) -> Vec<(String, Option<u32>)> {
+        self.controller
+            .iter()
+            .chain(self.speakers.iter().flatten())
+            .map(|m| (m.name().to_string(), m.pid()))
+            .collect()
+    }
+
+    /// Prints the tail of every log (processes, external FRR, BIRD).
+    pub fn dump_logs(&self, lines: usize) {
+        eprintln!(
+            "===== e2e lab {:?}: logs in {} =====",
+            self.opts.name,
+            self.logs.path().display()
+        );
+        for m in self.controller.iter().chain(self.speakers.iter().flatten()) {
+            eprintln!("----- {} ({}) -----", m.name(), m.log_path().display());
+            eprintln!("{}", m.log_tail(lines));
+        }
+        if self.ext.frr.is_some() {
+            let p = self.ext_log_path();
+            eprintln!("----- external FRR ({}) -----", p.display());
+            eprintln!("{}", tail(&p, lines));
+        }
+        if self.bird.is_some() {
+            let p = self.logs.path().join("bird.log");
+            eprintln!("----- BIRD -----\n{}", tail(&p, lines));
+        }
+        for n in &self.nodes {
+            if let Ok(rc) = n.frr.running_config() {
+                eprintln!("----- {} running-config -----\n{rc}", n.name);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- Kubernetes
+
+    fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(r) = self
+            .resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(r.clone());
+        }
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let r = self
+            .rt
+            .block_on(kube::discovery::pinned_kind(&self.client, &gvk))
+            .with_context(|| format!("discovering {api_version} {kind}"))?;
+        self.resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, r.clone());
+        Ok(r)
+    }
+
+    fn dyn_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+    ) -> anyhow::Result<Api<DynamicObject>> {
+        let (ar, caps) = self.resource(api_version, kind)?;
+        Ok(match caps.scope {
+            Scope::Namespaced => {
+                Api::namespaced_with(self.client.clone(), ns.unwrap_or(APP_NS), &ar)
+            }
+            Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    /// Server-side applies one object (created when missing); returns what the server
+    /// stored.
+    pub fn apply(&self, obj: Value) -> anyhow::Result<Value> {
+        let (av, kind, ns, name) = ident(&obj)?;
+        let api = self.dyn_api(&av, &kind, ns.as_deref())?;
+        let pp = PatchParams::apply("metallb-e2e").force();
+        let out = self
+            .rt
+            .block_on(api.patch(&name, &pp, &Patch::Apply(&obj)))
+            .with_context(|| format!("applying {kind} {}{name}", ns_prefix(&ns)))?;
+        Ok(serde_json::to_value(out)?)
+    }
+
+    /// Applies every document of a multi-document YAML text.
+    pub fn apply_yaml(&self, text: &str) -> anyhow::Result<()> {
+        for doc in text.split("\n---") {
+            if doc.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_yaml::from_str(doc).context("parsing YAML")?;
+            if !v.is_null() {
+                self.apply(v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge-patches the status subresource.
+    pub fn patch_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> anyhow::Result<()> {
+        let api = self.dyn_api(api_version, kind, ns)?;
+        self.rt
+            .block_on(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)))
+            .with_context(|| format!("patching the status of {kind} {name}"))?;
+        Ok(())
+    }
+
+    /// Merge-patches an object.
+    pub fn patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> anyhow::Result<Value> {
+        let api = self.dyn_api(api_version, kind, ns)?;
+        let out = self
+            .rt
+            .block_on(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
+            .with_context(|| format!("patching {kind} {name}"))?;
+        Ok(serde_json::to_value(out)?)
+    }
+
+    /// Reads an object; `None` when it does not exist.
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let api = self.dyn_api(api_version, kind, ns)?;
+        let out = self
+            .rt
+            .block_on(api.get_opt(name))
+            .with_context(|| format!("reading {kind} {name}"))?;
+        Ok(out.map(serde_json::to_value).transpose()?)
+    }
+
+    /// Lists objects (all namespaces when `ns` is `None` for namespaced kinds).
+    pub fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let (ar, caps) = self.resource(api_version, kind)?;
+        let api: Api<DynamicObject> = match (caps.scope, ns) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        };
+        let out = self
+            .rt
+            .block_on(api.list(&Default::default()))
+            .with_context(|| format!("listing {kind}"))?;
+        out.items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// Deletes an object (no error when it does not exist).
+    pub fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let api = self.dyn_api(api_version, kind, ns)?;
+        match self.rt.block_on(api.delete(name, &DeleteParams::default())) {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("deleting {kind} {name}"))),
+        }
+    }
+
+    /// The Service's load-balancer IPs (`status.loadBalancer.ingress`).
+    pub fn service_ips(&self, name: &str) -> Vec<String> {
+        self.get("v1", "Service", Some(APP_NS), name)
+            .ok()
+            .flatten()
+            .map(|s| objects::ingress_ips(&s))
+            .unwrap_or_default()
+    }
+
+    /// Waits until the Service has `count` load-balancer IPs.
+    pub fn wait_service_ips(
+        &self,
+        name: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let (ips, _) = wait_until_some(
+            &format!("Service {APP_NS}/{name} to get {count} load-balancer IP(s)"),
+            timeout,
+            || {
+                let ips = self.service_ips(name);
+                (ips.len() >= count).then_some(ips)
+            },
+        )?;
+        Ok(ips)
+    }
+
+    /// Creates a LoadBalancer Service and its EndpointSlice.
+    pub fn create_service(
+        &self,
+        name: &str,
+        local: bool,
+        endpoints: &[objects::Endpoint],
+    ) -> anyhow::Result<()> {
+        self.apply(objects::lb_service(name, local))?;
+        self.apply(objects::endpoint_slice(name, endpoints))?;
+        Ok(())
+    }
+
+    /// Endpoints on every node, all serving.
+    pub fn endpoints_everywhere(&self, service_index: u8) -> Vec<objects::Endpoint> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                objects::Endpoint::new(
+                    &n.name,
+                    &format!("100.64.{}.{}", n.index, service_index.max(1)),
+                    true,
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes a Service and its EndpointSlice.
+    pub fn delete_service(&self, name: &str) -> anyhow::Result<()> {
+        self.delete("v1", "Service", Some(APP_NS), name)?;
+        self.delete(
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            Some(APP_NS),
+            &format!("{name}-e2e"),
+        )
+    }
+
+    /// The seed configuration: pool `name` with `range`, a BGPPeer to the external router
+    /// and a BGPAdvertisement for every pool.
+    pub fn apply_seed_config(&self, range: &str) -> anyhow::Result<()> {
+        self.apply(objects::ip_pool("seed", &[range]))?;
+        self.apply(objects::bgp_peer(
+            "ext",
+            self.opts.ext.node_asn,
+            self.opts.ext.asn,
+            self.opts.ext.peer_address(),
+            json!({}),
+        ))?;
+        self.apply(objects::bgp_advertisement("seed", json!({})))?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- routing waits
+
+    /// Waits until the external router forwards `prefix` to exactly `expected` (sorted);
+    /// returns the time it took. An empty `expected` waits for the route to be gone.
+    pub fn wait_ext_nexthops(
+        &self,
+        prefix: &str,
+        expected: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let mut want = expected.to_vec();
+        want.sort();
+        let start = Instant::now();
+        let last = loop {
+            let now = self.ext.nexthops(prefix);
+            if now == want {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        bail!(
+            "after {timeout:?} the external router forwards {prefix} to {last:?}, expected {want:?}"
+        )
+    }
+}
+
+/// `BIN --help` (empty when it fails).
+fn help_text(bin: &Path) -> String {
+    std::process::Command::new(bin)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn ns_prefix(ns: &Option<String>) -> String {
+    ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default()
+}
+
+/// apiVersion, kind, namespace, name of a manifest.
+fn ident(obj: &Value) -> anyhow::Result<(String, String, Option<String>, String)> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
+    Ok((
+        s("/apiVersion").context("manifest without apiVersion")?,
+        s("/kind").context("manifest without kind")?,
+        s("/metadata/namespace"),
+        s("/metadata/name").context("manifest without metadata.name")?,
+    ))
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs(80);
+            if std::env::var_os("E2E_KEEP_LOGS").is_some() {
+                self.logs.disable_cleanup(true);
+                eprintln!("e2e: logs kept in {}", self.logs.path().display());
+            }
+        }
+        // product processes first (a speaker withdraws on SIGTERM while FRR still runs)
+        for m in self.speakers.iter_mut().flatten() {
+            m.stop();
+        }
+        if let Some(c) = self.controller.as_mut() {
+            c.stop();
+        }
+        if let Some(Backend::Test(api)) = self.backend.take() {
+            self.rt.block_on(api.shutdown());
+        }
+        // the rest (BIRD, external FRR, node FRRs, namespaces, temp dirs) drops in field
+        // order
+    }
+}

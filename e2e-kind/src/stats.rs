@@ -1,0 +1,105 @@
+//! Timing samples and the table the timing suite prints.
+
+use std::time::Duration;
+
+/// Samples of one measurement.
+#[derive(Clone, Debug, Default)]
+pub struct Samples {
+    pub name: String,
+    pub target: String,
+    values: Vec<Duration>,
+}
+
+impl Samples {
+    pub fn new(name: &str, target: &str) -> Self {
+        Samples {
+            name: name.into(),
+            target: target.into(),
+            values: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, d: Duration) {
+        self.values.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    fn sorted(&self) -> Vec<Duration> {
+        let mut v = self.values.clone();
+        v.sort();
+        v
+    }
+
+    /// Nearest-rank percentile (0..=100).
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        let v = self.sorted();
+        if v.is_empty() {
+            return None;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        Some(v[rank.clamp(1, v.len()) - 1])
+    }
+
+    pub fn median(&self) -> Option<Duration> {
+        self.percentile(50.0)
+    }
+
+    pub fn worst(&self) -> Option<Duration> {
+        self.values.iter().max().copied()
+    }
+
+    pub fn best(&self) -> Option<Duration> {
+        self.values.iter().min().copied()
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A printable table of measurements.
+pub fn table(rows: &[Samples]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<58} {:>4} {:>7} {:>7} {:>7} {:>7}  {}\n",
+        "measurement", "n", "min ms", "p50 ms", "p90 ms", "max ms", "target"
+    ));
+    for r in rows {
+        out.push_str(&format!(
+            "{:<58} {:>4} {:>7} {:>7} {:>7} {:>7}  {}\n",
+            r.name,
+            r.len(),
+            ms(r.best()),
+            ms(r.median()),
+            ms(r.percentile(90.0)),
+            ms(r.worst()),
+            r.target
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let mut s = Samples::new("x", "");
+        for i in 1..=20 {
+            s.push(Duration::from_millis(i * 10));
+        }
+        assert_eq!(s.median(), Some(Duration::from_millis(100)));
+        assert_eq!(s.worst(), Some(Duration::from_millis(200)));
+        assert_eq!(s.percentile(90.0), Some(Duration::from_millis(180)));
+        assert!(table(&[s]).contains("200"));
+    }
+}

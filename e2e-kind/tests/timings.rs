@@ -1,0 +1,222 @@
+//! Timing figures of the full stack, printed as a table (min / p50 / p90 / max of
+//! `E2E_SAMPLES` samples, default 20). Only generous sanity bounds are asserted; the
+//! targets are printed next to the figures.
+//!
+//! Run: `cargo test -p metallb-e2e --test timings -- --nocapture`
+
+use std::time::{Duration, Instant};
+
+use metallb_e2e::objects::{self, bfd_profile, bgp_advertisement, bgp_peer, host_prefix, ip_pool};
+use metallb_e2e::router::node_v4;
+use metallb_e2e::stats::{table, Samples};
+use metallb_e2e::{require_full_stack, Lab, LabOptions, Stack};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+fn samples() -> usize {
+    std::env::var("E2E_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
+
+#[test]
+fn timing_table() {
+    if !require_full_stack("timing_table") {
+        return;
+    }
+    let n = samples();
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+
+    // ---- lab 1: service → route, Local withdrawal, unrelated changes vs sessions ----
+    {
+        let mut o = LabOptions::new("timings");
+        o.stack = Stack::Full;
+        let mut lab = Lab::start(o).expect("lab");
+        lab.apply_seed_config("198.18.0.0/24").unwrap();
+        // warm-up: sessions established and the first advertisement done (the first one
+        // waits for session set-up; not what is measured)
+        lab.create_service("warmup", false, &lab.endpoints_everywhere(1))
+            .unwrap();
+        let ip = lab.wait_service_ips("warmup", 1, T).unwrap()[0].clone();
+        lab.wait_ext_nexthops(&host_prefix(&ip), &lab.all_node_v4(), T)
+            .unwrap();
+
+        let mut created = Samples::new(
+            "Service created -> /32 via every node on ext",
+            "p50 < 300 ms, max < 1 s",
+        );
+        let mut ip_assigned = Samples::new("Service created -> IP in status (controller)", "-");
+        for i in 0..n {
+            let name = format!("svc{i}");
+            let t = Instant::now();
+            lab.create_service(&name, false, &lab.endpoints_everywhere(2))
+                .unwrap();
+            let ip = lab.wait_service_ips(&name, 1, T).unwrap()[0].clone();
+            ip_assigned.push(t.elapsed());
+            lab.wait_ext_nexthops(&host_prefix(&ip), &lab.all_node_v4(), T)
+                .unwrap();
+            created.push(t.elapsed());
+        }
+
+        let mut local = Samples::new(
+            "Local: endpoint stops serving -> next hop withdrawn",
+            "< 500 ms",
+        );
+        let mut local_back = Samples::new("Local: endpoint serving again -> next hop back", "-");
+        let eps = |serving2: bool| {
+            vec![
+                objects::Endpoint::new("node1", "100.64.1.9", true),
+                objects::Endpoint::new("node2", "100.64.2.9", serving2),
+            ]
+        };
+        lab.create_service("local", true, &eps(true)).unwrap();
+        let lip = lab.wait_service_ips("local", 1, T).unwrap()[0].clone();
+        let lp = host_prefix(&lip);
+        lab.wait_ext_nexthops(&lp, &lab.all_node_v4(), T).unwrap();
+        for _ in 0..n {
+            let t = Instant::now();
+            lab.apply(objects::endpoint_slice("local", &eps(false)))
+                .unwrap();
+            lab.wait_ext_nexthops(&lp, &[node_v4(1)], T).unwrap();
+            local.push(t.elapsed());
+            let t = Instant::now();
+            lab.apply(objects::endpoint_slice("local", &eps(true)))
+                .unwrap();
+            lab.wait_ext_nexthops(&lp, &lab.all_node_v4(), T).unwrap();
+            local_back.push(t.elapsed());
+        }
+
+        // 100 configuration changes that do not touch the sessions: services added and
+        // removed, advertisement communities changed
+        let (d0, e0) = lab.ext.session_counters();
+        for i in 0..100 {
+            match i % 4 {
+                0 => lab
+                    .create_service(&format!("churn{i}"), false, &lab.endpoints_everywhere(3))
+                    .unwrap(),
+                1 => lab.delete_service(&format!("churn{}", i - 1)).unwrap(),
+                2 => {
+                    lab.apply(bgp_advertisement(
+                        "seed",
+                        json!({"communities": [format!("64512:{i}")]}),
+                    ))
+                    .unwrap();
+                }
+                _ => {
+                    lab.apply(bgp_advertisement("seed", json!({}))).unwrap();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let (d1, e1) = lab.ext.session_counters();
+        notes.push(format!(
+            "100 unrelated configuration changes: BGP sessions dropped on ext {} \
+             (established {} -> {}) [target 0]",
+            d1 - d0,
+            e0,
+            e1
+        ));
+        assert_eq!(d1 - d0, 0, "sessions were reset by unrelated changes");
+        lab.check_processes().unwrap();
+        rows.push(ip_assigned);
+        rows.push(created);
+        rows.push(local);
+        rows.push(local_back);
+    }
+
+    // ---- lab 2: BFD vs hold timer ----
+    {
+        let mut o = LabOptions::new("timings-bfd");
+        o.stack = Stack::Full;
+        o.ext.bfd_nodes = vec![1];
+        o.ext.timers = Some((3, 9));
+        let lab = Lab::start(o).expect("lab");
+        lab.apply(ip_pool("seed", &["198.18.0.0/24"])).unwrap();
+        lab.apply(bfd_profile("fast", 300, 3)).unwrap();
+        let sel = |node: &str| json!([{"matchLabels": {"kubernetes.io/hostname": node}}]);
+        lab.apply(bgp_peer(
+            "ext-bfd",
+            64512,
+            64513,
+            "192.0.2.1",
+            json!({"holdTime": "9s", "keepaliveTime": "3s", "bfdProfile": "fast",
+                   "nodeSelectors": sel("node1")}),
+        ))
+        .unwrap();
+        lab.apply(bgp_peer(
+            "ext-hold",
+            64512,
+            64513,
+            "192.0.2.1",
+            json!({"holdTime": "9s", "keepaliveTime": "3s", "nodeSelectors": sel("node2")}),
+        ))
+        .unwrap();
+        lab.apply(bgp_advertisement("seed", json!({}))).unwrap();
+        lab.create_service("web", false, &lab.endpoints_everywhere(1))
+            .unwrap();
+        let ip = lab.wait_service_ips("web", 1, T).unwrap()[0].clone();
+        let p = host_prefix(&ip);
+        lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
+
+        let mut bfd = Samples::new("BFD 300ms x3: link cut -> next hop gone on ext", "< 1.2 s");
+        let mut recover = Samples::new("BFD node: link up -> next hop back", "-");
+        for _ in 0..n {
+            use metallb_e2e::FrrQueries as _;
+            metallb_netlab::wait_until("BFD up for node1", T, || {
+                lab.ext
+                    .neighbors()
+                    .get("192.0.2.11")
+                    .and_then(|x| x.bfd_status.clone())
+                    .as_deref()
+                    == Some("Up")
+            })
+            .unwrap();
+            let t = Instant::now();
+            lab.set_node_link(1, false).unwrap();
+            lab.wait_ext_nexthops(&p, &[node_v4(2)], Duration::from_secs(15))
+                .unwrap();
+            bfd.push(t.elapsed());
+            let t = Instant::now();
+            lab.set_node_link(1, true).unwrap();
+            lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
+            recover.push(t.elapsed());
+        }
+        let holds: usize = std::env::var("E2E_HOLD_SAMPLES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        let mut hold = Samples::new(
+            "no BFD, hold 9s: link cut -> next hop gone on ext",
+            "6-9 s by design",
+        );
+        for _ in 0..holds {
+            let t = Instant::now();
+            lab.set_node_link(2, false).unwrap();
+            lab.wait_ext_nexthops(&p, &[node_v4(1)], Duration::from_secs(20))
+                .unwrap();
+            hold.push(t.elapsed());
+            lab.set_node_link(2, true).unwrap();
+            lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
+        }
+        assert!(bfd.median().unwrap() < Duration::from_secs(3));
+        assert!(bfd.median().unwrap() < hold.median().unwrap());
+        rows.push(bfd);
+        rows.push(recover);
+        rows.push(hold);
+    }
+
+    println!("\n===== metallb-e2e timing figures ({n} samples) =====");
+    print!("{}", table(&rows));
+    for note in &notes {
+        println!("{note}");
+    }
+    // generous sanity bounds only
+    let created = &rows[1];
+    assert!(created.median().unwrap() < Duration::from_secs(5));
+    let local = &rows[2];
+    assert!(local.median().unwrap() < Duration::from_secs(5));
+}
