@@ -181,7 +181,7 @@ fn main() {
     let l = lab(nbrs);
     let fast = ApplyOptions {
         verify: false,
-        dry_run: true,
+        ..ApplyOptions::default()
     };
     let mut a = Applier::with_options(Vtysh::with_pathspace(l.node.name()), fast);
     a.apply(&render(nbrs, &[])).unwrap();
@@ -310,7 +310,7 @@ fn reload_comparison() {
                 Vtysh::with_pathspace(l.node.name()),
                 ApplyOptions {
                     verify: false,
-                    dry_run: true,
+                    ..ApplyOptions::default()
                 },
             );
             let base = render_upstream(&[]);

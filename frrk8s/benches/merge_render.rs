@@ -80,6 +80,16 @@ fn bench(c: &mut Criterion) {
             render(&o.config, &opts)
         })
     });
+
+    // The driver's own CPU share of an apply: parse the rendered text and diff it against
+    // what was applied before (here: the same config, so a no-op).
+    let applied = frr_k8s::frr::FrrConfig::parse(&text);
+    c.bench_function("driver: parse rendered config", |b| {
+        b.iter(|| frr_k8s::frr::FrrConfig::parse(&text))
+    });
+    c.bench_function("driver: diff no-op", |b| {
+        b.iter(|| frr_k8s::frr::diff(&applied, &applied))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -301,8 +301,10 @@ fn render_filters(
     // The family's part of `ps` is every originated prefix of that family.
     let whole = |ps: &[IpNet], v4: bool| -> bool {
         originated.is_some_and(|orig| {
-            let fam: Vec<&IpNet> = orig.iter().filter(|p| p.addr().is_ipv4() == v4).collect();
-            !fam.is_empty() && fam.len() == ps.len() && fam.iter().all(|p| ps.contains(p))
+            // Both sides are sorted (they come from ordered sets), so equality is one pass;
+            // an unsorted `ps` could only make this false, which is always safe.
+            let mut fam = orig.iter().filter(|p| p.addr().is_ipv4() == v4);
+            !ps.is_empty() && ps.iter().all(|p| fam.next() == Some(p)) && fam.next().is_none()
         })
     };
     let adv = &n.advertise;

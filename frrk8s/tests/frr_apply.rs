@@ -408,7 +408,9 @@ fn frr_bad_config_keeps_previous() {
     lab.wait_routes(&set(&s.prefixes), "5 prefixes");
     let running_before = lab.node.running_config().unwrap();
 
-    // syntax error: nothing is applied
+    // syntax error: nothing is applied (the check runs for every batch here; by default it
+    // only runs for batches of 20 commands or more, smaller ones are rolled back instead)
+    a.options_mut().dry_run_min_commands = 0;
     let mut s2 = s.clone();
     s2.prefixes = (0..8).collect();
     let bad = render(&s2).replace(

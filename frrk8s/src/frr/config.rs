@@ -38,9 +38,18 @@ impl Context {
         }
     }
 
+    /// Appends a line; duplicates are removed once parsing is done ([`Context::dedup`]),
+    /// because checking on every push is quadratic in a 10,000-line address family.
     fn push_line(&mut self, line: String) {
-        if !self.lines.contains(&line) {
-            self.lines.push(line);
+        self.lines.push(line);
+    }
+
+    /// Drops repeated lines (keeping the first) here and in every nested context.
+    fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::with_capacity(self.lines.len());
+        self.lines.retain(|l| seen.insert(l.clone()));
+        for c in &mut self.children {
+            c.dedup();
         }
     }
 
@@ -232,6 +241,7 @@ impl FrrConfig {
                 node_at_mut(&mut root, &stack).push_line(line);
             }
         }
+        root.dedup();
         FrrConfig { root }
     }
 

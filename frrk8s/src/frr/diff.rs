@@ -280,6 +280,20 @@ fn is_vrf_router(c: &Context) -> bool {
 pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let mut out = Delta::default();
     let (old_root, new_root) = (&old.root, &new.root);
+    // Top-level contexts by header: thousands of route-map entries at scale, so linear
+    // lookups would make the diff quadratic.
+    let old_by_header: std::collections::HashMap<&str, &Context> = old_root
+        .children
+        .iter()
+        .map(|c| (c.header.as_str(), c))
+        .collect();
+    let new_by_header: std::collections::HashMap<&str, &Context> = new_root
+        .children
+        .iter()
+        .map(|c| (c.header.as_str(), c))
+        .collect();
+    let old_child = |h: &str| old_by_header.get(h).copied();
+    let new_child = |h: &str| new_by_header.get(h).copied();
 
     // 1. top-level additions / replacements
     let (root_removals, root_additions) =
@@ -303,7 +317,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     for c in old_root
         .children
         .iter()
-        .filter(|c| new_root.child(&c.header).is_none())
+        .filter(|c| new_child(&c.header).is_none())
     {
         if context_identity(&c.header).is_some_and(|id| new_ids.contains(&id)) {
             out.change(0, negate_context(&c.header));
@@ -311,7 +325,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
         }
     }
     for c in new_root.children.iter().filter(|c| !is_router(c)) {
-        match old_root.child(&c.header) {
+        match old_child(&c.header) {
             // vanished children (e.g. a bfd profile) go in phase 4, after the neighbors
             // stopped using them
             Some(o) => emit_context_changes(&mut out, &mut Vec::new(), o, c, &|_| false, false),
@@ -323,7 +337,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let mut routers: Vec<&Context> = new_root.children.iter().filter(|c| is_router(c)).collect();
     routers.sort_by_key(|c| is_vrf_router(c));
     for c in routers {
-        match old_root.child(&c.header) {
+        match old_child(&c.header) {
             None => emit_whole(&mut out, c, 0),
             Some(o) => {
                 let gone: BTreeSet<String> = defined_neighbors(o)
@@ -357,7 +371,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let mut removed: Vec<&Context> = old_root
         .children
         .iter()
-        .filter(|c| new_root.child(&c.header).is_none() && !replaced.contains(c.header.as_str()))
+        .filter(|c| new_child(&c.header).is_none() && !replaced.contains(c.header.as_str()))
         .collect();
     removed.sort_by_key(|c| match (is_router(c), is_vrf_router(c)) {
         (false, _) => 0,
@@ -365,7 +379,7 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
         (true, false) => 2,
     });
     for c in new_root.children.iter().filter(|c| !is_router(c)) {
-        if let Some(o) = old_root.child(&c.header) {
+        if let Some(o) = old_child(&c.header) {
             let gone: Vec<&Context> = o
                 .children
                 .iter()
@@ -418,7 +432,7 @@ pub fn normalize(cfg: &FrrConfig) -> FrrConfig {
             .iter()
             .filter(|l| !(kind == ContextKind::Root && is_unmanaged(l)))
             .filter(|l| !is_default_line(kind, l))
-            .cloned()
+            .map(|l| numeric_communities(l))
             .collect();
         Context {
             header: c.header.clone(),
@@ -429,6 +443,39 @@ pub fn normalize(cfg: &FrrConfig) -> FrrConfig {
     FrrConfig {
         root: walk(&cfg.root),
     }
+}
+
+/// FRR prints well-known communities by name (`set community 65535:65281` comes back as
+/// `set community no-export`); we render numbers. Map names to numbers so both compare
+/// equal.
+pub fn numeric_communities(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("set community ") else {
+        return line.to_string();
+    };
+    let words: Vec<String> = rest
+        .split_whitespace()
+        .map(|w| {
+            match w {
+                "graceful-shutdown" => "65535:0",
+                "accept-own" => "65535:1",
+                "route-filter-translated-v4" => "65535:2",
+                "route-filter-v4" => "65535:3",
+                "route-filter-translated-v6" => "65535:4",
+                "route-filter-v6" => "65535:5",
+                "llgr-stale" => "65535:6",
+                "no-llgr" => "65535:7",
+                "accept-own-nexthop" => "65535:8",
+                "blackhole" => "65535:666",
+                "no-export" => "65535:65281",
+                "no-advertise" => "65535:65282",
+                "local-AS" => "65535:65283",
+                "no-peer" => "65535:65284",
+                other => other,
+            }
+            .to_string()
+        })
+        .collect();
+    format!("set community {}", words.join(" "))
 }
 
 /// Lines FRR 8.4 omits from `show running-config` because they hold the default value.
@@ -672,5 +719,22 @@ bfd
             n.root.children[0].children[0].lines,
             vec!["transmit-interval 100"]
         );
+    }
+
+    #[test]
+    fn well_known_community_names_compare_as_numbers() {
+        assert_eq!(
+            numeric_communities("set community no-export 64512:10 additive"),
+            "set community 65535:65281 64512:10 additive"
+        );
+        assert_eq!(
+            numeric_communities("set local-preference 100"),
+            "set local-preference 100"
+        );
+        let running =
+            FrrConfig::parse("route-map r permit 1\n set community no-export additive\nexit\n");
+        let desired =
+            FrrConfig::parse("route-map r permit 1\n set community 65535:65281 additive\nexit\n");
+        assert!(diff(&normalize(&running), &normalize(&desired)).is_empty());
     }
 }

@@ -150,6 +150,7 @@ async fn merges_applies_and_reports_status() {
         apply: ApplyOptions {
             verify: false,
             dry_run: false,
+            ..ApplyOptions::default()
         },
     };
     let mut registry = Registry::default();

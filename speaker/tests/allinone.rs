@@ -1,0 +1,173 @@
+//! The all-in-one process in one test: the speaker shell and the embedded frr-k8s node
+//! component against the test API server, with a fake FRR that records what it is told.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use frr_k8s::frr::apply::{ApplyOptions, ControlError, FrrControl};
+use frr_k8s::metrics::FrrMetrics;
+use frr_k8s::node::NodeSettings;
+use frr_k8s::RenderOptions;
+use kube::api::Api;
+use metallb_api::frrk8s::{FRRConfiguration, FRRNodeState};
+use metallb_runtime::Readiness;
+use metallb_speaker::allinone::{self, FrrComponent};
+use metallb_speaker::metrics::SpeakerMetrics;
+use metallb_speaker::shell::{Settings, ShutdownOutcome};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// FRR that accepts everything; its running configuration is every batch in order.
+#[derive(Clone, Default)]
+struct FakeFrr {
+    batches: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeFrr {
+    fn text(&self) -> String {
+        self.batches.lock().expect("lock").join("\n")
+    }
+}
+
+impl FrrControl for FakeFrr {
+    fn apply(&self, batch: &str) -> Result<(), ControlError> {
+        self.batches.lock().expect("lock").push(batch.to_string());
+        Ok(())
+    }
+    fn check(&self, _batch: &str) -> Result<(), ControlError> {
+        Ok(())
+    }
+    fn running_config(&self) -> Result<String, ControlError> {
+        Ok(self.text())
+    }
+    fn show_json(&self, _command: &str) -> Result<Value, ControlError> {
+        Ok(json!({}))
+    }
+    fn instance_token(&self) -> Option<String> {
+        Some("fake".into())
+    }
+}
+
+#[tokio::test]
+async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), NS);
+    // a user's extra neighbor on every node, merged with MetalLB's object
+    let _: FRRConfiguration = create(
+        &frr_api,
+        json!({"metadata": {"name": "user-extra", "namespace": NS},
+               "spec": {"bgp": {"routers": [{"asn": 64512,
+                   "neighbors": [{"address": "172.18.0.9", "asn": 65009}]}]}}}),
+    )
+    .await;
+    lb_service(&client, "web", "192.168.10.1", false, None).await;
+    slice(&client, "web", &["node-2"]).await;
+
+    let fake = FakeFrr::default();
+    let stop = CancellationToken::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = SpeakerMetrics::register(&mut registry);
+    let frr_metrics = FrrMetrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let task = tokio::spawn(allinone::run(
+        client.clone(),
+        Settings::new(NODE, NS, NS),
+        Some(FrrComponent {
+            settings: NodeSettings {
+                node_name: NODE.into(),
+                namespace: NS.into(),
+                render: RenderOptions::default(),
+                poll_interval: Duration::from_millis(100),
+                write_status: true,
+                apply: ApplyOptions {
+                    verify: false,
+                    dry_run: false,
+                    ..ApplyOptions::default()
+                },
+            },
+            control: fake.clone(),
+            metrics: frr_metrics,
+        }),
+        readiness.clone(),
+        metrics,
+        stop.clone(),
+        Duration::from_secs(5),
+    ));
+
+    let f = fake.clone();
+    eventually(
+        "MetalLB's and the user's neighbors and the prefix in FRR",
+        || {
+            let t = f.text();
+            async move {
+                t.contains("neighbor 172.18.0.1 remote-as 65000")
+                    && t.contains("neighbor 172.18.0.9 remote-as 65009")
+                    && t.contains("network 192.168.10.1/32")
+            }
+        },
+    )
+    .await;
+    let r = readiness.clone();
+    eventually("both components ready", || {
+        let r = r.clone();
+        async move { r.is_ready() }
+    })
+    .await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(text.contains("metallb_speaker_announced{ip=\"192.168.10.1\",node=\"node-1\",protocol=\"bgp\",service=\"default/web\"} 1"), "{text}");
+    assert!(text.contains("frrk8s_reloads_total"), "{text}");
+
+    // a conflicting user object (another ASN for the default VRF) is reported and
+    // skipped; MetalLB's announcement stays
+    let _: FRRConfiguration = create(
+        &frr_api,
+        json!({"metadata": {"name": "zz-conflict", "namespace": NS},
+               "spec": {"bgp": {"routers": [{"asn": 64999, "prefixes": ["10.99.0.0/24"],
+                   "neighbors": [{"address": "172.18.0.10", "asn": 65010}]}]}}}),
+    )
+    .await;
+    let states = Api::<FRRNodeState>::all(client.clone());
+    eventually("conflict in FRRNodeState", || {
+        let states = states.clone();
+        async move {
+            states
+                .get_opt(NODE)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.status)
+                .and_then(|s| s.last_conversion_result)
+                .is_some_and(|r| r.starts_with("failed") && r.contains("zz-conflict"))
+        }
+    })
+    .await;
+    let t = fake.text();
+    assert!(!t.contains("no network 192.168.10.1/32"), "{t}");
+    assert!(
+        !t.contains("172.18.0.10"),
+        "the conflicting object was applied: {t}"
+    );
+
+    // SIGTERM: the withdrawal reaches FRR before the process ends
+    let started = Instant::now();
+    stop.cancel();
+    let outcome = task.await.expect("join").expect("run");
+    assert!(
+        matches!(outcome, ShutdownOutcome::Withdrawn { .. }),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let t = fake.text();
+    let added = t.rfind("network 192.168.10.1/32").expect("announced");
+    let removed = t
+        .rfind("no network 192.168.10.1/32")
+        .expect("withdrawn in FRR");
+    assert!(removed + 3 == added || removed > added, "{t}");
+    assert!(t.contains("172.18.0.1"), "the session stays");
+}
