@@ -35,7 +35,7 @@ pub enum FamilyPolicy {
 }
 
 /// What the allocator needs to know about one LoadBalancer Service.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceRequest {
     pub key: ServiceKey,
     pub namespace: String,
@@ -177,6 +177,16 @@ impl Allocator {
 
     pub fn assignment(&self, key: &str) -> Option<&Assignment> {
         self.services.get(key).map(|h| &h.assignment)
+    }
+
+    /// Number of services holding addresses.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// True when no service holds an address.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
     }
 
     /// Every current assignment, sorted by service.
@@ -435,7 +445,8 @@ impl Allocator {
             let mut first_free = None;
             loop {
                 let ip = from_u128(f, v);
-                if !(pool.avoid_buggy_ips && is_buggy(&ip)) && !self.ips.contains_key(&ip) {
+                let usable = !(pool.avoid_buggy_ips && is_buggy(&ip));
+                if usable && !self.ips.contains_key(&ip) {
                     first_free = Some(v);
                     break;
                 }

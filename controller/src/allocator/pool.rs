@@ -30,7 +30,7 @@ impl Family {
 }
 
 /// `serviceAllocation`, with namespace selectors already resolved to namespace names.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceAllocation {
     /// 0 (or unset) is the lowest priority; otherwise lower numbers come first.
     pub priority: i32,
@@ -43,7 +43,7 @@ pub struct ServiceAllocation {
 }
 
 /// One IPAddressPool, parsed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
     pub name: String,
     /// CIDRs in `spec.addresses` order, ranges already summarized.

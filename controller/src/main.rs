@@ -1,0 +1,166 @@
+//! `metallb-controller`: allocates LoadBalancer IPs and serves MetalLB's webhooks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use metallb_controller::{webhook, Controller, Metrics, Settings};
+use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, Readiness};
+use prometheus_client::registry::Registry;
+
+const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WebhookMode {
+    /// Reconciler and webhooks.
+    Enabled,
+    /// Reconciler only.
+    Disabled,
+    /// Webhooks only.
+    Onlywebhook,
+}
+
+/// MetalLB controller: IP address allocation for LoadBalancer Services, admission and
+/// conversion webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "metallb-controller", version)]
+struct Args {
+    /// The MetalLB namespace (default: the service account's namespace, else
+    /// metallb-system).
+    #[arg(long, env = "METALLB_NAMESPACE")]
+    namespace: Option<String>,
+
+    /// Handle only Services with this loadBalancerClass (default: only Services without one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    lb_class: Option<String>,
+
+    /// What this process runs.
+    #[arg(
+        long,
+        env = "METALLB_WEBHOOK_MODE",
+        value_enum,
+        default_value = "enabled"
+    )]
+    webhook_mode: WebhookMode,
+
+    /// Webhook listen address.
+    #[arg(long, env = "METALLB_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    webhook_addr: SocketAddr,
+
+    /// Webhook serving certificate (PEM).
+    #[arg(
+        long,
+        env = "METALLB_TLS_CERT_FILE",
+        default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt"
+    )]
+    tls_cert_file: PathBuf,
+
+    /// Webhook serving key (PEM).
+    #[arg(
+        long,
+        env = "METALLB_TLS_KEY_FILE",
+        default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key"
+    )]
+    tls_key_file: PathBuf,
+
+    /// Serve the webhooks over plain HTTP (local testing only; the API server requires
+    /// HTTPS).
+    #[arg(long, env = "METALLB_WEBHOOK_INSECURE_HTTP", hide = true)]
+    webhook_insecure_http: bool,
+
+    /// Reporting instance in events (set from the pod name by the chart).
+    #[arg(long, env = "POD_NAME", default_value = "metallb-controller")]
+    pod_name: String,
+
+    #[command(flatten)]
+    client: ClientArgs,
+
+    #[command(flatten)]
+    log: LogArgs,
+
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+impl Args {
+    async fn run(self) -> anyhow::Result<()> {
+        let Args {
+            namespace,
+            lb_class,
+            webhook_mode,
+            webhook_addr,
+            tls_cert_file,
+            tls_key_file,
+            webhook_insecure_http,
+            pod_name,
+            client,
+            log,
+            admin,
+        } = self;
+        log.init();
+        let namespace = namespace
+            .or_else(|| {
+                std::fs::read_to_string(SA_NAMESPACE_FILE)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "metallb-system".to_string());
+        let shutdown = metallb_runtime::shutdown::on_signal();
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let readiness = Readiness::default();
+        let client = client.client().await?;
+        let controller_gate =
+            (webhook_mode != WebhookMode::Onlywebhook).then(|| readiness.gate("controller"));
+        metallb_runtime::admin::serve(
+            &admin.admin_addr,
+            Arc::new(registry),
+            readiness.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let mut webhook_task = None;
+        if webhook_mode != WebhookMode::Disabled {
+            let tls = (!webhook_insecure_http).then_some(webhook::TlsFiles {
+                cert: tls_cert_file,
+                key: tls_key_file,
+            });
+            let (_, task) = webhook::serve(
+                webhook_addr,
+                webhook::router(client.clone(), &namespace),
+                tls,
+                shutdown.clone(),
+            )
+            .await
+            .context("starting the webhook server")?;
+            webhook_task = Some(task);
+        }
+        tracing::info!(%namespace, lb_class = ?lb_class, mode = ?webhook_mode, "metallb-controller starting");
+        if let Some(gate) = controller_gate {
+            let mut settings = Settings::new(&namespace);
+            settings.lb_class = lb_class;
+            settings.instance = pod_name;
+            Controller::new(client, settings, metrics)
+                .run(shutdown.clone(), Some(gate))
+                .await
+                .context("controller failed")?;
+        } else {
+            shutdown.cancelled().await;
+        }
+        if let Some(t) = webhook_task {
+            let _ = t.await;
+        }
+        tracing::info!("metallb-controller stopped");
+        Ok(())
+    }
+}
+
+// One thread: the reconciler is a single task and the webhooks see little traffic; a
+// multi-threaded runtime mostly adds per-thread malloc arenas (RSS).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    Args::parse().run().await
+}

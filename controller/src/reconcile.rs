@@ -1,0 +1,949 @@
+//! The reconciler: watches feed reflector stores; one task owns the allocator and decides;
+//! writes go out in concurrent batches and only when something differs.
+//!
+//! ```text
+//!  watch Services ──┐                   ┌─ converge(svc) ─→ ServicePatch ─┐
+//!  watch Pools ─────┼→ stores + dirty ──┤                                 ├→ PATCH / POST
+//!  watch Namespaces ┘   (coalesced)     └─ pool stats, ConfigurationState ┘
+//! ```
+//!
+//! Start-up: nothing is decided until all three watches have listed. Then every address a
+//! Service already shows is loaded into the allocator (`assign`) *before* any Service is
+//! allocated, so a restart never moves an IP (upstream issues #1774/#2443).
+//!
+//! Stale reads: after a write, the store shows the old object until the watch delivers the
+//! new one. Each write remembers the resourceVersions it made stale; while the store still
+//! shows one of them, what we wrote is taken as the observed state, so nothing is written
+//! twice and decisions never flip back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, ObjectReference, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONENT_TYPE};
+use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
+use metallb_runtime::admin::Gate;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::allocator::{Allocator, ServiceKey};
+use crate::converge::{converge, Decision, Desired, Note};
+use crate::events::{core_event, service_ref, EventLog};
+use crate::metrics::Metrics;
+use crate::pools::{build_pools, NamespaceLabels, PoolConfig};
+use crate::service::{has_foreign_ingress, ingress_ips, intake, key, pool_annotation, Intake};
+use crate::status::{
+    configuration_state, desired_service_patch, pool_status, same_configuration_state, Observed,
+    ServicePatch,
+};
+use crate::Error;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "metallb-controller";
+
+/// Reconciler settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The MetalLB namespace (IPAddressPools, ConfigurationState).
+    pub namespace: String,
+    /// `--lb-class`: handle only Services of this class (none: only Services without one).
+    pub lb_class: Option<String>,
+    /// Quiet time that ends a burst of watch events.
+    pub debounce: Duration,
+    /// Longest a burst is collected before it is processed anyway.
+    pub max_batch_delay: Duration,
+    /// Writes in flight at once.
+    pub write_concurrency: usize,
+    /// Reporting instance in events (the pod name).
+    pub instance: String,
+}
+
+impl Settings {
+    pub fn new(namespace: &str) -> Self {
+        Settings {
+            namespace: namespace.to_string(),
+            lb_class: None,
+            debounce: Duration::from_millis(20),
+            max_batch_delay: Duration::from_millis(250),
+            write_concurrency: 32,
+            instance: FIELD_MANAGER.to_string(),
+        }
+    }
+}
+
+/// Progress counters, published after every batch (tests and benchmarks wait on them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The initial resync has been processed and its writes have completed.
+    pub synced: bool,
+    pub batches: u64,
+    /// Successful writes (patches, creates, events).
+    pub writes: u64,
+    pub write_errors: u64,
+    /// Services seen in the last batch's store.
+    pub services: usize,
+    /// Services holding addresses.
+    pub allocated: usize,
+    /// Services waiting for an address.
+    pub pending: usize,
+    /// From `run` until every watch had listed.
+    pub listed_after: Option<Duration>,
+    /// Deciding the initial resync (allocator rebuild and convergence of every Service).
+    pub initial_decide: Option<Duration>,
+    /// Writing what the initial resync decided.
+    pub initial_write: Option<Duration>,
+}
+
+/// The reconciler. Build it, take a progress receiver if you want one, then `run` it.
+pub struct Controller {
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    progress: watch::Sender<Progress>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+// Each value lives only from the stream to `handle`; boxing would add an allocation per
+// watch event for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Service(Result<Event<Service>, watcher::Error>),
+    Pool(Result<Event<IPAddressPool>, watcher::Error>),
+    Namespace(Result<Event<Namespace>, watcher::Error>),
+}
+
+/// What a write left behind: the state we wrote and the resourceVersions that predate it.
+#[derive(Clone, Debug)]
+struct Written<T> {
+    state: T,
+    stale_rvs: Vec<String>,
+}
+
+enum Write {
+    Service {
+        key: ServiceKey,
+        namespace: String,
+        name: String,
+        pre_rv: String,
+        observed: Observed,
+        written: Observed,
+        patch: ServicePatch,
+    },
+    PoolStatus {
+        name: String,
+        pre_rv: String,
+        status: metallb_api::metallb::IPAddressPoolStatus,
+    },
+    Event {
+        regarding: ObjectReference,
+        note: Note,
+    },
+    ConfigState {
+        config: PoolConfig,
+    },
+}
+
+enum Outcome {
+    Service {
+        key: ServiceKey,
+        result: Result<Written<Observed>, kube::Error>,
+    },
+    PoolStatus {
+        name: String,
+        result: Result<Written<metallb_api::metallb::IPAddressPoolStatus>, kube::Error>,
+    },
+    Event(Result<(), kube::Error>),
+    ConfigState(Result<(ConfigurationStateStatus, bool), kube::Error>),
+}
+
+/// Everything the reconciler task owns.
+struct State {
+    settings: Settings,
+    alloc: Allocator,
+    config: Option<PoolConfig>,
+    config_state: Option<ConfigurationStateStatus>,
+    config_state_dirty: bool,
+    events: EventLog,
+    pending: BTreeSet<ServiceKey>,
+    svc_written: HashMap<ServiceKey, Written<Observed>>,
+    pool_written: HashMap<String, Written<metallb_api::metallb::IPAddressPoolStatus>>,
+    synced: [bool; 3],
+    started: bool,
+    dirty: BTreeSet<ServiceKey>,
+    config_dirty: bool,
+    reprocess_all: bool,
+    retry_keys: BTreeSet<ServiceKey>,
+    retry_pools: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    progress: Progress,
+    exported_pools: Vec<String>,
+}
+
+// === impl Controller ===
+
+impl Controller {
+    pub fn new(client: Client, settings: Settings, metrics: Metrics) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        Controller {
+            client,
+            settings,
+            metrics,
+            progress,
+        }
+    }
+
+    /// Progress after every batch.
+    pub fn progress_rx(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Run until `shutdown` is cancelled. `ready` is opened once the initial resync is done.
+    pub async fn run(self, shutdown: CancellationToken, ready: Option<Gate>) -> Result<(), Error> {
+        let Controller {
+            client,
+            settings,
+            metrics,
+            progress,
+        } = self;
+        let (svc_store, svc_writer) = reflector::store::<Service>();
+        let (pool_store, pool_writer) = reflector::store::<IPAddressPool>();
+        let (ns_store, ns_writer) = reflector::store::<Namespace>();
+        let svc_stream = reflector::reflector(
+            svc_writer,
+            watcher(Api::<Service>::all(client.clone())).modify(strip_service),
+        )
+        .map(Input::Service)
+        .boxed();
+        let pool_stream = reflector::reflector(
+            pool_writer,
+            watcher(Api::<IPAddressPool>::namespaced(
+                client.clone(),
+                &settings.namespace,
+            ))
+            .modify(|p: &mut IPAddressPool| p.managed_fields_mut().clear()),
+        )
+        .map(Input::Pool)
+        .boxed();
+        let ns_stream = reflector::reflector(
+            ns_writer,
+            watcher(Api::<Namespace>::all(client.clone())).modify(|n: &mut Namespace| {
+                n.managed_fields_mut().clear();
+                n.spec = None;
+                n.status = None;
+                n.annotations_mut().clear();
+            }),
+        )
+        .map(Input::Namespace)
+        .boxed();
+        let mut inputs = stream::select_all([svc_stream, pool_stream, ns_stream]);
+        let stores = Stores {
+            services: svc_store,
+            pools: pool_store,
+            namespaces: ns_store,
+        };
+        let mut st = State::new(settings);
+        let io = Io {
+            client,
+            metrics,
+            namespace: st.settings.namespace.clone(),
+            instance: st.settings.instance.clone(),
+            concurrency: st.settings.write_concurrency.max(1),
+        };
+        let started = Instant::now();
+        loop {
+            let retry = async {
+                match st.retry_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                item = inputs.next() => match item {
+                    Some(i) => {
+                        io.metrics.updates.inc();
+                        st.handle(i)
+                    }
+                    None => return Err(Error::WatchEnded),
+                },
+                _ = retry => st.fire_retry(),
+            }
+            // Coalesce the rest of the burst.
+            let deadline = Instant::now() + st.settings.max_batch_delay;
+            loop {
+                let until = (Instant::now() + st.settings.debounce).min(deadline);
+                match tokio::time::timeout_at(until, inputs.next()).await {
+                    Ok(Some(i)) => {
+                        io.metrics.updates.inc();
+                        st.handle(i)
+                    }
+                    Ok(None) => return Err(Error::WatchEnded),
+                    Err(_) => break,
+                }
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            if !st.synced.iter().all(|s| *s) {
+                continue;
+            }
+            let t0 = Instant::now();
+            let writes = st.batch(&stores);
+            let t1 = Instant::now();
+            let outcomes = io.execute(writes, &shutdown).await;
+            st.absorb(outcomes, &io.metrics);
+            st.export_metrics(&io.metrics);
+            if !st.progress.synced {
+                st.progress.synced = true;
+                st.progress.listed_after = Some(t0 - started);
+                st.progress.initial_decide = Some(t1 - t0);
+                st.progress.initial_write = Some(t1.elapsed());
+                info!(
+                    services = st.progress.services,
+                    allocated = st.progress.allocated,
+                    pending = st.progress.pending,
+                    writes = st.progress.writes,
+                    listed_after = ?st.progress.listed_after,
+                    decide = ?st.progress.initial_decide,
+                    write = ?st.progress.initial_write,
+                    "initial resync done"
+                );
+                if let Some(g) = &ready {
+                    g.ready();
+                }
+            }
+            st.progress.batches += 1;
+            progress.send_replace(st.progress.clone());
+        }
+    }
+}
+
+fn watcher<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default()).default_backoff()
+}
+
+/// Drop what the controller never reads, to keep the store small.
+fn strip_service(s: &mut Service) {
+    s.managed_fields_mut().clear();
+    s.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+struct Stores {
+    services: Store<Service>,
+    pools: Store<IPAddressPool>,
+    namespaces: Store<Namespace>,
+}
+
+// === impl State ===
+
+impl State {
+    fn new(settings: Settings) -> Self {
+        State {
+            settings,
+            alloc: Allocator::default(),
+            config: None,
+            config_state: None,
+            config_state_dirty: false,
+            events: EventLog::default(),
+            pending: BTreeSet::new(),
+            svc_written: HashMap::new(),
+            pool_written: HashMap::new(),
+            synced: [false; 3],
+            started: false,
+            dirty: BTreeSet::new(),
+            config_dirty: false,
+            reprocess_all: false,
+            retry_keys: BTreeSet::new(),
+            retry_pools: false,
+            retry_at: None,
+            backoff: Duration::from_millis(500),
+            progress: Progress::default(),
+            exported_pools: Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Service(Ok(ev)) => match ev {
+                Event::Apply(s) | Event::Delete(s) => {
+                    self.dirty.insert(key(&s));
+                }
+                Event::InitDone => {
+                    self.synced[0] = true;
+                    // A re-list may hide deletions: look at everything.
+                    self.reprocess_all = true;
+                }
+                Event::Init | Event::InitApply(_) => {}
+            },
+            Input::Pool(Ok(ev)) => match ev {
+                Event::InitDone => {
+                    self.synced[1] = true;
+                    self.config_dirty = true;
+                }
+                Event::Init | Event::InitApply(_) => {}
+                Event::Apply(_) | Event::Delete(_) => self.config_dirty = true,
+            },
+            Input::Namespace(Ok(ev)) => match ev {
+                Event::InitDone => {
+                    self.synced[2] = true;
+                    self.config_dirty = true;
+                }
+                Event::Init | Event::InitApply(_) => {}
+                Event::Apply(_) | Event::Delete(_) => self.config_dirty = true,
+            },
+            Input::Service(Err(e)) => warn!(error = %e, "Service watch failed; retrying"),
+            Input::Pool(Err(e)) => warn!(error = %e, "IPAddressPool watch failed; retrying"),
+            Input::Namespace(Err(e)) => warn!(error = %e, "Namespace watch failed; retrying"),
+        }
+    }
+
+    fn fire_retry(&mut self) {
+        self.retry_at = None;
+        self.dirty.append(&mut self.retry_keys);
+        if std::mem::take(&mut self.retry_pools) {
+            self.config_dirty = true;
+        }
+    }
+
+    /// Decide everything that is dirty; return the writes.
+    fn batch(&mut self, stores: &Stores) -> Vec<Write> {
+        let mut writes = Vec::new();
+        if !self.started {
+            self.started = true;
+            self.reprocess_all = true;
+            self.config_dirty = true;
+            self.config_state_dirty = true;
+        }
+        if std::mem::take(&mut self.config_dirty) {
+            self.apply_config(stores);
+        }
+        if std::mem::take(&mut self.config_state_dirty) {
+            if let Some(cfg) = &self.config {
+                writes.push(Write::ConfigState {
+                    config: cfg.clone(),
+                });
+            }
+        }
+        if std::mem::take(&mut self.reprocess_all) {
+            self.dirty.clear();
+            let mut all: Vec<(ServiceKey, Arc<Service>)> = stores
+                .services
+                .state()
+                .into_iter()
+                .map(|s| (key(&s), s))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            // Forget services that disappeared while we were not watching.
+            let present: HashSet<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+            let gone: Vec<ServiceKey> = self
+                .alloc
+                .assignments()
+                .into_keys()
+                .filter(|k| !present.contains(k.as_str()))
+                .collect();
+            for k in gone {
+                self.forget(&k);
+            }
+            self.pending.retain(|k| present.contains(k.as_str()));
+            // Phase 1: every address a Service already shows is claimed before anything is
+            // allocated.
+            for (_, svc) in &all {
+                if let Intake::Request(req) = intake(svc, self.settings.lb_class.as_deref()) {
+                    let current = self.observed(svc).ingress;
+                    let ips: Option<Vec<std::net::IpAddr>> =
+                        current.iter().map(|s| s.parse().ok()).collect();
+                    if let Some(ips) = ips.filter(|v| !v.is_empty()) {
+                        let _ = self.alloc.assign(&req, &ips);
+                    }
+                }
+            }
+            // Phase 2: converge everything in name order.
+            for (k, svc) in &all {
+                self.process(k, svc, &mut writes);
+            }
+        } else {
+            let mut freed = false;
+            let dirty = std::mem::take(&mut self.dirty);
+            for k in &dirty {
+                match lookup(&stores.services, k) {
+                    Some(svc) => freed |= self.process(k, &svc, &mut writes),
+                    None => freed |= self.forget(k),
+                }
+            }
+            if freed {
+                let pending: Vec<ServiceKey> = self.pending.iter().cloned().collect();
+                for k in pending {
+                    if let Some(svc) = lookup(&stores.services, &k) {
+                        self.process(&k, &svc, &mut writes);
+                    }
+                }
+            }
+        }
+        self.pool_writes(stores, &mut writes);
+        self.progress.services = stores.services.state().len();
+        self.progress.allocated = self.alloc.len();
+        self.progress.pending = self.pending.len();
+        writes
+    }
+
+    /// Rebuild pools from the stores; on change, hand them to the allocator and reprocess
+    /// every Service.
+    fn apply_config(&mut self, stores: &Stores) {
+        let namespaces: NamespaceLabels = stores
+            .namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect();
+        let objects: Vec<IPAddressPool> =
+            stores.pools.state().iter().map(|p| (**p).clone()).collect();
+        let cfg = build_pools(&objects, &namespaces);
+        if self.config.as_ref() == Some(&cfg) {
+            return;
+        }
+        for e in &cfg.errors {
+            warn!(error = %e, "skipping invalid IPAddressPool");
+        }
+        let errors_changed = self.config.as_ref().map(|c| &c.errors) != Some(&cfg.errors);
+        let pools_changed = self.config.as_ref().map(|c| &c.pools) != Some(&cfg.pools);
+        if pools_changed {
+            let evicted = self.alloc.set_pools(cfg.pools.clone());
+            info!(
+                pools = cfg.pools.len(),
+                evicted = evicted.len(),
+                "pool configuration changed"
+            );
+            self.reprocess_all = true;
+        }
+        if errors_changed {
+            self.config_state_dirty = true;
+        }
+        self.config = Some(cfg);
+    }
+
+    /// What the Service shows, or what we last wrote while the watch has not caught up.
+    fn observed(&self, svc: &Service) -> Observed {
+        let k = key(svc);
+        if let Some(w) = self.svc_written.get(&k) {
+            if svc
+                .resource_version()
+                .is_some_and(|rv| w.stale_rvs.contains(&rv))
+            {
+                return w.state.clone();
+            }
+        }
+        Observed {
+            ingress: ingress_ips(svc),
+            foreign: has_foreign_ingress(svc),
+            pool: pool_annotation(svc).map(String::from),
+            legacy_pool: svc
+                .annotations()
+                .contains_key(metallb_api::metallb::annotations::LEGACY_IP_ALLOCATED_FROM_POOL),
+        }
+    }
+
+    /// Converge one Service; returns whether addresses were freed.
+    fn process(&mut self, k: &str, svc: &Service, writes: &mut Vec<Write>) -> bool {
+        let span = info_span!("service", service = %k);
+        let _g = span.enter();
+        // Drop the stale-read guard once the watch has caught up.
+        if let Some(w) = self.svc_written.get(k) {
+            if !svc
+                .resource_version()
+                .is_some_and(|rv| w.stale_rvs.contains(&rv))
+            {
+                self.svc_written.remove(k);
+            }
+        }
+        let observed = self.observed(svc);
+        let before = self.alloc.assignment(k).map(|a| a.ips.clone());
+        let decision = converge(
+            &mut self.alloc,
+            svc,
+            self.settings.lb_class.as_deref(),
+            &observed.ingress,
+        );
+        let after = self.alloc.assignment(k).map(|a| a.ips.clone());
+        let freed =
+            before.is_some_and(|b| after.is_none_or(|a| b.iter().any(|ip| !a.contains(ip))));
+        let (desired, notes, pending) = match decision {
+            Decision::Ignore => {
+                self.pending.remove(k);
+                self.events.forget(k);
+                return freed;
+            }
+            Decision::Converge {
+                desired,
+                notes,
+                pending,
+            } => (desired, notes, pending),
+        };
+        if pending {
+            self.pending.insert(k.to_string());
+        } else {
+            self.pending.remove(k);
+        }
+        let mut notes = self.events.filter(k, notes);
+        if let Some(patch) = desired_service_patch(&observed, &desired) {
+            debug!(?desired, ?observed, "service needs an update");
+            if patch.ingress.as_ref().is_some_and(|i| !i.is_empty()) {
+                notes.push(Note::allocated(&desired.ips));
+            }
+            writes.push(Write::Service {
+                key: k.to_string(),
+                namespace: svc.namespace().unwrap_or_default(),
+                name: svc.name_any(),
+                pre_rv: svc.resource_version().unwrap_or_default(),
+                written: written_state(&desired),
+                observed,
+                patch,
+            });
+        }
+        let regarding = service_ref(svc);
+        for note in notes {
+            writes.push(Write::Event {
+                regarding: regarding.clone(),
+                note,
+            });
+        }
+        freed
+    }
+
+    /// A Service is gone: release what it held.
+    fn forget(&mut self, k: &str) -> bool {
+        self.pending.remove(k);
+        self.events.forget(k);
+        self.svc_written.remove(k);
+        self.alloc.unassign(k).is_some()
+    }
+
+    /// Pool status writes, for every valid pool whose counts differ from what it shows.
+    fn pool_writes(&mut self, stores: &Stores, writes: &mut Vec<Write>) {
+        let Some(cfg) = &self.config else { return };
+        for pool in &cfg.pools {
+            let Some(stats) = self.alloc.pool_stats(&pool.name) else {
+                continue;
+            };
+            let want = pool_status(stats);
+            let Some(obj) = stores
+                .pools
+                .get(&ObjectRef::<IPAddressPool>::new(&pool.name).within(&self.settings.namespace))
+            else {
+                continue;
+            };
+            let rv = obj.resource_version().unwrap_or_default();
+            let shown = match self.pool_written.get(&pool.name) {
+                Some(w) if w.stale_rvs.contains(&rv) => Some(w.state.clone()),
+                _ => {
+                    self.pool_written.remove(&pool.name);
+                    obj.status.clone()
+                }
+            };
+            if shown.as_ref() != Some(&want) {
+                writes.push(Write::PoolStatus {
+                    name: pool.name.clone(),
+                    pre_rv: rv,
+                    status: want,
+                });
+            }
+        }
+    }
+
+    fn absorb(&mut self, outcomes: Vec<Outcome>, metrics: &Metrics) {
+        let mut failed = false;
+        for o in outcomes {
+            let ok = match o {
+                Outcome::Service { key, result } => match result {
+                    Ok(w) => {
+                        self.svc_written.insert(key, w);
+                        true
+                    }
+                    Err(e) => {
+                        warn!(service = %key, error = %e, "updating Service failed; will retry");
+                        self.svc_written.remove(&key);
+                        self.retry_keys.insert(key);
+                        false
+                    }
+                },
+                Outcome::PoolStatus { name, result } => match result {
+                    Ok(w) => {
+                        self.pool_written.insert(name, w);
+                        true
+                    }
+                    Err(e) => {
+                        warn!(pool = %name, error = %e, "updating IPAddressPool status failed; will retry");
+                        self.retry_pools = true;
+                        false
+                    }
+                },
+                Outcome::Event(r) => match r {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(error = %e, "creating event failed");
+                        false
+                    }
+                },
+                Outcome::ConfigState(r) => match r {
+                    Ok((s, wrote)) => {
+                        self.config_state = Some(s);
+                        if !wrote {
+                            continue;
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "writing ConfigurationState failed; will retry");
+                        self.config_state_dirty = true;
+                        self.retry_pools = true;
+                        false
+                    }
+                },
+            };
+            if ok {
+                self.progress.writes += 1;
+            } else {
+                failed = true;
+                self.progress.write_errors += 1;
+                metrics.update_errors.inc();
+            }
+        }
+        if failed {
+            self.retry_at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
+        } else if self.retry_keys.is_empty() {
+            self.backoff = Duration::from_millis(500);
+        }
+    }
+
+    fn export_metrics(&mut self, metrics: &Metrics) {
+        let Some(cfg) = &self.config else { return };
+        metrics.config_loaded.set(1);
+        metrics.config_stale.set(i64::from(!cfg.errors.is_empty()));
+        let mut per_pool: HashMap<String, usize> = HashMap::new();
+        for a in self.alloc.assignments().values() {
+            *per_pool.entry(a.pool.clone()).or_default() += 1;
+        }
+        for pool in &cfg.pools {
+            if let Some(stats) = self.alloc.pool_stats(&pool.name) {
+                metrics.set_pool(pool, stats, per_pool.get(&pool.name).copied().unwrap_or(0));
+            }
+        }
+        // Series of pools that went away.
+        for name in &self.exported_pools {
+            if !cfg.pools.iter().any(|p| &p.name == name) {
+                metrics.remove_pool(name);
+            }
+        }
+        self.exported_pools = cfg.pools.iter().map(|p| p.name.clone()).collect();
+    }
+}
+
+fn written_state(desired: &Desired) -> Observed {
+    Observed {
+        ingress: desired.ips.iter().map(ToString::to_string).collect(),
+        foreign: false,
+        pool: desired.pool.clone(),
+        legacy_pool: false,
+    }
+}
+
+fn lookup(store: &Store<Service>, k: &str) -> Option<Arc<Service>> {
+    let (ns, name) = k.split_once('/')?;
+    store.get(&ObjectRef::new(name).within(ns))
+}
+
+// === impl Io ===
+
+/// The thin I/O side: executes writes.
+struct Io {
+    client: Client,
+    metrics: Metrics,
+    namespace: String,
+    instance: String,
+    concurrency: usize,
+}
+
+impl Io {
+    async fn execute(&self, writes: Vec<Write>, shutdown: &CancellationToken) -> Vec<Outcome> {
+        if writes.is_empty() {
+            return Vec::new();
+        }
+        debug!(writes = writes.len(), "writing");
+        let run = stream::iter(writes)
+            .map(|w| self.write(w))
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<_>>();
+        tokio::select! {
+            out = run => out,
+            // Abandon in-flight writes on shutdown; the next controller recomputes them.
+            _ = shutdown.cancelled() => Vec::new(),
+        }
+    }
+
+    async fn write(&self, w: Write) -> Outcome {
+        match w {
+            Write::Service {
+                key,
+                namespace,
+                name,
+                pre_rv,
+                observed,
+                written,
+                patch,
+            } => {
+                let api: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
+                let span = info_span!("service", service = %key);
+                let result = async {
+                    let pp = PatchParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..Default::default()
+                    };
+                    let mut stale_rvs = vec![pre_rv];
+                    let meta = patch.metadata_patch(&observed);
+                    let status = patch.status_patch();
+                    // Adding: annotation first, then the address. Clearing: address first.
+                    let clearing = patch.ingress.as_ref().is_some_and(Vec::is_empty);
+                    let mut steps: Vec<(bool, serde_json::Value)> = Vec::new();
+                    if clearing {
+                        steps.extend(status.map(|s| (true, s)));
+                        steps.extend(meta.map(|m| (false, m)));
+                    } else {
+                        steps.extend(meta.map(|m| (false, m)));
+                        steps.extend(status.map(|s| (true, s)));
+                    }
+                    let n = steps.len();
+                    for (i, (is_status, body)) in steps.into_iter().enumerate() {
+                        let obj = if is_status {
+                            api.patch_status(&name, &pp, &Patch::Merge(&body)).await?
+                        } else {
+                            api.patch(&name, &pp, &Patch::Merge(&body)).await?
+                        };
+                        if i + 1 < n {
+                            stale_rvs.extend(obj.resource_version());
+                        }
+                    }
+                    info!(ingress = ?written.ingress, pool = ?written.pool, "service updated");
+                    Ok(Written {
+                        state: written,
+                        stale_rvs,
+                    })
+                }
+                .instrument(span)
+                .await;
+                Outcome::Service { key, result }
+            }
+            Write::PoolStatus {
+                name,
+                pre_rv,
+                status,
+            } => {
+                let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.namespace);
+                let body = json!({ "status": status });
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                let result = api
+                    .patch_status(&name, &pp, &Patch::Merge(&body))
+                    .await
+                    .map(|_| Written {
+                        state: status,
+                        stale_rvs: vec![pre_rv],
+                    });
+                Outcome::PoolStatus { name, result }
+            }
+            Write::Event { regarding, note } => {
+                let ns = regarding.namespace.clone().unwrap_or_default();
+                let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), &ns);
+                let ev = core_event(
+                    &regarding,
+                    &note,
+                    &self.instance,
+                    k8s_openapi::jiff::Timestamp::now(),
+                );
+                let result = api.create(&PostParams::default(), &ev).await.map(|_| ());
+                Outcome::Event(result)
+            }
+            Write::ConfigState { config } => {
+                Outcome::ConfigState(self.write_config_state(&config).await)
+            }
+        }
+    }
+
+    /// Create-or-update the `controller` ConfigurationState; returns the status and whether
+    /// anything was written.
+    async fn write_config_state(
+        &self,
+        config: &PoolConfig,
+    ) -> Result<(ConfigurationStateStatus, bool), kube::Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let existing = api.get_opt(CONTROLLER_CONFIGURATION_STATE).await?;
+        let previous = existing.as_ref().and_then(|o| o.status.clone());
+        let want = configuration_state(
+            config,
+            previous.as_ref(),
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        if previous
+            .as_ref()
+            .is_some_and(|p| same_configuration_state(p, &want))
+        {
+            return Ok((want, false));
+        }
+        if existing.is_none() {
+            let obj = json!({
+                "apiVersion": "metallb.io/v1beta1",
+                "kind": "ConfigurationState",
+                "metadata": {
+                    "name": CONTROLLER_CONFIGURATION_STATE,
+                    "namespace": self.namespace,
+                    "labels": { LABEL_COMPONENT_TYPE: "controller" },
+                },
+            });
+            api.patch(
+                CONTROLLER_CONFIGURATION_STATE,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
+            .await?;
+        }
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch_status(
+            CONTROLLER_CONFIGURATION_STATE,
+            &pp,
+            &Patch::Merge(&json!({ "status": want })),
+        )
+        .await?;
+        if crate::status::is_invalid(&want) {
+            warn!(summary = ?want.error_summary, "pool configuration is invalid");
+        }
+        Ok((want, true))
+    }
+}

@@ -1,0 +1,239 @@
+//! Scale figures (ignored by default; run in release mode):
+//!
+//! `cargo test --release -p metallb-controller --test scale -- --ignored --nocapture`
+//!
+//! * full resync after a restart with 10,000 allocated services: time from start to
+//!   "synced, 0 writes" (target < 1 s);
+//! * RSS of the `metallb-controller` binary holding 10,000 services (target < 50 MiB).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use kube::api::PostParams;
+use metallb_testkit::store::{PatchType, WriteCtx};
+use serde_json::json;
+
+const N: usize = 10_000;
+
+async fn populate(c: &kube::Client) {
+    create_pool(c, "big", &["198.18.0.0/16"]).await;
+    let api = services(c);
+    let t = Instant::now();
+    futures::stream::iter(0..N)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                // 10,000 services exceed the node-port range (as in a real cluster).
+                let mut svc = lb(&format!("svc-{i:05}"), json!({}));
+                if let Some(spec) = svc.spec.as_mut() {
+                    spec.allocate_load_balancer_node_ports = Some(false);
+                }
+                api.create(&PostParams::default(), &svc)
+                    .await
+                    .expect("service created");
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    eprintln!("created {N} services in {:?}", t.elapsed());
+}
+
+/// 10,000 services as an earlier controller left them (status and pool annotation), written
+/// straight into the store (HTTP creation of 10,000 objects is slow in the test server).
+async fn populate_allocated(api: &metallb_testkit::TestApi) {
+    create_pool(&api.client(), "big", &["198.18.0.0/16"]).await;
+    let store = api.store();
+    let rt = store.resolve("", "v1", "services").expect("services");
+    let ctx = WriteCtx {
+        field_manager: "earlier-controller".into(),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    for i in 0..N {
+        let name = format!("svc-{i:05}");
+        let mut svc = serde_json::to_value(lb(
+            &name,
+            json!({"metallb.io/ip-allocated-from-pool": "big"}),
+        ))
+        .unwrap();
+        svc["spec"]["allocateLoadBalancerNodePorts"] = json!(false);
+        store.create(&rt, Some("apps"), svc, &ctx).expect("created");
+        let ip = format!("198.18.{}.{}", i / 256, i % 256);
+        let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}});
+        store
+            .patch(
+                &rt,
+                Some("apps"),
+                &name,
+                PatchType::Merge,
+                status.to_string().as_bytes(),
+                true,
+                &ctx,
+            )
+            .expect("status written");
+    }
+    eprintln!("stored {N} allocated services in {:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "scale figure; run with --release -- --ignored"]
+async fn resync_10k_after_restart() {
+    let api = server().await;
+    let c = api.client();
+    populate_allocated(&api).await;
+    // First start: adopts every address, writes only the pool status and the
+    // ConfigurationState.
+    let mut first = spawn(c.clone());
+    let p = first.synced().await;
+    eprintln!(
+        "first start: {} writes, {} allocated, listed after {:?}, decided in {:?}",
+        p.writes, p.allocated, p.listed_after, p.initial_decide
+    );
+    assert_eq!(p.allocated, N);
+    assert!(p.writes <= 2, "{p:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.stop().await;
+    let rv = api.resource_version();
+    let t = Instant::now();
+    let mut second = spawn(c.clone());
+    let p = second.synced().await;
+    let took = t.elapsed();
+    eprintln!(
+        "resync after restart: synced in {took:?} (listed after {:?}, decided in {:?}, written in {:?}), {} writes, {} allocated, {} pending",
+        p.listed_after, p.initial_decide, p.initial_write, p.writes, p.allocated, p.pending
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(p.writes, 0);
+    assert_eq!(second.progress.borrow().writes, 0);
+    assert_eq!(p.allocated, N);
+    assert_eq!(api.resource_version(), rv, "nothing changed");
+    second.stop().await;
+}
+
+/// Allocation of 10,000 new services through the API (slow: bounded by the test server's
+/// write path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow scale figure"]
+async fn allocate_10k_new() {
+    let api = server().await;
+    let c = api.client();
+    populate(&c).await;
+    let t = Instant::now();
+    let mut ctl = spawn(c.clone());
+    ctl.progress
+        .wait_for(|p| p.synced && p.allocated == N && p.pending == 0)
+        .await
+        .unwrap();
+    eprintln!(
+        "decided {N} allocations after {:?}; writing...",
+        t.elapsed()
+    );
+    let mut last = ctl.progress.borrow().writes;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = ctl.progress.borrow().writes;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    eprintln!(
+        "allocated and written {N} services in {:?} ({last} writes)",
+        t.elapsed()
+    );
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "scale figure; run with --release -- --ignored"]
+async fn binary_rss_with_10k_services() {
+    let api = server().await;
+    populate_allocated(&api).await;
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    drop(admin);
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_metallb-controller"))
+        .arg("--kubeconfig")
+        .arg(api.kubeconfig_path())
+        .args([
+            "--namespace",
+            NS,
+            "--webhook-mode",
+            "disabled",
+            "--kube-api-qps",
+            "0",
+        ])
+        .arg("--admin-addr")
+        .arg(admin_addr.to_string())
+        .env("METALLB_LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("controller binary starts");
+    let pid = child.id().expect("pid");
+    let http = reqwest_less_get(admin_addr);
+    // Ready = initial resync done; then wait until every service shows an address.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !http("/readyz").await.is_some_and(|b| b.starts_with("ok")) {
+        assert!(Instant::now() < deadline, "controller never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready_after = t.elapsed();
+    loop {
+        let m = http("/metrics").await.unwrap_or_default();
+        if m.contains(&format!(
+            "metallb_allocator_addresses_in_use_total{{pool=\"big\"}} {N}"
+        )) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all services allocated");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    eprintln!(
+        "binary: ready after {ready_after:?}, all {N} allocated after {:?}; {} {}",
+        t.elapsed(),
+        rss("VmRSS"),
+        rss("VmHWM")
+    );
+    let kb: u64 = rss("VmRSS")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    child.kill().await.ok();
+    assert!(kb > 0);
+    assert!(kb < 50 * 1024, "RSS {kb} kB over the 50 MiB target");
+}
+
+/// A minimal HTTP GET (no extra client dependency).
+fn reqwest_less_get(
+    addr: std::net::SocketAddr,
+) -> impl Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+{
+    move |path| {
+        Box::pin(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.ok()?;
+            let text = String::from_utf8_lossy(&buf).to_string();
+            text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+        })
+    }
+}
