@@ -55,13 +55,19 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Option<Cause> {
     })
 }
 
-/// Allocation state for services, rebuilt from the stored services when needed.
+/// Allocation state for services: what every stored service uses. The store keeps one
+/// instance up to date on every service write (rebuilding it for each write made creating
+/// N services quadratic), and scans for free values start at a cursor.
 #[derive(Debug, Default)]
 pub struct Allocations {
     /// Cluster IPs in use.
     pub ips: BTreeSet<String>,
     /// Node ports in use.
     pub node_ports: BTreeSet<i64>,
+    /// Offsets below these are known to be taken (lowered when something is freed).
+    next_v4: u32,
+    next_v6: u128,
+    next_port: i64,
 }
 
 impl Allocations {
@@ -69,41 +75,92 @@ impl Allocations {
     pub fn from_services<'a>(services: impl Iterator<Item = &'a Value>) -> Self {
         let mut a = Allocations::default();
         for s in services {
-            for ip in s["spec"]["clusterIPs"].as_array().into_iter().flatten() {
-                if let Some(ip) = ip.as_str() {
-                    a.ips.insert(ip.to_string());
-                }
-            }
-            for p in s["spec"]["ports"].as_array().into_iter().flatten() {
-                if let Some(n) = p["nodePort"].as_i64() {
-                    a.node_ports.insert(n);
-                }
-            }
-            if let Some(n) = s["spec"]["healthCheckNodePort"].as_i64() {
-                a.node_ports.insert(n);
-            }
+            a.record(s);
         }
         a
     }
 
+    fn usage(s: &Value) -> (Vec<String>, Vec<i64>) {
+        let ips = s["spec"]["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| ip.as_str().map(String::from))
+            .collect();
+        let mut ports: Vec<i64> = s["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nodePort"].as_i64())
+            .collect();
+        ports.extend(s["spec"]["healthCheckNodePort"].as_i64());
+        (ips, ports)
+    }
+
+    /// Add what a stored service uses.
+    pub fn record(&mut self, s: &Value) {
+        let (ips, ports) = Self::usage(s);
+        self.ips.extend(ips);
+        self.node_ports.extend(ports);
+    }
+
+    /// Remove what a service used (it was deleted or is being rewritten).
+    pub fn forget(&mut self, s: &Value) {
+        let (ips, ports) = Self::usage(s);
+        let v4_base = u32::from(Ipv4Addr::new(10, 96, 0, 0));
+        let v6_base = u128::from("fd00:10:96::".parse::<Ipv6Addr>().expect("valid"));
+        for ip in ips {
+            self.ips.remove(&ip);
+            // a freed value below a cursor moves the cursor back to it
+            match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(a)) => {
+                    let off = u32::from(a).wrapping_sub(v4_base);
+                    self.next_v4 = self.next_v4.min(off);
+                }
+                Ok(std::net::IpAddr::V6(a)) => {
+                    let off = u128::from(a).wrapping_sub(v6_base);
+                    self.next_v6 = self.next_v6.min(off);
+                }
+                Err(_) => {}
+            }
+        }
+        for p in ports {
+            self.node_ports.remove(&p);
+            self.next_port = self.next_port.min(p);
+        }
+    }
+
     fn next_v4(&mut self) -> Option<String> {
         // 10.96.0.0/12, skipping the network address and .1 (the `kubernetes` service).
-        (10u32..(1 << 20)).find_map(|i| {
+        let start = self.next_v4.max(10);
+        let found = (start..(1 << 20)).find_map(|i| {
             let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + i).to_string();
-            self.ips.insert(ip.clone()).then_some(ip)
+            self.ips.insert(ip.clone()).then_some((i, ip))
+        });
+        found.map(|(i, ip)| {
+            self.next_v4 = i + 1;
+            ip
         })
     }
 
     fn next_v6(&mut self) -> Option<String> {
         let base = u128::from("fd00:10:96::".parse::<Ipv6Addr>().expect("valid"));
-        (10u128..(1 << 20)).find_map(|i| {
+        let start = self.next_v6.max(10);
+        let found = (start..(1 << 20)).find_map(|i| {
             let ip = Ipv6Addr::from(base + i).to_string();
-            self.ips.insert(ip.clone()).then_some(ip)
+            self.ips.insert(ip.clone()).then_some((i, ip))
+        });
+        found.map(|(i, ip)| {
+            self.next_v6 = i + 1;
+            ip
         })
     }
 
     fn next_port(&mut self) -> Option<i64> {
-        (30000..=32767).find(|p| self.node_ports.insert(*p))
+        let start = self.next_port.max(30000);
+        let p = (start..=32767).find(|p| self.node_ports.insert(*p))?;
+        self.next_port = p + 1;
+        Some(p)
     }
 }
 

@@ -125,6 +125,9 @@ struct Inner {
     history_cap: usize,
     /// Watches from a resourceVersion below this get 410.
     compacted: u64,
+    /// What stored services use (cluster IPs, node ports); `None` until first needed and
+    /// after bulk deletions, then rebuilt once.
+    svc_alloc: Option<admission::Allocations>,
 }
 
 /// The in-memory API state.
@@ -211,6 +214,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_cap: history_cap.max(1),
                 compacted: 0,
+                svc_alloc: None,
             }),
             tx,
         });
@@ -570,17 +574,25 @@ impl Store {
         let name = meta_str(obj, "name").to_string();
         let mut causes = Vec::new();
         if is_core(rt, "services") {
-            let ns = meta_str(obj, "namespace").to_string();
-            let mut alloc = admission::Allocations::from_services(
-                inner
-                    .objects
-                    .get(&gr_core("services"))
-                    .into_iter()
-                    .flat_map(|m| m.iter())
-                    .filter(|(k, _)| !(k.0 == ns && k.1 == name))
-                    .map(|(_, v)| v),
-            );
-            causes.extend(admission::admit_service(old, obj, &mut alloc));
+            let objects = &inner.objects;
+            let alloc = inner.svc_alloc.get_or_insert_with(|| {
+                admission::Allocations::from_services(
+                    objects
+                        .get(&gr_core("services"))
+                        .into_iter()
+                        .flat_map(|m| m.values()),
+                )
+            });
+            // The service must not conflict with its own stored version; afterwards the
+            // cache is put back exactly as it was (commit records the new version).
+            if let Some(old) = old {
+                alloc.forget(old);
+            }
+            causes.extend(admission::admit_service(old, obj, alloc));
+            alloc.forget(obj);
+            if let Some(old) = old {
+                alloc.record(old);
+            }
         } else if is_core(rt, "secrets") {
             admission::admit_secret(obj);
         } else if is_core(rt, "namespaces") {
@@ -650,6 +662,16 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if gr == gr_core("services") {
+            if let Some(alloc) = inner.svc_alloc.as_mut() {
+                if let Some(old) = old {
+                    alloc.forget(old);
+                }
+                if !finalized {
+                    alloc.record(&obj);
+                }
+            }
+        }
         if finalized {
             if let Some(m) = inner.objects.get_mut(&gr) {
                 m.remove(&key);
@@ -819,6 +841,10 @@ impl Store {
         }
         if let Some(m) = inner.objects.get_mut(&gr) {
             m.remove(key);
+        }
+        if gr == gr_core("services") {
+            // deleted outside `commit` (cascades): rebuild the cache lazily
+            inner.svc_alloc = None;
         }
         inner.rv += 1;
         let rv = inner.rv;

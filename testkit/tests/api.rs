@@ -1480,3 +1480,49 @@ async fn metallb_kinds_are_served_with_their_schemas() {
     assert_eq!(e.code, 422);
     assert!(e.message.contains("spec.addresses"), "{}", e.message);
 }
+
+/// Cluster IPs stay unique through creates, deletes and re-creates (the allocation cache is
+/// kept incrementally, so this pins its bookkeeping).
+#[tokio::test]
+async fn service_cluster_ips_stay_unique() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, DeleteParams, ListParams, PostParams};
+    let api = metallb_testkit::start().await.unwrap();
+    let svcs: Api<Service> = Api::namespaced(api.client(), "default");
+    let mk = |name: String| -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+        }))
+        .unwrap()
+    };
+    for i in 0..30 {
+        svcs.create(&PostParams::default(), &mk(format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    for i in (0..30).step_by(3) {
+        svcs.delete(&format!("s{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for i in 30..50 {
+        svcs.create(&PostParams::default(), &mk(format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    let list = svcs.list(&ListParams::default()).await.unwrap();
+    let mut ips = std::collections::BTreeSet::new();
+    let mut ports = std::collections::BTreeSet::new();
+    for s in &list.items {
+        let spec = s.spec.as_ref().unwrap();
+        let ip = spec.cluster_ip.clone().unwrap();
+        assert!(ips.insert(ip.clone()), "cluster IP {ip} handed out twice");
+        // the built-in `kubernetes` service is ClusterIP: no node port
+        if let Some(np) = spec.ports.as_ref().unwrap()[0].node_port {
+            assert!(ports.insert(np), "node port {np} handed out twice");
+        }
+    }
+    // the kubernetes service plus 30 - 10 + 20
+    assert_eq!(list.items.len(), 41, "in namespace default");
+}
