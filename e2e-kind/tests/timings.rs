@@ -209,10 +209,20 @@ fn timing_table() {
         rows.push(hold);
     }
 
-    println!("\n===== metallb-e2e timing figures ({n} samples) =====");
-    print!("{}", table(&rows));
+    let mut report = format!("\n===== metallb-e2e timing figures ({n} samples) =====\n");
+    report.push_str(&table(&rows));
     for note in &notes {
-        println!("{note}");
+        report.push_str(note);
+        report.push('\n');
+    }
+    print!("{report}");
+    // Also kept in the target directory, so CI can print the table without rerunning the
+    // suite with --nocapture.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    if let Err(e) = std::fs::write(target.join("e2e-timings.txt"), &report) {
+        eprintln!("could not write e2e-timings.txt: {e}");
     }
     // generous sanity bounds only
     let created = &rows[1];
