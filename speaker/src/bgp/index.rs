@@ -56,6 +56,16 @@ impl NodeAnnouncer {
         }
     }
 
+    /// Whether the Service is known (applied and not deleted).
+    pub fn has_service(&self, key: &ServiceKey) -> bool {
+        self.services.contains_key(key)
+    }
+
+    /// Keys of the known Services, sorted.
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.services.keys()
+    }
+
     pub fn config(&self) -> &NodeConfig {
         &self.cfg
     }

@@ -1,0 +1,341 @@
+//! The all-in-one node process: the speaker shell and the embedded frr-k8s node component
+//! side by side, sharing one client, one readiness and one metrics registry.
+//!
+//! ```text
+//!  SIGTERM ─▶ speaker shell: final write of metallb-<node> with nothing advertised
+//!                 │                     (or nothing, when graceful restart is configured)
+//!                 ▼
+//!            wait (bounded) until the embedded component has applied it: FRR no longer
+//!            originates the withdrawn prefixes (seen through ObservedFrr)
+//!                 │
+//!                 ▼
+//!            stop the frr-k8s component, exit
+//! ```
+//!
+//! The embedded component only ever stops after the speaker, so the withdrawal is always
+//! applied by the component that owns FRR (never by a second writer).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use frr_k8s::frr::apply::{ControlError, FrrControl};
+use frr_k8s::metrics::FrrMetrics;
+use frr_k8s::node::NodeSettings;
+use ipnet::IpNet;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use metallb_api::frrk8s::FRRConfiguration;
+use metallb_runtime::Readiness;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::bgp::config_name;
+use crate::metrics::SpeakerMetrics;
+use crate::shell::{self, withdraw::originated_prefixes, ShutdownOutcome};
+
+// ===== FRR observation =====
+
+/// A [`FrrControl`] that remembers which prefixes FRR originates (`network` lines of its
+/// `router bgp` contexts), from the running configuration whenever it is read and from
+/// every batch applied since. The shutdown path waits on it.
+#[derive(Clone, Debug)]
+pub struct ObservedFrr<C> {
+    inner: C,
+    tracker: Arc<Tracker>,
+}
+
+#[derive(Debug)]
+struct Tracker {
+    /// `None` until FRR's state was read once.
+    networks: Mutex<Option<BTreeSet<(String, IpNet)>>>,
+    changes: watch::Sender<u64>,
+}
+
+impl<C> ObservedFrr<C> {
+    pub fn new(inner: C) -> Self {
+        ObservedFrr {
+            inner,
+            tracker: Arc::new(Tracker {
+                networks: Mutex::new(None),
+                changes: watch::channel(0).0,
+            }),
+        }
+    }
+
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
+    /// Prefixes FRR originates, as far as seen (`None`: not known yet).
+    pub fn originated(&self) -> Option<BTreeSet<IpNet>> {
+        let g = self
+            .tracker
+            .networks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        g.as_ref().map(|s| s.iter().map(|(_, p)| *p).collect())
+    }
+
+    /// Changes whenever [`ObservedFrr::originated`] may have changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tracker.changes.subscribe()
+    }
+
+    fn track(&self, text: &str, reset: bool) {
+        {
+            let mut g = self
+                .tracker
+                .networks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if reset || g.is_none() {
+                *g = Some(BTreeSet::new());
+            }
+            if let Some(set) = g.as_mut() {
+                scan_networks(set, text);
+            }
+        }
+        self.tracker.changes.send_modify(|n| *n += 1);
+    }
+}
+
+/// Apply the `network` additions and removals of `text` (a running configuration or a
+/// batch), in order, to `set`.
+fn scan_networks(set: &mut BTreeSet<(String, IpNet)>, text: &str) {
+    let mut router = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("router bgp ") {
+            router = t.to_string();
+        } else if let Some(h) = t.strip_prefix("no router bgp ") {
+            let header = format!("router bgp {h}");
+            set.retain(|(r, _)| *r != header);
+        } else if let Some(rest) = t.strip_prefix("no network ") {
+            if let Some(p) = first_net(rest) {
+                set.remove(&(router.clone(), p));
+            }
+        } else if let Some(rest) = t.strip_prefix("network ") {
+            if let Some(p) = first_net(rest) {
+                set.insert((router.clone(), p));
+            }
+        }
+    }
+}
+
+fn first_net(rest: &str) -> Option<IpNet> {
+    rest.split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<IpNet>().ok())
+        .map(|p| p.trunc())
+}
+
+impl<C: FrrControl> FrrControl for ObservedFrr<C> {
+    fn apply(&self, batch: &str) -> Result<(), ControlError> {
+        let r = self.inner.apply(batch);
+        if r.is_ok() {
+            self.track(batch, false);
+        }
+        r
+    }
+
+    fn check(&self, batch: &str) -> Result<(), ControlError> {
+        self.inner.check(batch)
+    }
+
+    fn running_config(&self) -> Result<String, ControlError> {
+        let r = self.inner.running_config();
+        if let Ok(text) = &r {
+            self.track(text, true);
+        }
+        r
+    }
+
+    fn show_json(&self, command: &str) -> Result<serde_json::Value, ControlError> {
+        self.inner.show_json(command)
+    }
+
+    fn instance_token(&self) -> Option<String> {
+        self.inner.instance_token()
+    }
+}
+
+// ===== the process =====
+
+/// The embedded frr-k8s node component.
+#[derive(Debug)]
+pub struct FrrComponent<C> {
+    pub settings: NodeSettings,
+    pub control: C,
+    pub metrics: Arc<FrrMetrics>,
+}
+
+/// Run the speaker shell and, unless `frr` is `None` (frr-k8s runs elsewhere), the
+/// embedded frr-k8s component until `shutdown`; then withdraw and wait up to
+/// `withdraw_wait` for FRR to apply the withdrawal.
+pub async fn run<C>(
+    client: Client,
+    speaker: shell::Settings,
+    frr: Option<FrrComponent<C>>,
+    readiness: Readiness,
+    metrics: Arc<SpeakerMetrics>,
+    shutdown: CancellationToken,
+    withdraw_wait: Duration,
+) -> anyhow::Result<ShutdownOutcome>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
+    let frr_stop = CancellationToken::new();
+    let speaker_stop = shutdown.child_token();
+    let frr_namespace = speaker.frr_namespace.clone();
+    let own_name = config_name(&speaker.node_name);
+
+    let (observer, mut frr_task) = match frr {
+        Some(c) => {
+            let observed = ObservedFrr::new(c.control);
+            let task = tokio::spawn(
+                frr_k8s::node::run(
+                    client.clone(),
+                    c.settings,
+                    observed.clone(),
+                    readiness.clone(),
+                    c.metrics,
+                    frr_stop.clone(),
+                )
+                .instrument(info_span!("frr-k8s")),
+            );
+            (Some(observed), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut speaker_task = tokio::spawn(shell::run(
+        client.clone(),
+        speaker,
+        readiness,
+        metrics,
+        speaker_stop.clone(),
+    ));
+
+    let mut frr_failed = None;
+    let joined = match frr_task.as_mut() {
+        Some(t) => tokio::select! {
+            r = &mut speaker_task => r,
+            r = t => {
+                let why = match r {
+                    Ok(Ok(())) => "stopped".to_string(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => e.to_string(),
+                };
+                warn!(error = %why, "the frr-k8s component ended; stopping the speaker");
+                frr_failed = Some(why);
+                speaker_stop.cancel();
+                (&mut speaker_task).await
+            }
+        },
+        None => (&mut speaker_task).await,
+    };
+    let outcome = joined.map_err(|e| anyhow::anyhow!("speaker task: {e}"))??;
+    if let Some(why) = frr_failed {
+        anyhow::bail!("frr-k8s component ended: {why}");
+    }
+
+    if let (
+        Some(obs),
+        ShutdownOutcome::Withdrawn {
+            prefixes,
+            node_labels,
+        },
+    ) = (&observer, &outcome)
+    {
+        let others = other_prefixes(&client, &frr_namespace, &own_name, node_labels).await;
+        let must_vanish: BTreeSet<IpNet> = prefixes.difference(&others).copied().collect();
+        let started = Instant::now();
+        if wait_withdrawn(obs, &must_vanish, started + withdraw_wait).await {
+            info!(
+                prefixes = must_vanish.len(),
+                wait_ms = started.elapsed().as_millis() as u64,
+                "FRR no longer originates the withdrawn prefixes"
+            );
+        } else {
+            warn!(
+                prefixes = must_vanish.len(),
+                "FRR did not apply the withdrawal in time; exiting anyway"
+            );
+        }
+    }
+    frr_stop.cancel();
+    if let Some(t) = frr_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    Ok(outcome)
+}
+
+/// Prefixes other FRRConfigurations selecting this node originate: those stay in FRR
+/// after our withdrawal, so they are not waited for.
+async fn other_prefixes(
+    client: &Client,
+    namespace: &str,
+    own: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> BTreeSet<IpNet> {
+    let api = Api::<FRRConfiguration>::namespaced(client.clone(), namespace);
+    let list = match tokio::time::timeout(Duration::from_secs(1), api.list(&ListParams::default()))
+        .await
+    {
+        Ok(Ok(l)) => l.items,
+        _ => return BTreeSet::new(),
+    };
+    let selection = frr_k8s::select(list.iter(), namespace, labels);
+    originated_prefixes(
+        selection
+            .selected
+            .into_iter()
+            .filter(|c| c.metadata.name.as_deref() != Some(own)),
+    )
+}
+
+/// Wait until FRR originates none of `prefixes` (true), or the deadline (false).
+pub async fn wait_withdrawn<C>(
+    obs: &ObservedFrr<C>,
+    prefixes: &BTreeSet<IpNet>,
+    deadline: Instant,
+) -> bool {
+    let mut rx = obs.subscribe();
+    loop {
+        rx.borrow_and_update();
+        if let Some(now) = obs.originated() {
+            if now.is_disjoint(prefixes) {
+                return true;
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return false },
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_networks_from_configs_and_batches() {
+        let mut set = BTreeSet::new();
+        scan_networks(
+            &mut set,
+            "router bgp 64512\n address-family ipv4 unicast\n  network 10.0.0.1/32\n  network 10.0.0.2/32\n exit-address-family\nexit\nrouter bgp 64512 vrf red\n address-family ipv4 unicast\n  network 10.9.0.0/24\n",
+        );
+        assert_eq!(set.len(), 3);
+        scan_networks(
+            &mut set,
+            "router bgp 64512\n address-family ipv4 unicast\n  no network 10.0.0.1/32\n",
+        );
+        assert_eq!(set.len(), 2);
+        scan_networks(&mut set, "no router bgp 64512 vrf red\n");
+        let left: Vec<String> = set.iter().map(|(_, p)| p.to_string()).collect();
+        assert_eq!(left, vec!["10.0.0.2/32"]);
+    }
+}

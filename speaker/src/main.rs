@@ -1,0 +1,156 @@
+//! `metallb-speaker`: the all-in-one node process. The MetalLB speaker (BGP via frr-k8s)
+//! and, unless `--external-frr-k8s`, the frr-k8s node component that drives this node's
+//! FRR, in one process with one admin server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use frr_k8s::frr::apply::{ApplyOptions, Vtysh};
+use frr_k8s::metrics::FrrMetrics;
+use frr_k8s::node::NodeSettings;
+use frr_k8s::RenderOptions;
+use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness};
+use metallb_speaker::allinone::{self, FrrComponent};
+use metallb_speaker::bgp::SpeakerOptions;
+use metallb_speaker::metrics::SpeakerMetrics;
+use metallb_speaker::shell;
+
+/// Announce this node's LoadBalancer IPs over BGP through frr-k8s.
+#[derive(Debug, Parser)]
+#[command(name = "metallb-speaker", version)]
+struct Args {
+    /// This node's name (set from the downward API in the DaemonSet).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+
+    /// MetalLB's namespace (configuration objects, ServiceBGPStatus).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    namespace: String,
+
+    /// Namespace of the FRRConfigurations (frr-k8s's); default: --namespace, since the
+    /// all-in-one runs both.
+    #[arg(long, env = "FRRK8S_NAMESPACE")]
+    frrk8s_namespace: Option<String>,
+
+    /// Handle only Services of this load-balancer class (default: only Services without
+    /// one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    lb_class: Option<String>,
+
+    /// Announce even from nodes labelled
+    /// node.kubernetes.io/exclude-from-external-load-balancers.
+    #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
+    ignore_exclude_lb: bool,
+
+    /// The speaker's pod name: owner of its ServiceBGPStatus objects.
+    #[arg(long, env = "METALLB_POD_NAME")]
+    pod_name: Option<String>,
+
+    /// FRR pathspace (`vtysh -N`), for several FRR instances on one host.
+    #[arg(long, env = "FRR_PATHSPACE")]
+    frr_pathspace: Option<String>,
+
+    /// The vtysh binary.
+    #[arg(long, env = "FRR_VTYSH", default_value = "vtysh")]
+    vtysh: String,
+
+    /// Do not run the embedded frr-k8s component: only write FRRConfigurations for an
+    /// frr-k8s deployed separately.
+    #[arg(long, env = "METALLB_EXTERNAL_FRRK8S")]
+    external_frr_k8s: bool,
+
+    /// How often the embedded frr-k8s reads FRR's session state, in milliseconds.
+    #[arg(long, env = "FRRK8S_POLL_INTERVAL_MS", default_value_t = 1000)]
+    frrk8s_poll_interval_ms: u64,
+
+    /// Longest wait on SIGTERM for FRR to apply the withdrawal, in milliseconds.
+    #[arg(long, env = "METALLB_SHUTDOWN_WITHDRAW_MS", default_value_t = 5000)]
+    shutdown_withdraw_ms: u64,
+
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+impl Args {
+    async fn run(self) -> anyhow::Result<()> {
+        let Args {
+            node_name,
+            namespace,
+            frrk8s_namespace,
+            lb_class,
+            ignore_exclude_lb,
+            pod_name,
+            frr_pathspace,
+            vtysh,
+            external_frr_k8s,
+            frrk8s_poll_interval_ms,
+            shutdown_withdraw_ms,
+            client,
+            log,
+            admin,
+        } = self;
+        log.init();
+        let client = client.client().await?;
+        let signal = shutdown::on_signal();
+        let admin_stop = tokio_util::sync::CancellationToken::new();
+
+        let mut registry = prometheus_client::registry::Registry::default();
+        let speaker_metrics = SpeakerMetrics::register(&mut registry);
+        let frr_metrics = FrrMetrics::register(&mut registry);
+        let readiness = Readiness::default();
+        admin::serve(
+            &admin.admin_addr,
+            Arc::new(registry),
+            readiness.clone(),
+            admin_stop.clone(),
+        )
+        .await?;
+
+        let frr_namespace = frrk8s_namespace.unwrap_or_else(|| namespace.clone());
+        let mut settings = shell::Settings::new(&node_name, &namespace, &frr_namespace);
+        settings.options = SpeakerOptions {
+            load_balancer_class: lb_class.filter(|c| !c.is_empty()),
+            ignore_exclude_lb,
+        };
+        settings.pod_name = pod_name;
+
+        let frr = (!external_frr_k8s).then(|| FrrComponent {
+            settings: NodeSettings {
+                node_name: node_name.clone(),
+                namespace: frr_namespace.clone(),
+                render: RenderOptions::default(),
+                poll_interval: Duration::from_millis(frrk8s_poll_interval_ms.max(50)),
+                write_status: true,
+                apply: ApplyOptions::default(),
+            },
+            control: match &frr_pathspace {
+                Some(ns) => Vtysh::with_pathspace(ns),
+                None => Vtysh::new(),
+            }
+            .binary(&vtysh),
+            metrics: frr_metrics,
+        });
+        let result = allinone::run(
+            client,
+            settings,
+            frr,
+            readiness,
+            speaker_metrics,
+            signal,
+            Duration::from_millis(shutdown_withdraw_ms),
+        )
+        .await;
+        admin_stop.cancel();
+        result.map(|_| ())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Args::parse().run().await
+}

@@ -1,0 +1,86 @@
+//! The speaker's Prometheus metrics, under upstream's `metallb_` names
+//! (`speaker/main.go`, `internal/k8s/controllers/stats.go`).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of `metallb_speaker_announced`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct AnnouncedLabels {
+    pub ip: String,
+    pub node: String,
+    pub protocol: String,
+    pub service: String,
+}
+
+/// Every metric the speaker shell exports.
+#[derive(Debug, Default)]
+pub struct SpeakerMetrics {
+    /// `metallb_speaker_announced{ip,node,protocol,service}`: 1 while announced.
+    pub announced: Family<AnnouncedLabels, Gauge>,
+    /// `metallb_k8s_client_updates_total`: watch events processed.
+    pub k8s_client_updates_total: Counter,
+    /// `metallb_k8s_client_update_errors_total`: watch errors and failed writes.
+    pub k8s_client_update_errors_total: Counter,
+    /// `metallb_k8s_client_config_loaded_bool`: 1 once the configuration was compiled.
+    pub k8s_client_config_loaded_bool: Gauge,
+    /// `metallb_k8s_client_config_stale_bool`: 1 while some configuration objects are
+    /// skipped (invalid or incompatible), so the running configuration does not reflect
+    /// them.
+    pub k8s_client_config_stale_bool: Gauge,
+    /// `metallb_speaker_frrconfiguration_writes_total`: creates and updates of
+    /// `metallb-<node>`.
+    pub frrconfiguration_writes_total: Counter,
+    /// `metallb_speaker_bgp_status_writes_total`: ServiceBGPStatus creates, status
+    /// updates and deletes.
+    pub bgp_status_writes_total: Counter,
+}
+
+impl SpeakerMetrics {
+    /// Create the metrics and register them under `metallb_`.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = SpeakerMetrics::default();
+        let r = registry.sub_registry_with_prefix("metallb");
+        r.register(
+            "speaker_announced",
+            "Services being announced from this node",
+            m.announced.clone(),
+        );
+        r.register(
+            "k8s_client_updates",
+            "Number of k8s object updates that have been processed",
+            m.k8s_client_updates_total.clone(),
+        );
+        r.register(
+            "k8s_client_update_errors",
+            "Number of k8s object updates that failed for some reason",
+            m.k8s_client_update_errors_total.clone(),
+        );
+        r.register(
+            "k8s_client_config_loaded_bool",
+            "1 if the MetalLB configuration was loaded at least once",
+            m.k8s_client_config_loaded_bool.clone(),
+        );
+        r.register(
+            "k8s_client_config_stale_bool",
+            "1 if some configuration objects are skipped, so the running configuration is stale",
+            m.k8s_client_config_stale_bool.clone(),
+        );
+        r.register(
+            "speaker_frrconfiguration_writes",
+            "Creates and updates of this node's FRRConfiguration",
+            m.frrconfiguration_writes_total.clone(),
+        );
+        r.register(
+            "speaker_bgp_status_writes",
+            "ServiceBGPStatus creates, status updates and deletes",
+            m.bgp_status_writes_total.clone(),
+        );
+        Arc::new(m)
+    }
+}

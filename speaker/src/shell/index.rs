@@ -1,0 +1,942 @@
+//! The shell's in-memory index: watch events in, plain values out.
+//!
+//! Services and EndpointSlices are reduced to what the decision needs the moment they
+//! arrive: a [`ServiceInfo`] for the LoadBalancer Services this speaker handles (other
+//! Services are not kept at all) and two booleans per EndpointSlice ("serves somewhere",
+//! "serves on this node"). Memory therefore grows with the number of handled Services and
+//! slices, not with their size or with the number of nodes. Configuration objects (few,
+//! small) are kept whole, without `managedFields`, and recompiled on any change.
+//!
+//! The index also holds what the writers observed: this node's `FRRConfiguration` and its
+//! `ServiceBGPStatus` objects, with the bookkeeping that keeps a lagging watch from undoing
+//! what was just written (a write's response replaces the observed object; watch events
+//! for the versions it superseded are ignored).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
+use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::metallb::status::{
+    MetalLBServiceBGPStatus, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE,
+};
+use metallb_api::metallb::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, ServiceBGPStatus,
+};
+
+use crate::bgp::input::{is_serving, slice_service};
+use crate::bgp::{
+    BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer, NodeConfig, NodeInfo,
+    ServiceInfo, ServiceKey, SpeakerOptions,
+};
+
+/// `(namespace, name)` of an object.
+pub type ObjKey = (String, String);
+
+fn obj_key<K: Resource>(o: &K) -> ObjKey {
+    (
+        o.meta().namespace.clone().unwrap_or_default(),
+        o.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// Drop what the speaker never reads and that can be large.
+pub fn strip<K: Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
+// ===== dirty sets =====
+
+/// Services whose decision changed since a consumer last looked.
+#[derive(Debug, Default)]
+pub struct DirtySet {
+    keys: BTreeSet<ServiceKey>,
+    all: bool,
+}
+
+impl DirtySet {
+    pub fn mark(&mut self, key: &ServiceKey) {
+        if !self.all {
+            self.keys.insert(key.clone());
+        }
+    }
+
+    pub fn mark_all(&mut self) {
+        self.all = true;
+        self.keys.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.keys.is_empty()
+    }
+
+    /// Take everything (`None` = every Service).
+    pub fn take(&mut self) -> Option<BTreeSet<ServiceKey>> {
+        let all = std::mem::take(&mut self.all);
+        let keys = std::mem::take(&mut self.keys);
+        (!all).then_some(keys)
+    }
+
+    /// Whether everything is dirty (call [`DirtySet::expand`] before [`DirtySet::take_some`]).
+    pub fn wants_all(&self) -> bool {
+        self.all
+    }
+
+    /// Replace "everything" by the explicit set of keys.
+    pub fn expand(&mut self, universe: BTreeSet<ServiceKey>) {
+        self.all = false;
+        self.keys = universe;
+    }
+
+    /// Take at most `n` keys.
+    pub fn take_some(&mut self, n: usize) -> Vec<ServiceKey> {
+        let mut out = Vec::with_capacity(n.min(self.keys.len()));
+        while out.len() < n {
+            match self.keys.pop_first() {
+                Some(k) => out.push(k),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+// ===== configuration objects =====
+
+/// Objects of one kind by `namespace/name`, with re-list bookkeeping.
+#[derive(Debug)]
+pub struct Keyed<K> {
+    items: BTreeMap<ObjKey, K>,
+    relist: Option<BTreeSet<ObjKey>>,
+}
+
+impl<K> Default for Keyed<K> {
+    fn default() -> Self {
+        Keyed {
+            items: BTreeMap::new(),
+            relist: None,
+        }
+    }
+}
+
+impl<K: Resource + Clone + PartialEq> Keyed<K> {
+    /// Returns whether the set of objects changed.
+    pub fn handle(&mut self, ev: Event<K>) -> bool {
+        match ev {
+            Event::Apply(o) | Event::InitApply(o) => {
+                let k = obj_key(&o);
+                if let Some(seen) = self.relist.as_mut() {
+                    seen.insert(k.clone());
+                }
+                if self.items.get(&k) == Some(&o) {
+                    return false;
+                }
+                self.items.insert(k, o);
+                true
+            }
+            Event::Delete(o) => self.items.remove(&obj_key(&o)).is_some(),
+            Event::Init => {
+                self.relist = Some(BTreeSet::new());
+                false
+            }
+            Event::InitDone => {
+                let seen = self.relist.take().unwrap_or_default();
+                let before = self.items.len();
+                self.items.retain(|k, _| seen.contains(k));
+                self.items.len() != before
+            }
+        }
+    }
+
+    pub fn values(&self) -> Vec<K> {
+        self.items.values().cloned().collect()
+    }
+}
+
+/// The MetalLB configuration objects of the MetalLB namespace.
+#[derive(Debug, Default)]
+pub struct ConfigObjects {
+    pub pools: Keyed<IPAddressPool>,
+    pub peers: Keyed<BGPPeer>,
+    pub advertisements: Keyed<BGPAdvertisement>,
+    pub communities: Keyed<Community>,
+    pub bfd_profiles: Keyed<BFDProfile>,
+}
+
+impl ConfigObjects {
+    pub fn to_config(&self) -> MetalLbConfig {
+        MetalLbConfig {
+            pools: self.pools.values(),
+            peers: self.peers.values(),
+            advertisements: self.advertisements.values(),
+            communities: self.communities.values(),
+            bfd_profiles: self.bfd_profiles.values(),
+        }
+    }
+}
+
+// ===== stale-read protection =====
+
+/// resourceVersions of our own writes that the watch has not delivered yet, and those of
+/// them a later write of ours already replaced. A watch event carrying a superseded
+/// version is older than what we hold and is ignored. Both sets only hold versions in
+/// flight (they empty as the watch catches up, and on every re-list).
+#[derive(Debug, Default)]
+pub struct Versions {
+    ours: HashSet<String>,
+    superseded: HashSet<String>,
+}
+
+impl Versions {
+    /// A watch event with `rv` arrived: is it older than what we hold?
+    pub fn stale(&mut self, rv: Option<&str>) -> bool {
+        let Some(rv) = rv else { return false };
+        self.ours.remove(rv);
+        self.superseded.remove(rv)
+    }
+
+    /// We replaced the version `replaced` with `new`.
+    pub fn wrote(&mut self, replaced: Option<&str>, new: Option<&str>) {
+        if let Some(old) = replaced {
+            if self.ours.remove(old) {
+                self.superseded.insert(old.to_string());
+            }
+        }
+        if let Some(new) = new {
+            self.ours.insert(new.to_string());
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.ours.clear();
+        self.superseded.clear();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.ours.len() + self.superseded.len()
+    }
+}
+
+// ===== this node's FRRConfiguration as observed =====
+
+/// `metallb-<node>` as last seen by the watch or returned by our own write.
+#[derive(Debug, Default)]
+pub struct FrrObserved {
+    pub obj: Option<FRRConfiguration>,
+    versions: Versions,
+    in_init: bool,
+    seen_in_init: bool,
+}
+
+impl FrrObserved {
+    pub fn handle(&mut self, ev: Event<FRRConfiguration>) {
+        match ev {
+            Event::Apply(o) | Event::InitApply(o) => {
+                if self.in_init {
+                    self.seen_in_init = true;
+                }
+                if self.versions.stale(o.metadata.resource_version.as_deref()) {
+                    return;
+                }
+                self.obj = Some(o);
+            }
+            Event::Delete(_) => self.obj = None,
+            Event::Init => {
+                self.in_init = true;
+                self.seen_in_init = false;
+                self.versions.clear();
+            }
+            Event::InitDone => {
+                self.in_init = false;
+                if !self.seen_in_init {
+                    self.obj = None;
+                }
+            }
+        }
+    }
+
+    /// Our write succeeded: `written` is the server's response.
+    pub fn record_write(&mut self, written: FRRConfiguration) {
+        let replaced = self
+            .obj
+            .as_ref()
+            .and_then(|o| o.metadata.resource_version.as_deref());
+        self.versions
+            .wrote(replaced, written.metadata.resource_version.as_deref());
+        self.obj = Some(written);
+    }
+
+    /// A fresh read (after a conflict).
+    pub fn record_read(&mut self, current: Option<FRRConfiguration>) {
+        self.obj = current;
+    }
+}
+
+// ===== this node's ServiceBGPStatus objects as observed =====
+
+/// One observed `ServiceBGPStatus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusObs {
+    pub key: ServiceKey,
+    /// `status.peers` when the status names this node and Service (else `None`: the
+    /// status must be rewritten).
+    pub peers: Option<Vec<String>>,
+    pub rv: Option<String>,
+}
+
+/// What must be done to one Service's `ServiceBGPStatus` objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusOp {
+    Create(BgpStatusIntent),
+    Patch {
+        name: String,
+        intent: BgpStatusIntent,
+    },
+    Delete {
+        name: String,
+        key: ServiceKey,
+    },
+}
+
+/// The node's `ServiceBGPStatus` objects by name and by Service.
+#[derive(Debug, Default)]
+pub struct StatusIndex {
+    objs: HashMap<String, StatusObs>,
+    by_service: HashMap<ServiceKey, Vec<String>>,
+    versions: Versions,
+    /// Names we deleted: later watch events for them (older than the delete) are ignored.
+    tombstones: HashSet<String>,
+    relist: Option<HashSet<String>>,
+}
+
+fn status_key(o: &ServiceBGPStatus) -> Option<ServiceKey> {
+    let labels = o.labels();
+    let st = o.status.as_ref();
+    let name = labels
+        .get(LABEL_SERVICE_NAME)
+        .cloned()
+        .or_else(|| st.and_then(|s| s.service_name.clone()))?;
+    let namespace = labels
+        .get(LABEL_SERVICE_NAMESPACE)
+        .cloned()
+        .or_else(|| st.and_then(|s| s.service_namespace.clone()))?;
+    Some(ServiceKey::new(namespace, name))
+}
+
+impl StatusIndex {
+    /// Returns the Service whose objects changed, if any.
+    pub fn handle(&mut self, ev: Event<ServiceBGPStatus>) -> Vec<ServiceKey> {
+        match ev {
+            Event::Apply(o) | Event::InitApply(o) => {
+                let name = o.name_any();
+                if let Some(seen) = self.relist.as_mut() {
+                    seen.insert(name.clone());
+                }
+                if self.tombstones.contains(&name) {
+                    return vec![];
+                }
+                if self.versions.stale(o.metadata.resource_version.as_deref()) {
+                    return vec![];
+                }
+                let Some(key) = status_key(&o) else {
+                    return vec![];
+                };
+                let rv = o.metadata.resource_version.clone();
+                self.insert(name, key.clone(), o.status, rv);
+                vec![key]
+            }
+            Event::Delete(o) => {
+                let name = o.name_any();
+                self.tombstones.remove(&name);
+                self.remove(&name).into_iter().collect()
+            }
+            Event::Init => {
+                self.relist = Some(HashSet::new());
+                vec![]
+            }
+            Event::InitDone => {
+                let seen = self.relist.take().unwrap_or_default();
+                self.versions.clear();
+                self.tombstones.clear();
+                let gone: Vec<String> = self
+                    .objs
+                    .keys()
+                    .filter(|n| !seen.contains(*n))
+                    .cloned()
+                    .collect();
+                gone.iter().filter_map(|n| self.remove(n)).collect()
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        name: String,
+        key: ServiceKey,
+        status: Option<MetalLBServiceBGPStatus>,
+        rv: Option<String>,
+    ) {
+        if let Some(old) = self.objs.get(&name) {
+            if old.key != key {
+                let old_key = old.key.clone();
+                self.unlink(&name, &old_key);
+            }
+        }
+        let peers = status
+            .filter(|s| {
+                s.service_name.as_deref() == Some(key.name.as_str())
+                    && s.service_namespace.as_deref() == Some(key.namespace.as_str())
+                    && s.node.is_some()
+            })
+            .map(|s| s.peers);
+        let names = self.by_service.entry(key.clone()).or_default();
+        if !names.contains(&name) {
+            names.push(name.clone());
+            names.sort();
+        }
+        self.objs.insert(name, StatusObs { key, peers, rv });
+    }
+
+    fn unlink(&mut self, name: &str, key: &ServiceKey) {
+        if let Some(set) = self.by_service.get_mut(key) {
+            set.retain(|n| n != name);
+            if set.is_empty() {
+                self.by_service.remove(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<ServiceKey> {
+        let obs = self.objs.remove(name)?;
+        self.unlink(name, &obs.key);
+        Some(obs.key)
+    }
+
+    /// Services having at least one object.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.by_service.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objs.is_empty()
+    }
+
+    /// The operations bringing `key`'s objects to `desired`.
+    pub fn ops(&self, key: &ServiceKey, desired: Option<&BgpStatusIntent>) -> Vec<StatusOp> {
+        let names: Vec<&String> = self
+            .by_service
+            .get(key)
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        match desired {
+            None => {
+                for n in names {
+                    out.push(StatusOp::Delete {
+                        name: n.clone(),
+                        key: key.clone(),
+                    });
+                }
+            }
+            Some(intent) => {
+                let right = |n: &String| {
+                    self.objs.get(n).and_then(|o| o.peers.as_ref()) == Some(&intent.peers)
+                };
+                // keep the object already right, else the first one; delete duplicates
+                let keep = names.iter().find(|n| right(n)).or(names.first()).copied();
+                match keep {
+                    None => out.push(StatusOp::Create(intent.clone())),
+                    Some(k) => {
+                        if !right(k) {
+                            out.push(StatusOp::Patch {
+                                name: k.clone(),
+                                intent: intent.clone(),
+                            });
+                        }
+                    }
+                }
+                for n in names.into_iter().filter(|n| Some(*n) != keep) {
+                    out.push(StatusOp::Delete {
+                        name: n.clone(),
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Our create or status patch of `obj` succeeded (the server's response).
+    pub fn record_written(&mut self, obj: &ServiceBGPStatus) {
+        let name = obj.name_any();
+        let replaced = self.objs.get(&name).and_then(|o| o.rv.clone());
+        let rv = obj.metadata.resource_version.clone();
+        self.versions.wrote(replaced.as_deref(), rv.as_deref());
+        if let Some(key) = status_key(obj) {
+            self.insert(name, key, obj.status.clone(), rv);
+        }
+    }
+
+    /// Versions of our writes the watch has not confirmed yet (bounded by the lag).
+    pub fn in_flight(&self) -> usize {
+        self.versions.in_flight()
+    }
+
+    /// Our delete succeeded (or the object was already gone).
+    pub fn record_deleted(&mut self, name: &str) {
+        self.remove(name);
+        self.tombstones.insert(name.to_string());
+    }
+}
+
+// ===== the whole index =====
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SliceSummary {
+    any_serving: bool,
+    local_serving: bool,
+}
+
+/// Everything the speaker shell knows, behind one lock (never held across `.await`).
+#[derive(Debug)]
+pub struct Inputs {
+    node_name: String,
+    options: SpeakerOptions,
+    pub node: Option<NodeInfo>,
+    pub config: ConfigObjects,
+    config_dirty: bool,
+    last_issues: Vec<ConfigIssue>,
+    pub announcer: NodeAnnouncer,
+    services_relist: Option<HashSet<ServiceKey>>,
+    /// slice → (its Service, summary).
+    slices: HashMap<ObjKey, (ServiceKey, SliceSummary)>,
+    /// Service → names of its slices (few: a Vec).
+    service_slices: HashMap<ServiceKey, Vec<String>>,
+    slices_relist: Option<HashSet<ObjKey>>,
+    /// Watches that have not delivered their first complete list.
+    pub pending_sync: usize,
+    /// Services whose decision changed, for the metrics and for the status writer.
+    pub metrics_dirty: DirtySet,
+    pub status_dirty: DirtySet,
+    pub frr: FrrObserved,
+    pub status: StatusIndex,
+}
+
+impl Inputs {
+    pub fn new(node_name: &str, options: SpeakerOptions, watches: usize) -> Self {
+        let node = NodeInfo::new(node_name);
+        let empty = NodeConfig::compile(&MetalLbConfig::default(), &node, &options);
+        Inputs {
+            node_name: node_name.to_string(),
+            options,
+            node: None,
+            config: ConfigObjects::default(),
+            config_dirty: true,
+            last_issues: Vec::new(),
+            announcer: NodeAnnouncer::new(empty),
+            services_relist: None,
+            slices: HashMap::new(),
+            service_slices: HashMap::new(),
+            slices_relist: None,
+            pending_sync: watches,
+            metrics_dirty: DirtySet::default(),
+            status_dirty: DirtySet::default(),
+            frr: FrrObserved::default(),
+            status: StatusIndex::default(),
+        }
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Every watch has listed once and the Node was seen: decisions are complete.
+    pub fn ready(&self) -> bool {
+        self.pending_sync == 0 && self.node.is_some()
+    }
+
+    fn mark(&mut self, key: &ServiceKey) {
+        self.metrics_dirty.mark(key);
+        self.status_dirty.mark(key);
+    }
+
+    // --- node and configuration ---
+
+    pub fn handle_node(&mut self, ev: Event<Node>) {
+        match ev {
+            Event::Apply(n) | Event::InitApply(n) => {
+                if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
+                    return;
+                }
+                let info = NodeInfo::from_node(&n);
+                if self.node.as_ref() != Some(&info) {
+                    self.node = Some(info);
+                    self.config_dirty = true;
+                }
+            }
+            // The node is going away (and this pod with it): keep deciding from what was
+            // last seen rather than from an unlabelled node.
+            Event::Delete(_) | Event::Init | Event::InitDone => {}
+        }
+    }
+
+    /// A configuration object changed: recompile before the next decision.
+    pub fn config_changed(&mut self) {
+        self.config_dirty = true;
+    }
+
+    /// Recompile the node's configuration if an input changed. Returns the issues when
+    /// they differ from the last compile (to be logged).
+    pub fn compile_if_dirty(&mut self) -> Option<Vec<ConfigIssue>> {
+        if !self.config_dirty {
+            return None;
+        }
+        let node = self.node.as_ref()?;
+        self.config_dirty = false;
+        let cfg = NodeConfig::compile(&self.config.to_config(), node, &self.options);
+        let issues = cfg.issues.clone();
+        if self.announcer.set_config(cfg) {
+            self.metrics_dirty.mark_all();
+            self.status_dirty.mark_all();
+        }
+        if issues != self.last_issues {
+            self.last_issues = issues.clone();
+            return Some(issues);
+        }
+        None
+    }
+
+    pub fn config_issues(&self) -> &[ConfigIssue] {
+        &self.last_issues
+    }
+
+    // --- Services ---
+
+    pub fn handle_service(&mut self, ev: Event<Service>) {
+        match ev {
+            Event::Apply(s) => self.apply_service(&s),
+            Event::InitApply(s) => {
+                let info = ServiceInfo::from_service(&s);
+                if let Some(seen) = self.services_relist.as_mut() {
+                    seen.insert(info.key.clone());
+                }
+                self.apply_service_info(info);
+            }
+            Event::Delete(s) => {
+                let info = ServiceInfo::from_service(&s);
+                self.forget_service(&info.key);
+            }
+            Event::Init => self.services_relist = Some(HashSet::new()),
+            Event::InitDone => {
+                let seen = self.services_relist.take().unwrap_or_default();
+                let gone: Vec<ServiceKey> = self
+                    .announcer
+                    .service_keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect();
+                for k in gone {
+                    self.forget_service(&k);
+                }
+            }
+        }
+    }
+
+    pub fn apply_service(&mut self, svc: &Service) {
+        self.apply_service_info(ServiceInfo::from_service(svc));
+    }
+
+    fn apply_service_info(&mut self, info: ServiceInfo) {
+        if !info.is_load_balancer || !self.options.handles(&info) {
+            self.forget_service(&info.key);
+            return;
+        }
+        let key = info.key.clone();
+        if !self.announcer.has_service(&key) {
+            if let Some(eps) = self.endpoints_of(&key) {
+                self.announcer.apply_endpoints(&key, eps);
+            }
+        }
+        if self.announcer.apply_service(info) {
+            self.mark(&key);
+        }
+    }
+
+    fn forget_service(&mut self, key: &ServiceKey) {
+        if self.announcer.has_service(key) {
+            let changed = self.announcer.delete_service(key);
+            self.announcer.delete_endpoints(key);
+            if changed {
+                self.mark(key);
+            }
+        }
+    }
+
+    /// Number of handled Services.
+    pub fn services_len(&self) -> usize {
+        self.announcer.service_keys().count()
+    }
+
+    // --- EndpointSlices ---
+
+    pub fn handle_slice(&mut self, ev: Event<EndpointSlice>) {
+        match ev {
+            Event::Apply(s) => self.apply_slice(&s),
+            Event::InitApply(s) => {
+                if let Some(seen) = self.slices_relist.as_mut() {
+                    seen.insert(obj_key(&s));
+                }
+                self.apply_slice(&s);
+            }
+            Event::Delete(s) => self.remove_slice(&obj_key(&s)),
+            Event::Init => self.slices_relist = Some(HashSet::new()),
+            Event::InitDone => {
+                let seen = self.slices_relist.take().unwrap_or_default();
+                let gone: Vec<ObjKey> = self
+                    .slices
+                    .keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect();
+                for k in gone {
+                    self.remove_slice(&k);
+                }
+            }
+        }
+    }
+
+    fn apply_slice(&mut self, slice: &EndpointSlice) {
+        let key = obj_key(slice);
+        let Some(svc) = slice_service(slice) else {
+            self.remove_slice(&key);
+            return;
+        };
+        let mut summary = SliceSummary::default();
+        for ep in slice.endpoints.iter().filter(|e| is_serving(e)) {
+            summary.any_serving = true;
+            if ep.node_name.as_deref() == Some(self.node_name.as_str()) {
+                summary.local_serving = true;
+            }
+        }
+        match self.slices.get(&key) {
+            Some((s, sum)) if *s == svc && *sum == summary => return,
+            Some((s, _)) if *s != svc => self.remove_slice(&key),
+            _ => {}
+        }
+        let names = self.service_slices.entry(svc.clone()).or_default();
+        if !names.contains(&key.1) {
+            names.push(key.1.clone());
+        }
+        self.slices.insert(key, (svc.clone(), summary));
+        self.refresh_endpoints(&svc);
+    }
+
+    fn remove_slice(&mut self, key: &ObjKey) {
+        let Some((svc, _)) = self.slices.remove(key) else {
+            return;
+        };
+        if let Some(names) = self.service_slices.get_mut(&svc) {
+            names.retain(|n| *n != key.1);
+            if names.is_empty() {
+                self.service_slices.remove(&svc);
+            }
+        }
+        self.refresh_endpoints(&svc);
+    }
+
+    /// The endpoint summary of a Service from its slices (`None`: no slice).
+    fn endpoints_of(&self, svc: &ServiceKey) -> Option<Endpoints> {
+        let names = self.service_slices.get(svc)?;
+        let mut out = Endpoints::default();
+        for n in names {
+            if let Some((_, s)) = self.slices.get(&(svc.namespace.clone(), n.clone())) {
+                out.any_serving |= s.any_serving;
+                if s.local_serving {
+                    out.serving_nodes.insert(self.node_name.clone());
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn refresh_endpoints(&mut self, svc: &ServiceKey) {
+        if !self.announcer.has_service(svc) {
+            return;
+        }
+        let changed = match self.endpoints_of(svc) {
+            Some(e) => self.announcer.apply_endpoints(svc, e),
+            None => self.announcer.delete_endpoints(svc),
+        };
+        if changed {
+            self.mark(svc);
+        }
+    }
+
+    /// Number of EndpointSlices summarised.
+    pub fn slices_len(&self) -> usize {
+        self.slices.len()
+    }
+
+    // --- status intents ---
+
+    /// The `ServiceBGPStatus` this node wants for `key`.
+    pub fn status_intent(&self, key: &ServiceKey) -> Option<BgpStatusIntent> {
+        let a = self.announcer.announcements().services.get(key)?;
+        let peers = a.peers();
+        (!peers.is_empty()).then(|| BgpStatusIntent {
+            service: key.clone(),
+            node: self.node_name.clone(),
+            peers,
+        })
+    }
+
+    /// Every Service that has a decision or a status object.
+    pub fn status_universe(&self) -> BTreeSet<ServiceKey> {
+        self.announcer
+            .announcements()
+            .services
+            .keys()
+            .chain(self.status.services())
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn svc(name: &str, ip: Option<&str>, class: Option<&str>, local: bool) -> Service {
+        let mut v = json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": if local {"Local"} else {"Cluster"}},
+        });
+        if let Some(c) = class {
+            v["spec"]["loadBalancerClass"] = json!(c);
+        }
+        if let Some(ip) = ip {
+            v["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+        }
+        serde_json::from_value(v).expect("service")
+    }
+
+    fn slice(name: &str, svc: &str, nodes: &[&str]) -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4",
+            "endpoints": nodes.iter().map(|n| json!({"addresses": ["10.1.1.1"], "nodeName": n})).collect::<Vec<_>>(),
+        }))
+        .expect("slice")
+    }
+
+    #[test]
+    fn keeps_only_handled_services_and_slice_summaries() {
+        let mut inp = Inputs::new("n1", SpeakerOptions::default(), 0);
+        inp.handle_service(Event::Apply(svc("a", Some("10.0.0.1"), None, false)));
+        inp.handle_service(Event::Apply(svc("b", None, Some("other"), false)));
+        assert_eq!(inp.services_len(), 1);
+        inp.handle_slice(Event::Apply(slice("a-1", "a", &["n2"])));
+        inp.handle_slice(Event::Apply(slice("b-1", "b", &["n1"])));
+        assert_eq!(inp.slices_len(), 2);
+        let k = ServiceKey::new("default", "a");
+        let e = inp.endpoints_of(&k).expect("endpoints");
+        assert!(e.any_serving && e.serving_nodes.is_empty());
+    }
+
+    #[test]
+    fn relist_forgets_missing_objects() {
+        let mut inp = Inputs::new("n1", SpeakerOptions::default(), 0);
+        inp.handle_service(Event::Apply(svc("a", Some("10.0.0.1"), None, false)));
+        inp.handle_service(Event::Apply(svc("b", Some("10.0.0.2"), None, false)));
+        inp.handle_slice(Event::Apply(slice("a-1", "a", &["n1"])));
+        inp.handle_service(Event::Init);
+        inp.handle_service(Event::InitApply(svc("a", Some("10.0.0.1"), None, false)));
+        inp.handle_service(Event::InitDone);
+        assert_eq!(inp.services_len(), 1);
+        inp.handle_slice(Event::Init);
+        inp.handle_slice(Event::InitDone);
+        assert_eq!(inp.slices_len(), 0);
+    }
+
+    #[test]
+    fn status_ops_create_patch_delete_dedup() {
+        let key = ServiceKey::new("default", "a");
+        let intent = BgpStatusIntent {
+            service: key.clone(),
+            node: "n1".into(),
+            peers: vec!["p1".into()],
+        };
+        let mut idx = StatusIndex::default();
+        assert_eq!(
+            idx.ops(&key, Some(&intent)),
+            vec![StatusOp::Create(intent.clone())]
+        );
+        assert!(idx.ops(&key, None).is_empty());
+        let mut obj = intent.to_object("metallb-system");
+        obj.metadata.name = Some("bgp-1".into());
+        obj.metadata.resource_version = Some("5".into());
+        idx.handle(Event::Apply(obj.clone()));
+        assert!(idx.ops(&key, Some(&intent)).is_empty());
+        let mut dup = obj.clone();
+        dup.metadata.name = Some("bgp-0".into());
+        dup.status = None;
+        idx.handle(Event::Apply(dup));
+        assert_eq!(
+            idx.ops(&key, Some(&intent)),
+            vec![StatusOp::Delete {
+                name: "bgp-0".into(),
+                key: key.clone()
+            }]
+        );
+        let changed = BgpStatusIntent {
+            peers: vec!["p2".into()],
+            ..intent.clone()
+        };
+        assert!(matches!(
+            idx.ops(&key, Some(&changed)).first(),
+            Some(StatusOp::Patch { .. })
+        ));
+        idx.record_deleted("bgp-0");
+        idx.record_deleted("bgp-1");
+        assert!(idx.is_empty());
+        // a lagging event for a deleted object is ignored
+        idx.handle(Event::Apply(obj));
+        assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn frr_observed_ignores_superseded_versions() {
+        let mk = |rv: &str| -> FRRConfiguration {
+            serde_json::from_value(json!({
+                "metadata": {"name": "metallb-n1", "namespace": "ns", "resourceVersion": rv},
+                "spec": {}
+            }))
+            .expect("frr")
+        };
+        let mut o = FrrObserved::default();
+        o.handle(Event::Init);
+        o.handle(Event::InitDone);
+        assert!(o.obj.is_none());
+        o.handle(Event::Apply(mk("1")));
+        o.record_write(mk("2"));
+        o.record_write(mk("3"));
+        o.handle(Event::Apply(mk("2"))); // lagging: our first write, already replaced
+        assert_eq!(
+            o.obj.as_ref().and_then(|x| x.resource_version()),
+            Some("3".into())
+        );
+        o.handle(Event::Apply(mk("3")));
+        o.handle(Event::Apply(mk("4"))); // someone else's edit
+        assert_eq!(
+            o.obj.as_ref().and_then(|x| x.resource_version()),
+            Some("4".into())
+        );
+    }
+}

@@ -1,0 +1,795 @@
+//! The speaker's shell: watches feed the index, two writers publish its decisions.
+//!
+//! ```text
+//!  Node (this one) ────────┐                          ┌─▶ FRR writer ──▶ FRRConfiguration
+//!  Services (all) ─────────┤   Inputs (one lock)      │    metallb-<node>: create once,
+//!  EndpointSlices (all) ───┼─▶ ServiceInfo/Endpoints ─┤    update in place when the spec
+//!  pools, peers, ads,      │   NodeAnnouncer          │    differs (never delete)
+//!  communities, BFD ───────┤   observed objects       │
+//!  metallb-<node> ─────────┤                          └─▶ status writer ──▶ ServiceBGPStatus
+//!  ServiceBGPStatus (node) ┘                               per (Service, node)
+//! ```
+//!
+//! Each watch event is applied to the index under a short synchronous lock and wakes both
+//! writers through a [`Notify`]. A writer that is busy when events arrive finds one
+//! pending wake-up when it is done, takes the latest state and writes once: bursts
+//! coalesce with no timer, and a single change is written within milliseconds.
+//!
+//! Nothing is written before every watch has listed once and this node's Node was seen,
+//! so a restart compares the complete desired object with the one already in the cluster
+//! and, when nothing changed meanwhile, writes nothing.
+
+pub mod index;
+pub mod withdraw;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::metallb::status::LABEL_NODE;
+use metallb_api::metallb::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, ServiceBGPStatus,
+};
+use metallb_runtime::admin::Gate;
+use metallb_runtime::Readiness;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::bgp::{config_name, spec_changed, FrrTarget, ServiceKey, SpeakerOptions};
+use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
+use index::{strip, Inputs, StatusOp};
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "metallb-speaker";
+
+/// Number of watches that must list before anything is written.
+const WATCHES: usize = 10;
+/// Status objects handled per pass (the FRR writer never waits for these).
+const STATUS_BATCH: usize = 256;
+/// Status writes in flight at once.
+const STATUS_CONCURRENCY: usize = 8;
+
+/// What the shell needs to know.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This node's name.
+    pub node_name: String,
+    /// MetalLB's namespace: configuration objects and ServiceBGPStatus.
+    pub namespace: String,
+    /// Where `metallb-<node>` goes (the namespace frr-k8s reads).
+    pub frr_namespace: String,
+    pub options: SpeakerOptions,
+    /// The speaker's Pod: owner of its ServiceBGPStatus objects (garbage-collected with
+    /// it, as upstream). Without it the objects have no owner.
+    pub pod_name: Option<String>,
+    /// On shutdown, withdraw the announcements (unless graceful restart is configured).
+    pub withdraw_on_shutdown: bool,
+    /// Bound on the final withdrawal write.
+    pub shutdown_write_timeout: Duration,
+}
+
+impl Settings {
+    pub fn new(node_name: &str, namespace: &str, frr_namespace: &str) -> Self {
+        Settings {
+            node_name: node_name.to_string(),
+            namespace: namespace.to_string(),
+            frr_namespace: frr_namespace.to_string(),
+            options: SpeakerOptions::default(),
+            pod_name: None,
+            withdraw_on_shutdown: true,
+            shutdown_write_timeout: Duration::from_secs(3),
+        }
+    }
+
+    fn target(&self) -> FrrTarget {
+        FrrTarget {
+            frr_namespace: self.frr_namespace.clone(),
+            secrets_namespace: self.namespace.clone(),
+        }
+    }
+}
+
+/// What the shell did on shutdown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// The watches never synced: nothing was decided, nothing written.
+    NotSynced,
+    /// `withdraw_on_shutdown` is off.
+    Disabled,
+    /// Graceful restart is configured on these peers: announcements left in place.
+    KeptForGracefulRestart { peers: Vec<String> },
+    /// `metallb-<node>` now advertises nothing; `prefixes` were advertised before.
+    Withdrawn {
+        prefixes: BTreeSet<IpNet>,
+        node_labels: BTreeMap<String, String>,
+    },
+    /// The withdrawal could not be written.
+    Failed(String),
+}
+
+type Shared = Arc<Mutex<Inputs>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inputs> {
+    // a panic while holding the lock leaves plain data behind: keep going with it
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run the speaker shell until `shutdown`, then withdraw (see [`withdraw`]).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    readiness: Readiness,
+    metrics: Arc<SpeakerMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ShutdownOutcome> {
+    let shared: Shared = Arc::new(Mutex::new(Inputs::new(
+        &settings.node_name,
+        settings.options.clone(),
+        WATCHES,
+    )));
+    let frr_trigger = Arc::new(Notify::new());
+    let status_trigger = Arc::new(Notify::new());
+    let watches_stop = shutdown.child_token();
+    let ctx = WatchCtx {
+        shared: shared.clone(),
+        triggers: [frr_trigger.clone(), status_trigger.clone()],
+        metrics: metrics.clone(),
+        stop: watches_stop.clone(),
+    };
+    let ns = settings.namespace.as_str();
+    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+
+    ctx.spawn(
+        "node",
+        Api::<Node>::all(client.clone()),
+        by_name(&settings.node_name),
+        readiness.gate("speaker-node"),
+        |st, ev| st.handle_node(ev),
+    );
+    ctx.spawn(
+        "services",
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        readiness.gate("services"),
+        |st, ev| st.handle_service(ev),
+    );
+    ctx.spawn(
+        "endpointslices",
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+        readiness.gate("endpointslices"),
+        |st, ev| st.handle_slice(ev),
+    );
+    ctx.spawn(
+        "ipaddresspools",
+        Api::<IPAddressPool>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        readiness.gate("ipaddresspools"),
+        |st, ev| {
+            if st.config.pools.handle(ev) {
+                st.config_changed()
+            }
+        },
+    );
+    ctx.spawn(
+        "bgppeers",
+        Api::<BGPPeer>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        readiness.gate("bgppeers"),
+        |st, ev| {
+            if st.config.peers.handle(ev) {
+                st.config_changed()
+            }
+        },
+    );
+    ctx.spawn(
+        "bgpadvertisements",
+        Api::<BGPAdvertisement>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        readiness.gate("bgpadvertisements"),
+        |st, ev| {
+            if st.config.advertisements.handle(ev) {
+                st.config_changed()
+            }
+        },
+    );
+    ctx.spawn(
+        "communities",
+        Api::<Community>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        readiness.gate("communities"),
+        |st, ev| {
+            if st.config.communities.handle(ev) {
+                st.config_changed()
+            }
+        },
+    );
+    ctx.spawn(
+        "bfdprofiles",
+        Api::<BFDProfile>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        readiness.gate("bfdprofiles"),
+        |st, ev| {
+            if st.config.bfd_profiles.handle(ev) {
+                st.config_changed()
+            }
+        },
+    );
+    ctx.spawn(
+        "frrconfiguration",
+        Api::<FRRConfiguration>::namespaced(client.clone(), &settings.frr_namespace),
+        by_name(&config_name(&settings.node_name)),
+        readiness.gate("speaker-frrconfiguration"),
+        |st, ev| st.frr.handle(ev),
+    );
+    ctx.spawn(
+        "servicebgpstatuses",
+        Api::<ServiceBGPStatus>::namespaced(client.clone(), ns),
+        watcher::Config::default().labels(&format!("{LABEL_NODE}={}", settings.node_name)),
+        readiness.gate("servicebgpstatuses"),
+        |st, ev| {
+            for k in st.status.handle(ev) {
+                st.status_dirty.mark(&k);
+            }
+        },
+    );
+
+    let owner = match &settings.pod_name {
+        Some(pod) => pod_owner(&client, ns, pod).await,
+        None => None,
+    };
+    let status_task = tokio::spawn(
+        status_writer(
+            Api::namespaced(client.clone(), ns),
+            owner,
+            shared.clone(),
+            status_trigger,
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(info_span!("bgp-status")),
+    );
+
+    let mut writer = FrrWriter {
+        api: Api::namespaced(client.clone(), &settings.frr_namespace),
+        name: config_name(&settings.node_name),
+        target: settings.target(),
+        shared: shared.clone(),
+        metrics: metrics.clone(),
+        exported: HashMap::new(),
+        node: settings.node_name.clone(),
+    };
+    let span = info_span!("frr-writer", node = %settings.node_name);
+    async {
+        let mut backoff = Backoff::default();
+        loop {
+            tokio::select! {
+                _ = frr_trigger.notified() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            match writer.sync(false).await {
+                Ok(()) => backoff.reset(),
+                Err(WriteError::Retry) => frr_trigger.notify_one(),
+                Err(WriteError::Failed(e)) => {
+                    let wait = backoff.next();
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRConfiguration failed");
+                    let t = frr_trigger.clone();
+                    let stop = shutdown.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => t.notify_one(),
+                            _ = stop.cancelled() => {}
+                        }
+                    });
+                }
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+
+    let outcome = writer.shutdown(&settings).instrument(span).await;
+    watches_stop.cancel();
+    let _ = status_task.await;
+    info!(?outcome, "speaker stopped");
+    Ok(outcome)
+}
+
+async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReference> {
+    match Api::<Pod>::namespaced(client.clone(), ns).get(pod).await {
+        Ok(p) => Some(OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: p.name_any(),
+            uid: p.metadata.uid.clone().unwrap_or_default(),
+            ..Default::default()
+        })
+        .filter(|o| !o.uid.is_empty()),
+        Err(e) => {
+            warn!(pod, error = %e, "cannot read the speaker pod: ServiceBGPStatus objects get no owner");
+            None
+        }
+    }
+}
+
+// ===== watches =====
+
+struct WatchCtx {
+    shared: Shared,
+    triggers: [Arc<Notify>; 2],
+    metrics: Arc<SpeakerMetrics>,
+    stop: CancellationToken,
+}
+
+impl WatchCtx {
+    fn spawn<K, F>(
+        &self,
+        what: &'static str,
+        api: Api<K>,
+        config: watcher::Config,
+        gate: Gate,
+        mut handle: F,
+    ) where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        F: FnMut(&mut Inputs, Event<K>) + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let triggers = self.triggers.clone();
+        let metrics = self.metrics.clone();
+        let stop = self.stop.clone();
+        let task = async move {
+            let stream = watcher::watcher(api, config)
+                .default_backoff()
+                .modify(|o: &mut K| strip(o));
+            let mut stream = std::pin::pin!(stream);
+            let mut synced = false;
+            loop {
+                let ev = tokio::select! {
+                    ev = stream.next() => ev,
+                    _ = stop.cancelled() => break,
+                };
+                match ev {
+                    Some(Ok(ev)) => {
+                        let done = matches!(ev, Event::InitDone);
+                        if matches!(ev, Event::Apply(_) | Event::Delete(_)) {
+                            metrics.k8s_client_updates_total.inc();
+                        }
+                        {
+                            let mut st = lock(&shared);
+                            handle(&mut st, ev);
+                            if done && !synced {
+                                st.pending_sync = st.pending_sync.saturating_sub(1);
+                            }
+                        }
+                        if done && !synced {
+                            synced = true;
+                            gate.ready();
+                            debug!("synced");
+                        }
+                        for t in &triggers {
+                            t.notify_one();
+                        }
+                    }
+                    Some(Err(e)) => {
+                        metrics.k8s_client_update_errors_total.inc();
+                        warn!(error = %e, "watch error; retrying with backoff");
+                    }
+                    None => break,
+                }
+            }
+        };
+        tokio::spawn(task.instrument(info_span!("watch", kind = what)));
+    }
+}
+
+// ===== FRRConfiguration writer =====
+
+enum WriteError {
+    /// The observed object was refreshed (conflict): try again at once.
+    Retry,
+    Failed(kube::Error),
+}
+
+enum FrrWrite {
+    Create(FRRConfiguration),
+    Replace(FRRConfiguration),
+}
+
+struct FrrWriter {
+    api: Api<FRRConfiguration>,
+    name: String,
+    target: FrrTarget,
+    shared: Shared,
+    metrics: Arc<SpeakerMetrics>,
+    /// What `metallb_speaker_announced` shows, per Service.
+    exported: HashMap<ServiceKey, Vec<IpAddr>>,
+    node: String,
+}
+
+impl FrrWriter {
+    /// Decide under the lock; write without it.
+    fn plan(&mut self, withdraw: bool) -> Option<FrrWrite> {
+        let shared = self.shared.clone();
+        let mut st = lock(&shared);
+        if !st.ready() {
+            return None;
+        }
+        if let Some(issues) = st.compile_if_dirty() {
+            for i in &issues {
+                warn!(issue = %i, "configuration object skipped or partly ignored");
+            }
+            self.metrics
+                .k8s_client_config_stale_bool
+                .set(i64::from(!issues.is_empty()));
+        }
+        self.metrics.k8s_client_config_loaded_bool.set(1);
+        self.update_announced(&mut st);
+        let Inputs { announcer, frr, .. } = &mut *st;
+        let built = announcer.frr_configuration(&self.target);
+        let owned;
+        let desired = if withdraw {
+            owned = withdraw::withdrawn(built);
+            &owned
+        } else {
+            built
+        };
+        match &frr.obj {
+            None => Some(FrrWrite::Create(desired.clone())),
+            Some(obs) if spec_changed(obs, desired) => {
+                let mut metadata = obs.metadata.clone();
+                metadata.managed_fields = None;
+                Some(FrrWrite::Replace(FRRConfiguration {
+                    metadata,
+                    spec: desired.spec.clone(),
+                    status: obs.status.clone(),
+                }))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn update_announced(&mut self, st: &mut Inputs) {
+        let keys: Vec<ServiceKey> = match st.metrics_dirty.take() {
+            Some(k) => k.into_iter().collect(),
+            None => st
+                .announcer
+                .announcements()
+                .services
+                .keys()
+                .chain(self.exported.keys())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        for k in keys {
+            let now: Vec<IpAddr> = st
+                .announcer
+                .announcements()
+                .services
+                .get(&k)
+                .filter(|a| a.is_announced())
+                .map(|a| a.ips.iter().map(|i| i.ip).collect())
+                .unwrap_or_default();
+            let old = self.exported.remove(&k).unwrap_or_default();
+            let labels = |ip: &IpAddr| AnnouncedLabels {
+                ip: ip.to_string(),
+                node: self.node.clone(),
+                protocol: "bgp".into(),
+                service: k.to_string(),
+            };
+            for ip in old.iter().filter(|ip| !now.contains(ip)) {
+                self.metrics.announced.remove(&labels(ip));
+            }
+            for ip in &now {
+                self.metrics.announced.get_or_create(&labels(ip)).set(1);
+            }
+            if !now.is_empty() {
+                self.exported.insert(k, now);
+            }
+        }
+    }
+
+    /// Bring `metallb-<node>` in line with the index (or with the withdrawn form of it).
+    async fn sync(&mut self, withdraw: bool) -> Result<(), WriteError> {
+        let Some(write) = self.plan(withdraw) else {
+            return Ok(());
+        };
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let (op, result) = match &write {
+            FrrWrite::Create(o) => ("create", self.api.create(&pp, o).await),
+            FrrWrite::Replace(o) => ("update", self.api.replace(&self.name, &pp, o).await),
+        };
+        match result {
+            Ok(mut written) => {
+                strip(&mut written);
+                info!(
+                    op,
+                    name = %self.name,
+                    resource_version = written.metadata.resource_version.as_deref().unwrap_or(""),
+                    withdraw,
+                    "FRRConfiguration written"
+                );
+                self.metrics.frrconfiguration_writes_total.inc();
+                lock(&self.shared).frr.record_write(written);
+                Ok(())
+            }
+            Err(kube::Error::Api(s))
+                if s.is_conflict() || s.is_already_exists() || s.is_not_found() =>
+            {
+                debug!(op, reason = %s.message, "FRRConfiguration changed under us; re-reading");
+                match self.api.get_opt(&self.name).await {
+                    Ok(mut current) => {
+                        if let Some(c) = current.as_mut() {
+                            strip(c);
+                        }
+                        lock(&self.shared).frr.record_read(current);
+                        Err(WriteError::Retry)
+                    }
+                    Err(e) => {
+                        self.metrics.k8s_client_update_errors_total.inc();
+                        Err(WriteError::Failed(e))
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.k8s_client_update_errors_total.inc();
+                Err(WriteError::Failed(e))
+            }
+        }
+    }
+
+    /// The final write on shutdown.
+    async fn shutdown(&mut self, settings: &Settings) -> ShutdownOutcome {
+        if !settings.withdraw_on_shutdown {
+            return ShutdownOutcome::Disabled;
+        }
+        let (prefixes, labels, gr) = {
+            let mut st = lock(&self.shared);
+            if !st.ready() {
+                return ShutdownOutcome::NotSynced;
+            }
+            st.compile_if_dirty();
+            let gr = withdraw::graceful_restart_peers(st.announcer.config());
+            let labels = st
+                .node
+                .as_ref()
+                .map(|n| n.labels.clone())
+                .unwrap_or_default();
+            let prefixes = withdraw::originated_prefixes(st.frr.obj.as_ref());
+            (prefixes, labels, gr)
+        };
+        if !gr.is_empty() {
+            info!(peers = ?gr, "graceful restart configured: leaving the announcements to it");
+            return ShutdownOutcome::KeptForGracefulRestart { peers: gr };
+        }
+        let attempt = async {
+            for _ in 0..5 {
+                match self.sync(true).await {
+                    Ok(()) => return Ok(()),
+                    Err(WriteError::Retry) => continue,
+                    Err(WriteError::Failed(e)) => return Err(e.to_string()),
+                }
+            }
+            Err("conflicting writers".to_string())
+        };
+        match tokio::time::timeout(settings.shutdown_write_timeout, attempt).await {
+            Ok(Ok(())) => {
+                info!(prefixes = prefixes.len(), "announcements withdrawn");
+                ShutdownOutcome::Withdrawn {
+                    prefixes,
+                    node_labels: labels,
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not withdraw the announcements");
+                ShutdownOutcome::Failed(e)
+            }
+            Err(_) => {
+                warn!("withdrawing the announcements timed out");
+                ShutdownOutcome::Failed("timed out".into())
+            }
+        }
+    }
+}
+
+// ===== ServiceBGPStatus writer =====
+
+async fn status_writer(
+    api: Api<ServiceBGPStatus>,
+    owner: Option<OwnerReference>,
+    shared: Shared,
+    trigger: Arc<Notify>,
+    metrics: Arc<SpeakerMetrics>,
+    shutdown: CancellationToken,
+) {
+    let ns = api_namespace(&api);
+    let mut backoff = Backoff::default();
+    loop {
+        tokio::select! {
+            _ = trigger.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let ops: Vec<StatusOp> = {
+            let mut st = lock(&shared);
+            if !st.ready() {
+                continue;
+            }
+            if st.status_dirty.wants_all() {
+                let universe = st.status_universe();
+                st.status_dirty.expand(universe);
+            }
+            let keys = st.status_dirty.take_some(STATUS_BATCH);
+            keys.iter()
+                .flat_map(|k| {
+                    let intent = st.status_intent(k);
+                    st.status.ops(k, intent.as_ref())
+                })
+                .collect()
+        };
+        if ops.is_empty() {
+            continue;
+        }
+        let results: Vec<(StatusOp, Result<(), kube::Error>)> = futures::stream::iter(ops)
+            .map(|op| {
+                let api = api.clone();
+                let shared = shared.clone();
+                let owner = owner.clone();
+                let ns = ns.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let r = apply_status_op(&api, &ns, owner, &shared, &metrics, &op).await;
+                    (op, r)
+                }
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        let mut failed = false;
+        {
+            let mut st = lock(&shared);
+            for (op, r) in &results {
+                if let Err(e) = r {
+                    failed = true;
+                    metrics.k8s_client_update_errors_total.inc();
+                    let key = match op {
+                        StatusOp::Create(i) | StatusOp::Patch { intent: i, .. } => &i.service,
+                        StatusOp::Delete { key, .. } => key,
+                    };
+                    warn!(service = %key, error = %e, "ServiceBGPStatus write failed");
+                    st.status_dirty.mark(key);
+                }
+            }
+        }
+        if failed {
+            let wait = backoff.next();
+            let t = trigger.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => t.notify_one(),
+                    _ = stop.cancelled() => {}
+                }
+            });
+        } else {
+            backoff.reset();
+            // more dirty keys than one batch: go on
+            trigger.notify_one();
+        }
+    }
+}
+
+fn api_namespace(api: &Api<ServiceBGPStatus>) -> String {
+    api.namespace().unwrap_or_default().to_string()
+}
+
+async fn apply_status_op(
+    api: &Api<ServiceBGPStatus>,
+    ns: &str,
+    owner: Option<OwnerReference>,
+    shared: &Shared,
+    metrics: &SpeakerMetrics,
+    op: &StatusOp,
+) -> Result<(), kube::Error> {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let patch_params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match op {
+        StatusOp::Create(intent) => {
+            let mut obj = intent.to_object(ns);
+            obj.metadata.owner_references = owner.map(|o| vec![o]);
+            let mut created = api.create(&pp, &obj).await?;
+            strip(&mut created);
+            metrics.bgp_status_writes_total.inc();
+            let name = created.name_any();
+            lock(shared).status.record_written(&created);
+            let mut patched = api
+                .patch_status(
+                    &name,
+                    &patch_params,
+                    &Patch::Merge(json!({ "status": intent.status() })),
+                )
+                .await?;
+            strip(&mut patched);
+            metrics.bgp_status_writes_total.inc();
+            lock(shared).status.record_written(&patched);
+            debug!(service = %intent.service, name, "ServiceBGPStatus created");
+        }
+        StatusOp::Patch { name, intent } => {
+            match api
+                .patch_status(
+                    name,
+                    &patch_params,
+                    &Patch::Merge(json!({ "status": intent.status() })),
+                )
+                .await
+            {
+                Ok(mut patched) => {
+                    strip(&mut patched);
+                    metrics.bgp_status_writes_total.inc();
+                    lock(shared).status.record_written(&patched);
+                }
+                Err(kube::Error::Api(s)) if s.is_not_found() => {
+                    let mut st = lock(shared);
+                    st.status.record_deleted(name);
+                    st.status_dirty.mark(&intent.service);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        StatusOp::Delete { name, .. } => {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    metrics.bgp_status_writes_total.inc();
+                }
+                Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+            lock(shared).status.record_deleted(name);
+        }
+    }
+    Ok(())
+}
+
+// ===== retry backoff =====
+
+/// Exponential backoff for failed writes: 100 ms doubling to 5 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let ms = 100u64.saturating_mul(1 << self.failures.min(6)).min(5_000);
+        self.failures = self.failures.saturating_add(1);
+        Duration::from_millis(ms)
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}

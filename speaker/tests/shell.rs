@@ -1,0 +1,328 @@
+//! The speaker shell against the test API server over HTTP (frr-k8s runs elsewhere: only
+//! the FRRConfiguration and the ServiceBGPStatus objects are checked).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::metallb::{BGPPeer, ServiceBGPStatus};
+use metallb_speaker::shell::ShutdownOutcome;
+use serde_json::json;
+
+/// Wait until the speaker has processed `n` more watch events, then a little for its
+/// writer, so "nothing was written" is meaningful.
+async fn settle(s: &Speaker, before: u64, n: u64) {
+    let m = s.metrics.clone();
+    eventually("events processed", || {
+        let m = m.clone();
+        async move { m.k8s_client_updates_total.get() >= before + n }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn announces_withdraws_and_writes_only_on_change() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    // a user's FRRConfiguration alongside: never touched
+    let user: FRRConfiguration = create(&Api::namespaced(client.clone(), NS),
+        json!({"metadata": {"name": "user-extra", "namespace": NS},
+               "spec": {"bgp": {"routers": [{"asn": 64512, "neighbors": [{"address": "172.18.0.9", "asn": 65009}]}]}}}),
+    )
+    .await;
+    lb_service(&client, "web", "192.168.10.1", true, None).await;
+    slice(&client, "web", &[NODE]).await;
+
+    let s = Speaker::start(&client, false);
+    let c = client.clone();
+    eventually("/32 advertised to the peer", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
+    })
+    .await;
+    assert!(s.readiness.is_ready(), "{:?}", s.readiness.pending());
+    let cfg = frr_config(&client).await.expect("object");
+    let router = &cfg.spec.bgp.as_ref().expect("bgp").routers[0];
+    assert_eq!(router.prefixes, vec!["192.168.10.1/32"]);
+    assert_eq!(router.neighbors[0].address.as_deref(), Some("172.18.0.1"));
+    assert_eq!(s.writes(), 1, "one create");
+
+    // ETP Local: the endpoint moves to another node → withdrawn from this node
+    move_slice(&client, "web", &["node-2"]).await;
+    eventually("withdrawn after the endpoint moved", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await.is_empty() }
+    })
+    .await;
+    move_slice(&client, "web", &[NODE, "node-2"]).await;
+    eventually("announced again", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
+    })
+    .await;
+    assert_eq!(s.writes(), 3);
+
+    // unrelated changes: another node's labels, a Service of another class, a ClusterIP
+    // Service and its slice, a pod-only update of our own slice → no write
+    let rv_before = rv(&frr_config(&client).await);
+    let updates = s.metrics.k8s_client_updates_total.get();
+    Api::<Node>::all(client.clone())
+        .patch(
+            "node-2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"rack": "z"}}})),
+        )
+        .await
+        .expect("label other node");
+    lb_service(
+        &client,
+        "other-class",
+        "192.168.10.2",
+        false,
+        Some("someone-else"),
+    )
+    .await;
+    slice(&client, "other-class", &[NODE]).await;
+    let _: Service = create(
+        &Api::namespaced(client.clone(), "default"),
+        json!({"metadata": {"name": "internal", "namespace": "default"},
+               "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    slice(&client, "internal", &[NODE]).await;
+    settle(&s, updates, 5).await;
+    assert_eq!(
+        rv(&frr_config(&client).await),
+        rv_before,
+        "unrelated changes wrote"
+    );
+    assert_eq!(s.writes(), 3);
+
+    // the Service goes away → withdrawn
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("withdrawn after delete", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await.is_empty() }
+    })
+    .await;
+    let after = frr_config(&client).await.expect("object");
+    assert!(after.spec.bgp.as_ref().expect("bgp").routers[0]
+        .prefixes
+        .is_empty());
+    assert_eq!(s.writes(), 4);
+
+    let user_now = Api::<FRRConfiguration>::namespaced(client.clone(), NS)
+        .get("user-extra")
+        .await
+        .expect("user object");
+    assert_eq!(
+        user_now.metadata.resource_version, user.metadata.resource_version,
+        "the user's FRRConfiguration was modified"
+    );
+    assert_eq!(s.stop().await, ShutdownOutcome::Disabled);
+}
+
+#[tokio::test]
+async fn restart_writes_nothing() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    for i in 1..=20 {
+        let name = format!("svc-{i}");
+        lb_service(&client, &name, &format!("192.168.10.{i}"), false, None).await;
+        slice(&client, &name, &["node-2"]).await;
+    }
+    let s = Speaker::start(&client, false);
+    let c = client.clone();
+    eventually("all 20 advertised", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await.len() == 20 }
+    })
+    .await;
+    let before = frr_config(&client).await;
+    s.stop().await;
+
+    // the new process lists everything, compares, and writes nothing
+    let s2 = Speaker::start(&client, false);
+    let r = s2.readiness.clone();
+    eventually("restarted speaker synced", || {
+        let r = r.clone();
+        async move { r.is_ready() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s2.writes(), 0);
+    assert_eq!(rv(&frr_config(&client).await), rv(&before));
+    // and still reacts
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete("svc-7", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("19 advertised", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await.len() == 19 }
+    })
+    .await;
+    assert_eq!(s2.writes(), 1);
+    s2.stop().await;
+}
+
+#[tokio::test]
+async fn bgp_status_follows_the_announcement() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    lb_service(&client, "web", "192.168.10.1", true, None).await;
+    slice(&client, "web", &[NODE]).await;
+    let s = Speaker::start(&client, false);
+    let statuses = Api::<ServiceBGPStatus>::namespaced(client.clone(), NS);
+    let st = statuses.clone();
+    eventually("ServiceBGPStatus created", || {
+        let st = st.clone();
+        async move {
+            let l = st.list(&Default::default()).await.expect("list");
+            l.items.len() == 1
+                && l.items[0].status.as_ref().is_some_and(|s| {
+                    s.peers == vec!["tor".to_string()] && s.node.as_deref() == Some(NODE)
+                })
+        }
+    })
+    .await;
+    let obj = statuses
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    assert!(obj
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("bgp-"));
+    assert_eq!(
+        obj.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("metallb.io/service-name"))
+            .map(String::as_str),
+        Some("web")
+    );
+
+    // a second peer → the same object is updated in place
+    let _: BGPPeer = create(
+        &Api::namespaced(client.clone(), NS),
+        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+               "metadata": {"name": "tor-b", "namespace": NS},
+               "spec": {"myASN": 64512, "peerASN": 65001, "peerAddress": "172.18.0.2"}}),
+    )
+    .await;
+    let st = statuses.clone();
+    let name = obj.metadata.name.clone();
+    eventually("peers updated", || {
+        let st = st.clone();
+        let name = name.clone();
+        async move {
+            let l = st.list(&Default::default()).await.expect("list");
+            l.items.len() == 1
+                && l.items[0].metadata.name == name
+                && l.items[0].status.as_ref().map(|s| s.peers.clone())
+                    == Some(vec!["tor".to_string(), "tor-b".to_string()])
+        }
+    })
+    .await;
+
+    // no local endpoint any more → deleted
+    move_slice(&client, "web", &["node-2"]).await;
+    let st = statuses.clone();
+    eventually("ServiceBGPStatus deleted", || {
+        let st = st.clone();
+        async move {
+            st.list(&Default::default())
+                .await
+                .expect("list")
+                .items
+                .is_empty()
+        }
+    })
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_withdraws_unless_graceful_restart() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    lb_service(&client, "web", "192.168.10.1", false, None).await;
+    slice(&client, "web", &["node-2"]).await;
+    let s = Speaker::start(&client, true);
+    let c = client.clone();
+    eventually("advertised", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
+    })
+    .await;
+    match s.stop().await {
+        ShutdownOutcome::Withdrawn { prefixes, .. } => {
+            assert_eq!(prefixes.len(), 1)
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    }
+    let cfg = frr_config(&client).await.expect("object kept, not deleted");
+    assert!(advertised(&cfg).is_empty());
+    assert_eq!(
+        cfg.spec.bgp.as_ref().expect("bgp").routers[0]
+            .neighbors
+            .len(),
+        1,
+        "sessions stay"
+    );
+
+    // restart: announced again (one update, same object)
+    let uid = cfg.metadata.uid.clone();
+    let s = Speaker::start(&client, true);
+    eventually("announced after restart", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
+    })
+    .await;
+    assert_eq!(frr_config(&client).await.expect("object").metadata.uid, uid);
+
+    // graceful restart on the peer: announcements are left to it
+    Api::<BGPPeer>::namespaced(client.clone(), NS)
+        .patch(
+            "tor",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"enableGracefulRestart": true}})),
+        )
+        .await
+        .expect("enable GR");
+    eventually("GR in the object", || {
+        let c = c.clone();
+        async move {
+            frr_config(&c).await.is_some_and(|o| {
+                o.spec.bgp.as_ref().expect("bgp").routers[0].neighbors[0].enable_graceful_restart
+                    == Some(true)
+            })
+        }
+    })
+    .await;
+    let outcome = s.stop().await;
+    assert_eq!(
+        outcome,
+        ShutdownOutcome::KeptForGracefulRestart {
+            peers: vec!["tor".into()]
+        }
+    );
+    assert_eq!(advertised_now(&client).await, vec!["192.168.10.1/32"]);
+}
