@@ -124,6 +124,7 @@ where
             watcher::Config::default(),
         )
         .default_backoff()
+        .modify(slim)
         .reflect(writer),
         trigger.clone(),
         shutdown.clone(),
@@ -137,6 +138,7 @@ where
             watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
         )
         .default_backoff()
+        .modify(slim)
         .reflect(writer),
         trigger.clone(),
         shutdown.clone(),
@@ -221,6 +223,17 @@ where
     }
     let _ = worker.await;
     Ok(())
+}
+
+/// Drop what the component never reads before an object enters a store: managedFields and
+/// kubectl's last-applied copy can be larger than the object itself, and the store holds
+/// every FRRConfiguration of the namespace (thousands on big clusters).
+pub fn slim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn spawn_watch<S, K>(

@@ -64,6 +64,7 @@ impl SecretIndex {
             watcher::Config::default(),
         )
         .default_backoff()
+        .modify(super::slim)
         .reflect(writer);
         let trigger = self.trigger.clone();
         let shutdown = self.shutdown.clone();
