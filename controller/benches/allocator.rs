@@ -47,8 +47,15 @@ fn bench(c: &mut Criterion) {
     for s in &svcs {
         a.allocate(s).expect("capacity suffices");
     }
-    let existing: Vec<(ServiceRequest, Vec<IpAddr>)> =
-        svcs.iter().map(|s| (s.clone(), a.assignment(&s.key).expect("allocated").ips.clone())).collect();
+    let existing: Vec<(ServiceRequest, Vec<IpAddr>)> = svcs
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                a.assignment(&s.key).expect("allocated").ips.clone(),
+            )
+        })
+        .collect();
     c.bench_function("resync 10k existing assignments after restart", |b| {
         b.iter_batched(
             || Allocator::new(pools()),

@@ -3,10 +3,10 @@
 //! configuration text ([`render`]). No Kubernetes client, socket or clock in here.
 
 pub mod frr;
-pub mod metrics;
-pub mod node;
 pub mod merge;
+pub mod metrics;
 pub mod model;
+pub mod node;
 pub mod prefix_list;
 pub mod render;
 pub mod secrets;
