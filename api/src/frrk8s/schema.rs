@@ -135,7 +135,7 @@ pub(crate) fn route_distinguisher(_: &mut SchemaGenerator) -> Schema {
                 "message": "RD must contain exactly one colon",
             },
             {
-                "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].isIP() && uint(self.split(':')[1]) <= 65535u)",
+                "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].matches('^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])[.]){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$') && uint(self.split(':')[1]) <= 65535u)",
                 "message": "RD with IPv4 administrator must have format A.B.C.D:MN where MN <= 65535",
             },
             {
@@ -168,7 +168,7 @@ pub(crate) fn import_rts(_: &mut SchemaGenerator) -> Schema {
                     "message": "RT with wildcard administrator must have format *:OPQR where OPQR <= 4294967295",
                 },
                 {
-                    "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].isIP() && uint(self.split(':')[1]) <= 65535u)",
+                    "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].matches('^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])[.]){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$') && uint(self.split(':')[1]) <= 65535u)",
                     "message": "RT with IPv4 administrator must have format A.B.C.D:MN where MN <= 65535",
                 },
                 {
@@ -198,7 +198,7 @@ pub(crate) fn export_rts(_: &mut SchemaGenerator) -> Schema {
                     "message": "RT must contain exactly one colon",
                 },
                 {
-                    "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].isIP() && uint(self.split(':')[1]) <= 65535u)",
+                    "rule": "!self.split(':')[0].contains('.') || (self.split(':')[0].matches('^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])[.]){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$') && uint(self.split(':')[1]) <= 65535u)",
                     "message": "RT with IPv4 administrator must have format A.B.C.D:MN where MN <= 65535",
                 },
                 {
