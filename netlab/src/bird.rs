@@ -58,10 +58,14 @@ impl BirdInstance {
                 .arg("-P")
                 .arg(&pidf),
         )?;
-        inst.pid = read_pid(&pidf);
-        wait_until("birdc answering", Duration::from_secs(10), || {
+        // bird forks: the pid file is written by the daemon a moment after the command
+        // returns, so read it once bird answers (or gives up), never right away — a missed
+        // pid would leave the daemon running after the test.
+        let ready = wait_until("birdc answering", Duration::from_secs(10), || {
             inst.birdc(&["show", "status"]).is_ok()
-        })?;
+        });
+        inst.pid = read_pid(&pidf);
+        ready?;
         Ok(inst)
     }
 
