@@ -222,27 +222,7 @@ fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
 mod tests {
     use super::*;
     use crate::allocator::Pool;
-    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
-
-    fn mk_svc(name: &str) -> Service {
-        Service {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                cluster_ips: Some(vec!["10.96.0.1".into()]),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        }
-    }
+    use crate::service::tests::mk_svc;
 
     fn ips(d: &Decision) -> Vec<String> {
         match d {

@@ -69,109 +69,7 @@ impl FrrMetrics {
     pub fn register(registry: &mut Registry) -> std::sync::Arc<Self> {
         let m = FrrMetrics::default();
         let r = registry.sub_registry_with_prefix("frrk8s");
-        let gauges: [(&str, &str, &G); 21] = [
-            (
-                "bgp_session_up",
-                "BGP session state (1 established, 0 otherwise)",
-                &m.bgp_session_up,
-            ),
-            (
-                "bgp_announced_prefixes_total",
-                "Prefixes announced to the peer",
-                &m.bgp_announced_prefixes_total,
-            ),
-            (
-                "bgp_received_prefixes_total",
-                "Prefixes received from the peer",
-                &m.bgp_received_prefixes_total,
-            ),
-            (
-                "bgp_opens_sent",
-                "BGP OPEN messages sent",
-                &m.bgp_opens_sent,
-            ),
-            (
-                "bgp_opens_received",
-                "BGP OPEN messages received",
-                &m.bgp_opens_received,
-            ),
-            (
-                "bgp_notifications_sent",
-                "BGP NOTIFICATION messages sent",
-                &m.bgp_notifications_sent,
-            ),
-            (
-                "bgp_updates_total",
-                "BGP UPDATE messages sent",
-                &m.bgp_updates_total,
-            ),
-            (
-                "bgp_updates_total_received",
-                "BGP UPDATE messages received",
-                &m.bgp_updates_total_received,
-            ),
-            (
-                "bgp_keepalives_sent",
-                "BGP KEEPALIVE messages sent",
-                &m.bgp_keepalives_sent,
-            ),
-            (
-                "bgp_keepalives_received",
-                "BGP KEEPALIVE messages received",
-                &m.bgp_keepalives_received,
-            ),
-            (
-                "bgp_route_refresh_sent",
-                "BGP ROUTE-REFRESH messages sent",
-                &m.bgp_route_refresh_sent,
-            ),
-            ("bgp_total_sent", "BGP messages sent", &m.bgp_total_sent),
-            (
-                "bgp_total_received",
-                "BGP messages received",
-                &m.bgp_total_received,
-            ),
-            (
-                "bfd_session_up",
-                "BFD session state (1 up, 0 otherwise)",
-                &m.bfd_session_up,
-            ),
-            (
-                "bfd_control_packet_input",
-                "BFD control packets received",
-                &m.bfd_control_packet_input,
-            ),
-            (
-                "bfd_control_packet_output",
-                "BFD control packets sent",
-                &m.bfd_control_packet_output,
-            ),
-            (
-                "bfd_echo_packet_input",
-                "BFD echo packets received",
-                &m.bfd_echo_packet_input,
-            ),
-            (
-                "bfd_echo_packet_output",
-                "BFD echo packets sent",
-                &m.bfd_echo_packet_output,
-            ),
-            (
-                "bfd_session_up_events",
-                "BFD session up transitions",
-                &m.bfd_session_up_events,
-            ),
-            (
-                "bfd_session_down_events",
-                "BFD session down transitions",
-                &m.bfd_session_down_events,
-            ),
-            (
-                "bfd_zebra_notifications",
-                "BFD notifications from zebra",
-                &m.bfd_zebra_notifications,
-            ),
-        ];
+        let gauges = m.bgp_gauges().into_iter().chain(m.bfd_gauges());
         for (name, help, g) in gauges {
             r.register(name, help, g.clone());
         }
@@ -211,6 +109,120 @@ impl FrrMetrics {
             m.reload_commands_total.clone(),
         );
         std::sync::Arc::new(m)
+    }
+
+    /// Per-session BGP gauges with their metric names and help: the one list used both to
+    /// register them and to forget vanished peers.
+    fn bgp_gauges(&self) -> [(&'static str, &'static str, &G); 13] {
+        [
+            (
+                "bgp_session_up",
+                "BGP session state (1 established, 0 otherwise)",
+                &self.bgp_session_up,
+            ),
+            (
+                "bgp_announced_prefixes_total",
+                "Prefixes announced to the peer",
+                &self.bgp_announced_prefixes_total,
+            ),
+            (
+                "bgp_received_prefixes_total",
+                "Prefixes received from the peer",
+                &self.bgp_received_prefixes_total,
+            ),
+            (
+                "bgp_opens_sent",
+                "BGP OPEN messages sent",
+                &self.bgp_opens_sent,
+            ),
+            (
+                "bgp_opens_received",
+                "BGP OPEN messages received",
+                &self.bgp_opens_received,
+            ),
+            (
+                "bgp_notifications_sent",
+                "BGP NOTIFICATION messages sent",
+                &self.bgp_notifications_sent,
+            ),
+            (
+                "bgp_updates_total",
+                "BGP UPDATE messages sent",
+                &self.bgp_updates_total,
+            ),
+            (
+                "bgp_updates_total_received",
+                "BGP UPDATE messages received",
+                &self.bgp_updates_total_received,
+            ),
+            (
+                "bgp_keepalives_sent",
+                "BGP KEEPALIVE messages sent",
+                &self.bgp_keepalives_sent,
+            ),
+            (
+                "bgp_keepalives_received",
+                "BGP KEEPALIVE messages received",
+                &self.bgp_keepalives_received,
+            ),
+            (
+                "bgp_route_refresh_sent",
+                "BGP ROUTE-REFRESH messages sent",
+                &self.bgp_route_refresh_sent,
+            ),
+            ("bgp_total_sent", "BGP messages sent", &self.bgp_total_sent),
+            (
+                "bgp_total_received",
+                "BGP messages received",
+                &self.bgp_total_received,
+            ),
+        ]
+    }
+
+    /// Per-session BFD gauges, like [`FrrMetrics::bgp_gauges`].
+    fn bfd_gauges(&self) -> [(&'static str, &'static str, &G); 8] {
+        [
+            (
+                "bfd_session_up",
+                "BFD session state (1 up, 0 otherwise)",
+                &self.bfd_session_up,
+            ),
+            (
+                "bfd_control_packet_input",
+                "BFD control packets received",
+                &self.bfd_control_packet_input,
+            ),
+            (
+                "bfd_control_packet_output",
+                "BFD control packets sent",
+                &self.bfd_control_packet_output,
+            ),
+            (
+                "bfd_echo_packet_input",
+                "BFD echo packets received",
+                &self.bfd_echo_packet_input,
+            ),
+            (
+                "bfd_echo_packet_output",
+                "BFD echo packets sent",
+                &self.bfd_echo_packet_output,
+            ),
+            (
+                "bfd_session_up_events",
+                "BFD session up transitions",
+                &self.bfd_session_up_events,
+            ),
+            (
+                "bfd_session_down_events",
+                "BFD session down transitions",
+                &self.bfd_session_down_events,
+            ),
+            (
+                "bfd_zebra_notifications",
+                "BFD notifications from zebra",
+                &self.bfd_zebra_notifications,
+            ),
+        ]
     }
 
     /// Publish one poll of FRR's status; series of peers that vanished are removed.
@@ -259,21 +271,7 @@ impl FrrMetrics {
                 .set(g(n.total_received));
             now.insert(l);
         }
-        let bgp_families = [
-            &self.bgp_session_up,
-            &self.bgp_announced_prefixes_total,
-            &self.bgp_received_prefixes_total,
-            &self.bgp_opens_sent,
-            &self.bgp_opens_received,
-            &self.bgp_notifications_sent,
-            &self.bgp_updates_total,
-            &self.bgp_updates_total_received,
-            &self.bgp_keepalives_sent,
-            &self.bgp_keepalives_received,
-            &self.bgp_route_refresh_sent,
-            &self.bgp_total_sent,
-            &self.bgp_total_received,
-        ];
+        let bgp_families = self.bgp_gauges().map(|(_, _, g)| g);
         forget_vanished(&self.seen_bgp, now, &bgp_families);
 
         let mut now = BTreeSet::new();
@@ -306,16 +304,7 @@ impl FrrMetrics {
                 .set(g(p.zebra_notifications));
             now.insert(l);
         }
-        let bfd_families = [
-            &self.bfd_session_up,
-            &self.bfd_control_packet_input,
-            &self.bfd_control_packet_output,
-            &self.bfd_echo_packet_input,
-            &self.bfd_echo_packet_output,
-            &self.bfd_session_up_events,
-            &self.bfd_session_down_events,
-            &self.bfd_zebra_notifications,
-        ];
+        let bfd_families = self.bfd_gauges().map(|(_, _, g)| g);
         forget_vanished(&self.seen_bfd, now, &bfd_families);
     }
 }

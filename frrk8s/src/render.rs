@@ -298,14 +298,27 @@ fn render_filters(
         seq: 0,
         max,
     };
-    // The family's part of `ps` is every originated prefix of that family.
-    let whole = |ps: &[IpNet], v4: bool| -> bool {
-        originated.is_some_and(|orig| {
-            // Both sides are sorted (they come from ordered sets), so equality is one pass;
-            // an unsorted `ps` could only make this false, which is always safe.
+    // A permit entry for `ps` (one family): the "originated" shortcut when `ps` is every
+    // prefix the router originates in that family, prefix-lists named `list` otherwise.
+    let mut permit = |rm: &mut RouteMap, list: String, v4: bool, ps: &[IpNet], sets: &[String]| {
+        // Both sides are sorted (they come from ordered sets), so equality is one pass; an
+        // unsorted `ps` could only make this false, which is always safe.
+        let whole = originated.is_some_and(|orig| {
             let mut fam = orig.iter().filter(|p| p.addr().is_ipv4() == v4);
             !ps.is_empty() && ps.iter().all(|p| fam.next() == Some(p)) && fam.next().is_none()
-        })
+        });
+        if whole {
+            *shortcut_used = true;
+            rm.originated(v4, "permit", sets);
+        } else {
+            rm.entries(
+                &list,
+                v4,
+                &entries_for(ps, opts.collapse_ranges),
+                "permit",
+                sets,
+            );
+        }
     };
     let adv = &n.advertise;
     let mut by_pref: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
@@ -336,18 +349,8 @@ fn render_filters(
                 format!("set local-preference {lp}"),
                 "on-match next".to_string(),
             ];
-            if whole(&ps, v4) {
-                *shortcut_used = true;
-                rm.originated(v4, "permit", &sets);
-            } else {
-                rm.entries(
-                    &format!("{id}-{lp}-{}-localpref-prefixes", fam(v4)),
-                    v4,
-                    &entries_for(&ps, opts.collapse_ranges),
-                    "permit",
-                    &sets,
-                );
-            }
+            let list = format!("{id}-{lp}-{}-localpref-prefixes", fam(v4));
+            permit(&mut rm, list, v4, &ps, &sets);
         }
     }
     for &v4 in &families {
@@ -370,18 +373,8 @@ fn render_filters(
                 ),
             };
             let sets = [set, "on-match next".to_string()];
-            if whole(&ps, v4) {
-                *shortcut_used = true;
-                rm.originated(v4, "permit", &sets);
-            } else {
-                rm.entries(
-                    &format!("{id}-{label}-{}-community-prefixes", fam(v4)),
-                    v4,
-                    &entries_for(&ps, opts.collapse_ranges),
-                    "permit",
-                    &sets,
-                );
-            }
+            let list = format!("{id}-{label}-{}-community-prefixes", fam(v4));
+            permit(&mut rm, list, v4, &ps, &sets);
         }
     }
     for &v4 in &families {
@@ -405,18 +398,8 @@ fn render_filters(
                 .into_iter()
                 .collect()
         };
-        if whole(&ps, v4) {
-            *shortcut_used = true;
-            rm.originated(v4, "permit", &sets);
-        } else {
-            rm.entries(
-                &format!("{id}-allowed-{}", fam_name(v4)),
-                v4,
-                &entries_for(&ps, opts.collapse_ranges),
-                "permit",
-                &sets,
-            );
-        }
+        let list = format!("{id}-allowed-{}", fam_name(v4));
+        permit(&mut rm, list, v4, &ps, &sets);
     }
     rm.catch_all("deny");
 
