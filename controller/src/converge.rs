@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use crate::slim::Service;
 use kube::ResourceExt;
 use metallb_api::metallb::annotations;
 

@@ -1,6 +1,7 @@
 //! MetalLB's controller: IP address allocation for LoadBalancer Services.
 //!
 //! ```text
+//!   slim.rs      the parts of a Service the controller decodes and keeps
 //!   service.rs   Service → ServiceRequest (pure)
 //!   pools.rs     IPAddressPool + Namespace labels → allocator Pools (pure)
 //!   allocator/   the allocator (pure)
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod pools;
 pub mod reconcile;
 pub mod service;
+pub mod slim;
 pub mod status;
 pub mod webhook;
 

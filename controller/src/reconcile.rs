@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -42,6 +42,7 @@ use crate::events::{core_event, service_ref, EventLog};
 use crate::metrics::Metrics;
 use crate::pools::{build_pools, NamespaceLabels, PoolConfig};
 use crate::service::{has_foreign_ingress, ingress_ips, intake, key, pool_annotation, Intake};
+use crate::slim::Service;
 use crate::status::{
     configuration_state, desired_service_patch, pool_status, same_configuration_state, Observed,
     ServicePatch,
@@ -226,12 +227,10 @@ impl Controller {
         let (svc_store, svc_writer) = reflector::store::<Service>();
         let (pool_store, pool_writer) = reflector::store::<IPAddressPool>();
         let (ns_store, ns_writer) = reflector::store::<Namespace>();
-        let svc_stream = reflector::reflector(
-            svc_writer,
-            watcher(Api::<Service>::all(client.clone())).modify(strip_service),
-        )
-        .map(Input::Service)
-        .boxed();
+        let svc_stream =
+            reflector::reflector(svc_writer, watcher(Api::<Service>::all(client.clone())))
+                .map(Input::Service)
+                .boxed();
         let pool_stream = reflector::reflector(
             pool_writer,
             watcher(Api::<IPAddressPool>::namespaced(
@@ -343,13 +342,6 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, watcher::Config::default()).default_backoff()
-}
-
-/// Drop what the controller never reads, to keep the store small.
-fn strip_service(s: &mut Service) {
-    s.managed_fields_mut().clear();
-    s.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 struct Stores {

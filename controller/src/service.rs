@@ -6,10 +6,9 @@
 //! `spec.loadBalancerIP`; the annotation and the spec field are mutually exclusive), the
 //! requested pool, and the sharing profile (key, backend key, ports).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use crate::slim::Service;
 use kube::ResourceExt;
 use metallb_api::metallb::annotations;
 
@@ -74,7 +73,7 @@ pub fn intake(svc: &Service, lb_class: Option<&str>) -> Intake {
         .filter(|v| !v.is_empty());
     let local = spec.external_traffic_policy.as_deref() == Some("Local");
     let backend_key = if local {
-        selector_text(spec.selector.as_ref())
+        selector_text(spec.selector.as_deref())
     } else {
         String::new()
     };
@@ -169,14 +168,14 @@ fn parse_ip(field: &str, value: &str) -> Result<IpAddr, IntakeError> {
 
 /// The canonical text of a Service selector: `k1=v1,k2=v2`, keys sorted. Two ETP=Local
 /// services may share an IP only when these are equal.
-pub fn selector_text(sel: Option<&BTreeMap<String, String>>) -> String {
-    sel.map(|m| {
-        m.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    })
-    .unwrap_or_default()
+pub fn selector_text(sel: Option<&[(String, String)]>) -> String {
+    let mut pairs: Vec<String> = sel
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// The addresses in `status.loadBalancer.ingress[].ip`, as written (order kept).
@@ -214,7 +213,7 @@ pub fn pool_annotation(svc: &Service) -> Option<&str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+    use crate::slim::{ServicePort, ServiceSpec};
 
     pub(crate) fn mk_svc(name: &str) -> Service {
         Service {
@@ -294,10 +293,10 @@ pub(crate) mod tests {
         let mut s = annotate(mk_svc("a"), annotations::ALLOW_SHARED_IP, "k");
         let spec = s.spec.as_mut().unwrap();
         spec.external_traffic_policy = Some("Local".into());
-        spec.selector = Some(BTreeMap::from([
+        spec.selector = Some(vec![
             ("b".to_string(), "2".to_string()),
             ("a".to_string(), "1".to_string()),
-        ]));
+        ]);
         spec.cluster_ips = Some(vec!["fd00::1".into(), "10.96.0.1".into()]);
         spec.ip_family_policy = Some("PreferDualStack".into());
         let Intake::Request(r) = intake(&s, None) else {

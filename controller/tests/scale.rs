@@ -4,7 +4,13 @@
 //!
 //! * full resync after a restart with 10,000 allocated services: time from start to
 //!   "synced, 0 writes" (target < 1 s);
-//! * RSS of the `metallb-controller` binary holding 10,000 services (target < 50 MiB).
+//! * RSS of the `metallb-controller` binary holding 10,000 services (target < 50 MiB);
+//! * where a 10,000-Service list's time goes (`list_10k_breakdown`).
+//!
+//! `SCALE_SERVICES=n` changes the count (`=1` shows the fixed cost); `SCALE_WRAPPER` runs
+//! the binary under a profiler, e.g.
+//! `SCALE_WRAPPER="valgrind --tool=massif --massif-out-file=/tmp/massif.out"` (the binary
+//! is stopped with SIGTERM so the profiler writes its report).
 
 mod common;
 
@@ -16,13 +22,19 @@ use kube::api::PostParams;
 use metallb_testkit::store::{PatchType, WriteCtx};
 use serde_json::json;
 
-const N: usize = 10_000;
+/// Number of Services (`SCALE_SERVICES`, default 10,000; smaller values show the fixed cost).
+fn n() -> usize {
+    std::env::var("SCALE_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 
 async fn populate(c: &kube::Client) {
     create_pool(c, "big", &["198.18.0.0/16"]).await;
     let api = services(c);
     let t = Instant::now();
-    futures::stream::iter(0..N)
+    futures::stream::iter(0..n())
         .map(|i| {
             let api = api.clone();
             async move {
@@ -39,7 +51,7 @@ async fn populate(c: &kube::Client) {
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await;
-    eprintln!("created {N} services in {:?}", t.elapsed());
+    eprintln!("created {} services in {:?}", n(), t.elapsed());
 }
 
 /// 10,000 services as an earlier controller left them (status and pool annotation), written
@@ -53,7 +65,7 @@ async fn populate_allocated(api: &metallb_testkit::TestApi) {
         ..Default::default()
     };
     let t = Instant::now();
-    for i in 0..N {
+    for i in 0..n() {
         let name = format!("svc-{i:05}");
         let mut svc = serde_json::to_value(lb(
             &name,
@@ -76,7 +88,7 @@ async fn populate_allocated(api: &metallb_testkit::TestApi) {
             )
             .expect("status written");
     }
-    eprintln!("stored {N} allocated services in {:?}", t.elapsed());
+    eprintln!("stored {} allocated services in {:?}", n(), t.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -93,7 +105,7 @@ async fn resync_10k_after_restart() {
         "first start: {} writes, {} allocated, listed after {:?}, decided in {:?}",
         p.writes, p.allocated, p.listed_after, p.initial_decide
     );
-    assert_eq!(p.allocated, N);
+    assert_eq!(p.allocated, n());
     assert!(p.writes <= 2, "{p:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.stop().await;
@@ -109,7 +121,7 @@ async fn resync_10k_after_restart() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(p.writes, 0);
     assert_eq!(second.progress.borrow().writes, 0);
-    assert_eq!(p.allocated, N);
+    assert_eq!(p.allocated, n());
     assert_eq!(api.resource_version(), rv, "nothing changed");
     second.stop().await;
 }
@@ -125,11 +137,12 @@ async fn allocate_10k_new() {
     let t = Instant::now();
     let mut ctl = spawn(c.clone());
     ctl.progress
-        .wait_for(|p| p.synced && p.allocated == N && p.pending == 0)
+        .wait_for(|p| p.synced && p.allocated == n() && p.pending == 0)
         .await
         .unwrap();
     eprintln!(
-        "decided {N} allocations after {:?}; writing...",
+        "decided {} allocations after {:?}; writing...",
+        n(),
         t.elapsed()
     );
     let mut last = ctl.progress.borrow().writes;
@@ -142,7 +155,8 @@ async fn allocate_10k_new() {
         last = now;
     }
     eprintln!(
-        "allocated and written {N} services in {:?} ({last} writes)",
+        "allocated and written {} services in {:?} ({last} writes)",
+        n(),
         t.elapsed()
     );
     ctl.stop().await;
@@ -157,7 +171,16 @@ async fn binary_rss_with_10k_services() {
     let admin_addr = admin.local_addr().unwrap();
     drop(admin);
     let t = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_metallb-controller"))
+    let mut cmd = match std::env::var("SCALE_WRAPPER") {
+        Ok(w) if !w.is_empty() => {
+            let mut parts = w.split_whitespace();
+            let mut c = tokio::process::Command::new(parts.next().unwrap());
+            c.args(parts).arg(env!("CARGO_BIN_EXE_metallb-controller"));
+            c
+        }
+        _ => tokio::process::Command::new(env!("CARGO_BIN_EXE_metallb-controller")),
+    };
+    let mut child = cmd
         .arg("--kubeconfig")
         .arg(api.kubeconfig_path())
         .args([
@@ -186,7 +209,8 @@ async fn binary_rss_with_10k_services() {
     loop {
         let m = http("/metrics").await.unwrap_or_default();
         if m.contains(&format!(
-            "metallb_allocator_addresses_in_use_total{{pool=\"big\"}} {N}"
+            "metallb_allocator_addresses_in_use_total{{pool=\"big\"}} {}",
+            n()
         )) {
             break;
         }
@@ -203,7 +227,8 @@ async fn binary_rss_with_10k_services() {
             .to_string()
     };
     eprintln!(
-        "binary: ready after {ready_after:?}, all {N} allocated after {:?}; {} {}",
+        "binary: ready after {ready_after:?}, all {} allocated after {:?}; {} {}",
+        n(),
         t.elapsed(),
         rss("VmRSS"),
         rss("VmHWM")
@@ -213,7 +238,16 @@ async fn binary_rss_with_10k_services() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    child.kill().await.ok();
+    // SIGTERM (clean exit: a wrapper such as massif writes its report), then wait.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    if tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .is_err()
+    {
+        child.kill().await.ok();
+    }
     assert!(kb > 0);
     assert!(kb < 50 * 1024, "RSS {kb} kB over the 50 MiB target");
 }
@@ -236,4 +270,49 @@ fn reqwest_less_get(
             text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
         })
     }
+}
+
+/// Where the time of a 10,000-Service list goes (server + transfer + decoding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "scale figure; run with --release -- --ignored"]
+async fn list_10k_breakdown() {
+    use k8s_openapi::api::core::v1::Service;
+    let api = server().await;
+    populate_allocated(&api).await;
+    let c = api.client();
+    let svc: kube::Api<Service> = kube::Api::all(c.clone());
+    for limit in [None, Some(500u32)] {
+        let t = Instant::now();
+        let mut n = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = kube::api::ListParams::default();
+            if let Some(l) = limit {
+                lp = lp.limit(l);
+            }
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = svc.list(&lp).await.unwrap();
+            n += page.items.len();
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        eprintln!("typed list limit={limit:?}: {n} in {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    let raw = c
+        .request_text(
+            http::Request::get("/api/v1/services")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    eprintln!("raw list: {} bytes in {:?}", raw.len(), t.elapsed());
+    let t = Instant::now();
+    let _: kube::core::ObjectList<Service> = serde_json::from_str(&raw).unwrap();
+    eprintln!("decode only: {:?}", t.elapsed());
 }

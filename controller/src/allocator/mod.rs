@@ -124,7 +124,10 @@ pub struct Allocator {
     /// Per pool, per CIDR: every address below the hint is taken (or buggy), so scans start
     /// there. Lowered when an address is released. Keeps allocation amortized O(1).
     hints: Vec<Vec<u128>>,
-    ips: BTreeMap<IpAddr, BTreeMap<ServiceKey, SharingProfile>>,
+    /// Who uses each address: keys sorted, their sharing profiles in `services`. Almost
+    /// always one key, so a vector (a `BTreeMap` per address cost ~1 KiB each, the largest
+    /// part of the controller's memory at 10,000 services).
+    ips: BTreeMap<IpAddr, Vec<ServiceKey>>,
     services: HashMap<ServiceKey, Holding>,
 }
 
@@ -202,7 +205,9 @@ impl Allocator {
         let held = self.services.remove(key)?;
         for ip in &held.assignment.ips {
             if let Some(users) = self.ips.get_mut(ip) {
-                users.remove(key);
+                if let Ok(i) = users.binary_search_by(|k| k.as_str().cmp(key)) {
+                    users.remove(i);
+                }
                 if users.is_empty() {
                     self.ips.remove(ip);
                     self.lower_hints(ip);
@@ -328,10 +333,7 @@ impl Allocator {
 
     /// Services currently using `ip`, sorted.
     pub fn users_of(&self, ip: &IpAddr) -> Vec<ServiceKey> {
-        self.ips
-            .get(ip)
-            .map(|u| u.keys().cloned().collect())
-            .unwrap_or_default()
+        self.ips.get(ip).cloned().unwrap_or_default()
     }
 
     // ---- internals ----
@@ -344,10 +346,10 @@ impl Allocator {
             self.unassign(&svc.key);
         }
         for ip in &assignment.ips {
-            self.ips
-                .entry(*ip)
-                .or_default()
-                .insert(svc.key.clone(), svc.sharing.clone());
+            let users = self.ips.entry(*ip).or_default();
+            if let Err(i) = users.binary_search(&svc.key) {
+                users.insert(i, svc.key.clone());
+            }
         }
         self.services.insert(
             svc.key.clone(),
@@ -381,8 +383,10 @@ impl Allocator {
 
     fn check_sharing(&self, svc: &ServiceRequest, ip: &IpAddr) -> Result<(), SharingConflict> {
         if let Some(users) = self.ips.get(ip) {
-            for (other, prof) in users.iter().filter(|(k, _)| **k != svc.key) {
-                sharing::check(&ip.to_string(), &svc.sharing, other, prof)?;
+            for other in users.iter().filter(|k| **k != svc.key) {
+                if let Some(held) = self.services.get(other) {
+                    sharing::check(&ip.to_string(), &svc.sharing, other, &held.sharing)?;
+                }
             }
         }
         Ok(())
