@@ -12,8 +12,10 @@
 //! 4. Nothing held → allocate (requested IPs, then requested pool, then automatic); failure →
 //!    clear and `AllocationFailed` with the allocator's reason.
 //!
-//! Adding the missing family to a PreferDualStack single-family assignment is not done
-//! (a single-family assignment stays as it is; upstream's step 6 is optional behaviour).
+//! 5. PreferDualStack with a dual-stack cluster IP and one held family: the other family is
+//!    added from the same pool when it has one (`IPAllocated` with both addresses); a
+//!    pool with that family but no usable address gives `AdditionalAssignFailed` and the
+//!    Service keeps the family it has.
 
 use std::net::IpAddr;
 
@@ -66,6 +68,7 @@ pub const REASON_ALLOCATION_FAILED: &str = "AllocationFailed";
 pub const REASON_CLEAR_ASSIGNMENT: &str = "ClearAssignment";
 pub const REASON_LOAD_BALANCER_FAILED: &str = "LoadBalancerFailed";
 pub const REASON_DEPRECATED_ANNOTATION: &str = "deprecatedAnnotation";
+pub const REASON_ADDITIONAL_ASSIGN_FAILED: &str = "AdditionalAssignFailed";
 
 impl Note {
     pub fn warning(reason: &'static str, message: impl Into<String>) -> Note {
@@ -157,7 +160,19 @@ pub fn converge(
                 alloc.unassign(&key);
             }
             Some(ips) => match alloc.assign(&req, &ips) {
-                Ok(a) => {
+                Ok(held) => {
+                    // The reconciler emits IPAllocated for the new address list.
+                    let a = match alloc.add_missing_family(&req) {
+                        Ok(Some(more)) => more,
+                        Ok(None) => held,
+                        Err(e) => {
+                            notes.push(Note::warning(
+                                REASON_ADDITIONAL_ASSIGN_FAILED,
+                                format!("Failed to assign additional IP to {key:?}: {e}"),
+                            ));
+                            held
+                        }
+                    };
                     return Decision::Converge {
                         desired: Desired {
                             ips: a.ips,
@@ -165,7 +180,7 @@ pub fn converge(
                         },
                         notes,
                         pending: false,
-                    }
+                    };
                 }
                 Err(AllocError::PoolMismatch { .. }) => {
                     alloc.unassign(&key);
@@ -281,6 +296,54 @@ mod tests {
         s.spec.as_mut().unwrap().load_balancer_class = Some("other".into());
         assert_eq!(converge(&mut a, &s, None, &[]), Decision::Ignore);
         assert!(a.assignment("ns/a").is_none());
+    }
+
+    #[test]
+    fn prefer_dual_stack_gains_the_missing_family_from_its_pool() {
+        let mut s = mk_svc("a");
+        let spec = s.spec.as_mut().unwrap();
+        spec.cluster_ips = Some(vec!["10.96.0.1".into(), "fd00::1".into()]);
+        spec.ip_family_policy = Some("PreferDualStack".into());
+        // v4-only pool: one family, no complaint.
+        let mut a = Allocator::new(vec![Pool::new("p", &["192.0.2.0/30"])]);
+        let d = converge(&mut a, &s, None, &[]);
+        assert_eq!(ips(&d), ["192.0.2.0"]);
+        let d = converge(&mut a, &s, None, &["192.0.2.0".into()]);
+        assert_eq!(ips(&d), ["192.0.2.0"]);
+        assert!(matches!(&d, Decision::Converge { notes, .. } if notes.is_empty()));
+        // The pool gains IPv6: the held v4 stays, v6 is added, primary family first.
+        a.set_pools(vec![Pool::new("p", &["192.0.2.0/30", "2001:db8::/126"])]);
+        let d = converge(&mut a, &s, None, &["192.0.2.0".into()]);
+        assert_eq!(ips(&d), ["192.0.2.0", "2001:db8::"]);
+        // A v6-primary service holding v6 gets v4 added after it.
+        let mut s6 = mk_svc("b");
+        let spec = s6.spec.as_mut().unwrap();
+        spec.cluster_ips = Some(vec!["fd00::2".into(), "10.96.0.2".into()]);
+        spec.ip_family_policy = Some("PreferDualStack".into());
+        let d = converge(&mut a, &s6, None, &["2001:db8::1".into()]);
+        assert_eq!(ips(&d), ["2001:db8::1", "192.0.2.1"]);
+        // No v6 left in the pool: the service keeps v4 and says why.
+        a.set_pools(vec![Pool::new("p", &["192.0.2.0/30", "2001:db8::/127"])]);
+        let mut s3 = mk_svc("c");
+        let spec = s3.spec.as_mut().unwrap();
+        spec.cluster_ips = Some(vec!["10.96.0.3".into(), "fd00::3".into()]);
+        spec.ip_family_policy = Some("PreferDualStack".into());
+        let d = converge(&mut a, &s3, None, &["192.0.2.2".into()]);
+        assert_eq!(ips(&d), ["192.0.2.2"]);
+        let Decision::Converge { notes, .. } = d else {
+            panic!()
+        };
+        assert_eq!(notes[0].reason, REASON_ADDITIONAL_ASSIGN_FAILED);
+        assert_eq!(
+            notes[0].message,
+            "Failed to assign additional IP to \"ns/c\": no available IPs in pool p"
+        );
+        // SingleStack never gains a family.
+        let mut single = mk_svc("d");
+        single.spec.as_mut().unwrap().cluster_ips =
+            Some(vec!["10.96.0.4".into(), "fd00::4".into()]);
+        let d = converge(&mut a, &single, None, &["192.0.2.3".into()]);
+        assert_eq!(ips(&d), ["192.0.2.3"]);
     }
 
     #[test]

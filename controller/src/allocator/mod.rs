@@ -251,6 +251,52 @@ impl Allocator {
         Ok(assignment)
     }
 
+    /// PreferDualStack on a dual-stack Service holding one family: add a free address of the
+    /// other family from the same pool (upstream's "additional IP", step 6 of
+    /// `convergeBalancer`), e.g. after the pool gained that family. `Ok(None)`: nothing to
+    /// add (not such a service, requested IPs, or the pool has no range of that family);
+    /// `Err`: the pool has the family but no usable address for this service.
+    pub fn add_missing_family(
+        &mut self,
+        svc: &ServiceRequest,
+    ) -> Result<Option<Assignment>, AllocError> {
+        if svc.policy != FamilyPolicy::PreferDualStack
+            || svc.cluster_families.len() < 2
+            || !svc.requested_ips.is_empty()
+        {
+            return Ok(None);
+        }
+        let Some(held) = self.services.get(&svc.key) else {
+            return Ok(None);
+        };
+        let [have] = held.assignment.ips[..] else {
+            return Ok(None);
+        };
+        let pool_name = held.assignment.pool.clone();
+        let Some(&idx) = self.by_name.get(&pool_name) else {
+            return Ok(None);
+        };
+        let missing = Family::of(&have).other();
+        if self.pools[idx].capacity(missing) == 0 {
+            return Ok(None);
+        }
+        let Some(new) = self.free_of_family(idx, missing, svc) else {
+            return Err(AllocError::PoolExhausted(pool_name));
+        };
+        let ips = if Family::of(&have) == svc.cluster_families[0] {
+            vec![have, new]
+        } else {
+            vec![new, have]
+        };
+        Ok(Some(self.record(
+            svc,
+            Assignment {
+                pool: pool_name,
+                ips,
+            },
+        )))
+    }
+
     /// Allocate for a service that holds nothing yet (or re-confirm what it holds): requested
     /// IPs first, then the requested pool, then automatic choice.
     pub fn allocate(&mut self, svc: &ServiceRequest) -> Result<Assignment, AllocError> {
