@@ -9,6 +9,10 @@
 //!   bird  netns: BIRD 2 (AS 64514), eth0 192.0.2.2/24              ── veth ── br0
 //! ```
 //!
+//! With `node_vrf` (e.g. `red`), each node's `eth0` is in that VRF: enslaved to a kernel VRF
+//! device, or, where the kernel has no VRF support, in a second namespace `e2r...` that the
+//! node's FRR uses through its netns VRF backend ([`VrfBackend`]).
+//!
 //! Teardown happens in `Drop` (also on panic): product processes (SIGTERM by PID, then
 //! SIGKILL), the API, FRR and BIRD daemons (by PID), then the namespaces and temp dirs.
 //! On a panic the tail of every log is printed first.
@@ -62,6 +66,31 @@ impl Stack {
     }
 }
 
+/// How a node's VRF (`LabOptions::node_vrf`) is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VrfBackend {
+    /// A kernel VRF device (`ip link add red type vrf table 10`) enslaving `eth0`: what a
+    /// real node has. Needs a kernel with `CONFIG_NET_VRF`.
+    Kernel,
+    /// FRR's netns VRF backend (`zebra --vrfwnetns`): `eth0` lives in a second namespace
+    /// that the node's FRR sees as VRF `red` (see [`FrrInstance::start_netns_vrfs`]). Not
+    /// kernel VRFs: the stand-in where the kernel has none. The product renders and
+    /// applies the same `router bgp ASN vrf red`; FRR shows one extra stanza
+    /// (`vrf red` / `netns /run/netns/red`) in its running configuration.
+    Netns,
+}
+
+impl VrfBackend {
+    /// `Kernel` when VRF devices can be created here, else `Netns`.
+    pub fn auto() -> VrfBackend {
+        if crate::vrf_unsupported_reason().is_none() {
+            VrfBackend::Kernel
+        } else {
+            VrfBackend::Netns
+        }
+    }
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
@@ -74,6 +103,8 @@ pub struct LabOptions {
     pub stack: Stack,
     /// Put every node's `eth0` into this VRF (the BGPPeer then needs `vrf: NAME`).
     pub node_vrf: Option<String>,
+    /// How `node_vrf` is made; `None`: [`VrfBackend::auto`].
+    pub vrf_backend: Option<VrfBackend>,
     /// Extra arguments for every speaker (or frr-k8s) process.
     pub speaker_args: Vec<String>,
 }
@@ -87,6 +118,7 @@ impl LabOptions {
             bird: false,
             stack: Stack::auto(),
             node_vrf: None,
+            vrf_backend: None,
             speaker_args: Vec::new(),
         }
     }
@@ -104,6 +136,8 @@ pub struct LabNode {
     pub v6: String,
     pub frr: FrrInstance,
     pub netns: Netns,
+    /// With [`VrfBackend::Netns`]: the namespace that is the node's VRF (holds `eth0`).
+    pub vrf_netns: Option<Netns>,
 }
 
 /// The main external router.
@@ -265,12 +299,23 @@ impl Lab {
         ext_ns.add_addr("br0", &format!("{EXT_V6}/64"))?;
         ext_ns.add_addr("lo", &format!("{EXT_LOOPBACK}/32"))?;
 
+        let vrf_backend = opts
+            .node_vrf
+            .as_ref()
+            .map(|_| opts.vrf_backend.unwrap_or_else(VrfBackend::auto));
         let mut node_ns = Vec::new();
         for k in 1..=opts.nodes {
             let ns = Netns::new("e2n").with_context(|| format!("creating node{k} namespace"))?;
+            // with the netns VRF backend, eth0 lives in the VRF's own namespace
+            let vrf_ns = match vrf_backend {
+                Some(VrfBackend::Netns) => Some(
+                    Netns::new("e2r").with_context(|| format!("creating node{k} VRF namespace"))?,
+                ),
+                _ => None,
+            };
             let port = format!("p{k}");
             veth(
-                &ns,
+                vrf_ns.as_ref().unwrap_or(&ns),
                 "eth0",
                 &[&format!("{}/24", node_v4(k)), &format!("{}/64", node_v6(k))],
                 &ext_ns,
@@ -278,14 +323,19 @@ impl Lab {
                 &[],
             )?;
             ext_ns.ip(&["link", "set", &port, "master", "br0"])?;
-            if let Some(vrf) = &opts.node_vrf {
-                ns.ip(&["link", "add", vrf, "type", "vrf", "table", "10"])?;
-                ns.set_link(vrf, true)?;
-                ns.ip(&["link", "set", "eth0", "master", vrf])?;
-            } else if opts.ext.multihop {
-                ns.ip(&["route", "add", &format!("{EXT_LOOPBACK}/32"), "via", EXT_V4])?;
+            match (&opts.node_vrf, vrf_backend) {
+                (Some(vrf), Some(VrfBackend::Kernel)) => {
+                    ns.ip(&["link", "add", vrf, "type", "vrf", "table", "10"])?;
+                    ns.set_link(vrf, true)?;
+                    ns.ip(&["link", "set", "eth0", "master", vrf])?;
+                }
+                (Some(_), _) => {}
+                (None, _) if opts.ext.multihop => {
+                    ns.ip(&["route", "add", &format!("{EXT_LOOPBACK}/32"), "via", EXT_V4])?;
+                }
+                (None, _) => {}
             }
-            node_ns.push(ns);
+            node_ns.push((ns, vrf_ns));
         }
 
         // ---- routers ----
@@ -307,10 +357,14 @@ impl Lab {
         };
 
         let mut nodes = Vec::new();
-        for (i, ns) in node_ns.into_iter().enumerate() {
+        for (i, (ns, vrf_ns)) in node_ns.into_iter().enumerate() {
             let k = i + 1;
-            let frr = FrrInstance::start(&ns, "frr defaults traditional\n")
-                .with_context(|| format!("starting node{k}'s FRR"))?;
+            let startup = "frr defaults traditional\n";
+            let frr = match (&vrf_ns, &opts.node_vrf) {
+                (Some(v), Some(vrf)) => FrrInstance::start_netns_vrfs(&ns, startup, &[(vrf, v)]),
+                _ => FrrInstance::start(&ns, startup),
+            }
+            .with_context(|| format!("starting node{k}'s FRR"))?;
             nodes.push(LabNode {
                 index: k,
                 name: format!("node{k}"),
@@ -318,6 +372,7 @@ impl Lab {
                 v6: node_v6(k),
                 frr,
                 netns: ns,
+                vrf_netns: vrf_ns,
             });
         }
 
@@ -372,6 +427,20 @@ impl Lab {
                 &n.name,
                 objects::node_status(&n.name, &[n.v4.clone(), n.v6.clone()]),
             )?;
+        }
+        if let (Some(vrf), Some(n)) = (&lab.opts.node_vrf, lab.nodes.first()) {
+            if n.vrf_netns.is_some() {
+                // FRR's netns VRF backend prints `vrf red` / ` netns /run/netns/red` in its
+                // running configuration (zebra's, for every netns VRF). frr-k8s treats
+                // running lines it did not render as leftovers and would send `no vrf red`,
+                // which FRR refuses ("Only inactive VRFs can be deleted"), so every reload
+                // would be reported failed. The stanza is made part of the desired
+                // configuration with a raw FRRConfiguration (same text FRR prints).
+                lab.apply(objects::frr_configuration(
+                    "e2e-netns-vrf",
+                    json!({"raw": {"rawConfig": netns_vrf_stanza(vrf)}}),
+                ))?;
+            }
         }
         lab.start_processes()?;
         Ok(lab)
@@ -608,10 +677,21 @@ impl Lab {
 
     /// Sets node `k`'s LAN link down or up (inside its namespace).
     pub fn set_node_link(&self, k: usize, up: bool) -> anyhow::Result<()> {
-        self.node(k)
-            .netns
+        let n = self.node(k);
+        n.vrf_netns
+            .as_ref()
+            .unwrap_or(&n.netns)
             .set_link("eth0", up)
             .map_err(anyhow::Error::from)
+    }
+
+    /// How the nodes' VRF was made (`None` without `node_vrf`).
+    pub fn vrf_backend(&self) -> Option<VrfBackend> {
+        self.opts.node_vrf.as_ref()?;
+        Some(match self.nodes.first() {
+            Some(n) if n.vrf_netns.is_some() => VrfBackend::Netns,
+            _ => VrfBackend::Kernel,
+        })
     }
 
     /// PIDs of the product processes (for reports).
@@ -917,6 +997,11 @@ impl Lab {
             "after {timeout:?} the external router forwards {prefix} to {last:?}, expected {want:?}"
         )
     }
+}
+
+/// What FRR prints for a netns-backend VRF (see [`VrfBackend::Netns`]).
+pub fn netns_vrf_stanza(vrf: &str) -> String {
+    format!("vrf {vrf}\n netns /run/netns/{vrf}\nexit-vrf\n")
 }
 
 /// `BIN --help` (empty when it fails).

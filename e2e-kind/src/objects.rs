@@ -80,6 +80,17 @@ pub fn bfd_profile(name: &str, interval_ms: u32, multiplier: u32) -> Value {
     })
 }
 
+/// A `kubernetes.io/basic-auth` Secret holding `password` (what a BGPPeer's
+/// `passwordSecret` references).
+pub fn basic_auth_secret(name: &str, namespace: &str, password: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/basic-auth",
+        "stringData": {"password": password},
+    })
+}
+
 /// A LoadBalancer Service selecting `app=<name>`, port 80.
 pub fn lb_service(name: &str, local: bool) -> Value {
     json!({

@@ -23,6 +23,8 @@ pub struct FrrInstance {
     pids: BTreeMap<&'static str, u32>,
     tmp: tempfile::TempDir,
     startup_config: String,
+    /// FRR's netns VRF backend: (VRF name, namespace name). Empty: kernel VRFs (default).
+    netns_vrfs: Vec<(String, String)>,
 }
 
 impl FrrInstance {
@@ -37,6 +39,36 @@ impl FrrInstance {
 
     /// Like [`FrrInstance::start`] with a chosen daemon set (zebra is always first).
     pub fn start_with(ns: &Netns, config: &str, daemons: &[&'static str]) -> Result<Self> {
+        Self::start_inner(ns, config, daemons, &[])
+    }
+
+    /// Like [`FrrInstance::start`], with FRR's **netns VRF backend** (`zebra -n`,
+    /// `--vrfwnetns`) instead of kernel VRF devices: VRF `name` is network namespace `ns`.
+    ///
+    /// FRR looks a netns VRF up by its name in `/var/run/netns`, which is shared by every
+    /// namespace on the host (and names there are unique, so two instances could not both
+    /// have a VRF `red`). So each daemon runs in a private mount namespace
+    /// (`unshare -m --propagation private`) where `/var/run/netns` is replaced by a
+    /// directory of this instance holding exactly one entry per VRF: a bind mount of the
+    /// VRF's namespace under the VRF's name. Zebra then discovers VRF `name` as that
+    /// namespace, and no other namespace of the host shows up as a VRF.
+    ///
+    /// Kernel-VRF-free stand-in for tests: no `vrf` device, no l3mdev; routes between the
+    /// default VRF and a netns VRF need `import vrf` route leaking like kernel VRFs.
+    pub fn start_netns_vrfs(ns: &Netns, config: &str, vrfs: &[(&str, &Netns)]) -> Result<Self> {
+        let vrfs: Vec<(String, String)> = vrfs
+            .iter()
+            .map(|(v, n)| (v.to_string(), n.name().to_string()))
+            .collect();
+        Self::start_inner(ns, config, &Self::DAEMONS, &vrfs)
+    }
+
+    fn start_inner(
+        ns: &Netns,
+        config: &str,
+        daemons: &[&'static str],
+        netns_vrfs: &[(String, String)],
+    ) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("netlab-frr-{}-", ns.name()))
             .tempdir()
@@ -55,6 +87,7 @@ impl FrrInstance {
             pids: BTreeMap::new(),
             tmp,
             startup_config: config.to_string(),
+            netns_vrfs: netns_vrfs.to_vec(),
         };
         inst.prepare_dirs()?;
         inst.start_daemons()?;
@@ -92,7 +125,20 @@ impl FrrInstance {
         self.write_startup()
     }
 
+    /// The directory that replaces `/var/run/netns` for the daemons (netns VRF backend).
+    fn netns_vrf_dir(&self) -> PathBuf {
+        self.tmp.path().join("netns")
+    }
+
     fn prepare_dirs(&self) -> Result<()> {
+        if !self.netns_vrfs.is_empty() {
+            let dir = self.netns_vrf_dir();
+            checked(Command::new("install").args(["-d", "-m", "0755"]).arg(&dir))?;
+            for (vrf, _) in &self.netns_vrfs {
+                // the mount point of the VRF's namespace
+                write(&dir.join(vrf), "")?;
+            }
+        }
         let conf = self.conf_dir();
         let run = self.run_dir();
         checked(
@@ -121,10 +167,34 @@ impl FrrInstance {
     fn start_daemon(&mut self, daemon: &'static str) -> Result<()> {
         let bin = format!("{FRR_BIN_DIR}/{daemon}");
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.netns, &bin, "-d", "-N", &self.name])
+        cmd.args(["netns", "exec", &self.netns]);
+        if !self.netns_vrfs.is_empty() {
+            // see `start_netns_vrfs`: a private /var/run/netns with one entry per VRF
+            let dir = self.netns_vrf_dir().display().to_string();
+            let mut script = String::new();
+            for (vrf, ns) in &self.netns_vrfs {
+                script.push_str(&format!("mount --bind /var/run/netns/{ns} {dir}/{vrf} && "));
+            }
+            script.push_str(&format!(
+                "mount --rbind {dir} /var/run/netns && exec \"$0\" \"$@\""
+            ));
+            cmd.args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ]);
+        }
+        cmd.args([&bin, "-d", "-N", &self.name])
             .args(["-A", "127.0.0.1", "--limit-fds", "100000"]);
         if daemon == "zebra" {
             cmd.args(["-s", "90000000"]);
+            if !self.netns_vrfs.is_empty() {
+                cmd.arg("--vrfwnetns");
+            }
         }
         checked(&mut cmd)?;
         let pidfile = self.run_dir().join(format!("{daemon}.pid"));

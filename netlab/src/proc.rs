@@ -82,12 +82,16 @@ pub(crate) fn kill_pid(pid: u32, signal: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Stops one PID: TERM, wait up to `grace`, then KILL. Returns when it is gone.
+/// Stops one PID: TERM, wait up to `grace`, then KILL. Returns when it is gone. A zero
+/// `grace` sends KILL alone (a crash: no TERM the process could start a clean shutdown on,
+/// e.g. bgpd sending NOTIFICATIONs).
 pub(crate) fn stop_pid(pid: u32, grace: Duration) {
     if !pid_alive(pid) {
         return;
     }
-    kill_pid(pid, "TERM");
+    if !grace.is_zero() {
+        kill_pid(pid, "TERM");
+    }
     let deadline = std::time::Instant::now() + grace;
     while pid_alive(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -256,7 +256,18 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     )
     .expect("log file");
     let started = Instant::now();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metallb-speaker"));
+    // RSS_WRAPPER runs the binary under a profiler, e.g.
+    // `RSS_WRAPPER="valgrind --tool=massif --massif-out-file=/tmp/massif.speaker"` (the
+    // RSS figures are then the profiler's).
+    let mut cmd = match std::env::var("RSS_WRAPPER") {
+        Ok(w) if !w.trim().is_empty() => {
+            let mut parts = w.split_whitespace();
+            let mut c = Command::new(parts.next().expect("a wrapper command"));
+            c.args(parts).arg(env!("CARGO_BIN_EXE_metallb-speaker"));
+            c
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_metallb-speaker")),
+    };
     match variant {
         "external" => cmd.arg("--external-frr-k8s"),
         "arena2" => cmd.env("MALLOC_ARENA_MAX", "2"),
