@@ -108,7 +108,7 @@ fn services() -> Vec<(ServiceInfo, Endpoints)> {
             }
             let svc = ServiceInfo {
                 key: ServiceKey::new(format!("ns-{}", i % 100), format!("svc-{i:05}")),
-                labels: BTreeMap::new(),
+                labels: Default::default(),
                 is_load_balancer: true,
                 load_balancer_class: None,
                 traffic_policy: if i % 3 == 0 {

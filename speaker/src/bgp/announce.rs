@@ -40,7 +40,9 @@ use metallb_api::metallb::{BFDProfile, BGPPeer};
 use metallb_api::selector::Selector;
 use metallb_api::validation::{object_ref, FieldPath};
 
-use super::input::{Endpoints, MetalLbConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions};
+use super::input::{
+    Endpoints, Labels, MetalLbConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
+};
 
 // ===== configuration compiled for one node =====
 
@@ -107,9 +109,12 @@ struct CompiledAd {
 }
 
 impl CompiledAd {
-    fn matches_service(&self, labels: &BTreeMap<String, String>) -> bool {
+    fn matches_service(&self, labels: &Labels) -> bool {
         self.service_selectors.is_empty()
-            || self.service_selectors.iter().any(|s| s.matches(labels))
+            || self
+                .service_selectors
+                .iter()
+                .any(|s| s.matches_with(|k| labels.get(k)))
     }
 }
 
@@ -523,6 +528,8 @@ pub fn announce_service(
             });
         }
         if !adverts.is_empty() {
+            // Kept for the Service's lifetime: no spare capacity (usually one advert).
+            adverts.shrink_to_fit();
             ips.push(IpAnnouncement {
                 ip,
                 pool: pool.name.clone(),

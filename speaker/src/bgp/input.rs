@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
@@ -19,18 +20,42 @@ pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// `namespace/name` of a Service.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
+///
+/// Shared, not copied: one Service's key sits in a dozen indexes (Services, endpoints,
+/// announcements, statuses, dirty sets), and two `String`s per copy were a good part of the
+/// speaker's memory at 10,000 Services. Clones share one allocation; equality, order and
+/// hashing are by value (`namespace`, then `name`), as before. Fields are reached through
+/// `Deref` (`key.namespace`, `key.name`).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey(Arc<KeyParts>);
+
+/// The two halves of a [`ServiceKey`].
+#[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyParts {
     pub namespace: String,
     pub name: String,
 }
 
 impl ServiceKey {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceKey {
+        ServiceKey(Arc::new(KeyParts {
             namespace: namespace.into(),
             name: name.into(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for ServiceKey {
+    type Target = KeyParts;
+
+    fn deref(&self) -> &KeyParts {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
     }
 }
 
@@ -91,7 +116,9 @@ pub enum TrafficPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceInfo {
     pub key: ServiceKey,
-    pub labels: BTreeMap<String, String>,
+    /// The Service's labels, sorted by key (a vector: a one-entry `BTreeMap` allocates a
+    /// ~0.5 KiB node, per Service).
+    pub labels: Labels,
     /// `spec.type == LoadBalancer`.
     pub is_load_balancer: bool,
     /// `spec.loadBalancerClass` (empty string treated as unset).
@@ -128,7 +155,7 @@ impl ServiceInfo {
         }
         ServiceInfo {
             key: ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any()),
-            labels: svc.labels().clone(),
+            labels: Labels::from_map(svc.labels()),
             is_load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
             load_balancer_class: spec
                 .and_then(|s| s.load_balancer_class.clone())
@@ -140,6 +167,34 @@ impl ServiceInfo {
             ingress_ips,
             invalid_ingress,
         }
+    }
+}
+
+/// A small label set sorted by key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(String, String)]>);
+
+impl Labels {
+    pub fn from_map(m: &BTreeMap<String, String>) -> Self {
+        Labels(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Set `key` to `value` (tests and builders; keeps the order).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        match v.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => v[i].1 = value,
+            Err(i) => v.insert(i, (key, value)),
+        }
+        self.0 = v.into_boxed_slice();
     }
 }
 

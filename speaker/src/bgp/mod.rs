@@ -23,7 +23,7 @@ pub use announce::{
 pub use frrconfig::{build_frr_configuration, config_name, spec_changed, FrrTarget};
 pub use index::NodeAnnouncer;
 pub use input::{
-    ClusterState, Endpoints, MetalLbConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
-    TrafficPolicy,
+    ClusterState, Endpoints, KeyParts, Labels, MetalLbConfig, NodeInfo, ServiceInfo, ServiceKey,
+    SpeakerOptions, TrafficPolicy,
 };
 pub use status::BgpStatusIntent;

@@ -480,7 +480,7 @@ fn advertisement_selectors() {
         decide(&config, &n_a, &web, Some(&eps)).reason,
         Some(Reason::NoMatchingAdvertisement)
     );
-    web.labels.insert("app".into(), "web".into());
+    web.labels.insert("app", "web");
     let w = decide(&config, &n_a, &web, Some(&eps));
     assert!(w.is_announced());
     assert_eq!(w.peers(), ["peer-a", "peer-b"]);
@@ -1176,7 +1176,7 @@ proptest::proptest! {
                         s.ingress_ips.push(format!("fc00::{ip}").parse().unwrap());
                     }
                     if labelled {
-                        s.labels.insert("app".into(), "x".into());
+                        s.labels.insert("app", "x");
                     }
                     if l {
                         s = local(s);

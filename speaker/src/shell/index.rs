@@ -732,6 +732,7 @@ impl Inputs {
         let names = self.service_slices.entry(svc.clone()).or_default();
         if !names.contains(&key.1) {
             names.push(key.1.clone());
+            names.shrink_to_fit();
         }
         self.slices.insert(key, (svc.clone(), summary));
         self.refresh_endpoints(&svc);
