@@ -11,6 +11,7 @@ pub mod prefix_list;
 pub mod render;
 pub mod secrets;
 pub mod select;
+pub mod stub;
 
 pub use merge::{merge, Conflict, MergeError, MergeErrors, MergeOutcome, ObjectIssue};
 pub use model::{

@@ -29,7 +29,8 @@ pub struct Selection<'a> {
 }
 
 /// Pick the objects of `namespace` whose `nodeSelector` matches `node_labels` (an unset or
-/// empty selector matches every node).
+/// empty selector matches every node). A [stub](crate::stub) is never selected: it holds no
+/// configuration (its invalid selector is still reported).
 pub fn select<'a, I>(
     configs: I,
     namespace: &str,
@@ -58,7 +59,7 @@ where
                 }
             }
         };
-        if selector.matches(node_labels) {
+        if selector.matches(node_labels) && !crate::stub::is_stub(cfg) {
             out.selected.push(cfg);
         }
     }

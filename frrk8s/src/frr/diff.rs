@@ -9,6 +9,8 @@
 //!    `no neighbor X bfd profile P` precedes `no neighbor X bfd`), then address families;
 //! 4. whole contexts removed with one `no` line (`no route-map NAME permit N`,
 //!    `no profile P` inside `bfd`, `no router bgp ASN vrf V` before the default VRF's router);
+//!    a `vrf` context is never deleted (FRR refuses while the VRF is active): its lines are
+//!    removed one by one, except those FRR writes itself ([`is_frr_owned`]);
 //! 5. top-level removals: `no ip prefix-list NAME` when a whole list goes, else per entry.
 //!
 //! A line whose "key" (e.g. `neighbor X remote-as`, `neighbor X bfd profile`,
@@ -66,6 +68,17 @@ pub fn is_unmanaged(line: &str) -> bool {
             line,
             "ip forwarding" | "no ip forwarding" | "ipv6 forwarding" | "no ipv6 forwarding"
         )
+}
+
+/// Lines FRR writes by itself inside a context of `kind`, that we never remove (they are
+/// still added when the desired configuration has them). With FRR's netns VRF backend,
+/// zebra shows every VRF it found as `vrf NAME` / ` netns /run/netns/NAME`: `no netns`
+/// would detach the namespace, and the VRF itself cannot be deleted while it is active.
+pub fn is_frr_owned(kind: ContextKind, line: &str) -> bool {
+    match kind {
+        ContextKind::Vrf => line == "netns" || line.starts_with("netns "),
+        _ => false,
+    }
 }
 
 /// The key of a single-valued line in a context of `kind`: setting a new value replaces
@@ -170,6 +183,7 @@ fn line_changes(
         .rev()
         .filter(|l| !new_set.contains(l.as_str()))
         .filter(|l| kind != ContextKind::Root || !is_unmanaged(l))
+        .filter(|l| !is_frr_owned(kind, l))
         .filter(|l| !replace_key(kind, l).is_some_and(|k| new_keys.contains(&k)))
         .filter(|l| !skip_removal(l))
         .map(|l| negate(l))
@@ -395,7 +409,18 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
         }
     }
     for c in removed {
-        out.change(0, negate_context(&c.header));
+        if kind_of(&c.header) == ContextKind::Vrf {
+            // `no vrf X` fails on an active VRF ("Only inactive VRFs can be deleted") and
+            // the stanza may be FRR's own (`netns`): remove our lines one by one, like
+            // frr-reload.py, and leave a context holding only FRR's lines alone.
+            let empty = Context {
+                header: c.header.clone(),
+                ..Default::default()
+            };
+            emit_context_changes(&mut out, &mut Vec::new(), c, &empty, &|_| false, true);
+        } else {
+            out.change(0, negate_context(&c.header));
+        }
     }
 
     // 5. top-level removals; a prefix-list that disappears entirely goes with one line
@@ -695,6 +720,54 @@ bfd
             let got = d(&c.old, &c.new);
             assert_eq!(got, c.want, "case {:?}", c.name);
         }
+    }
+
+    /// `show running-config` of FRR with the netns VRF backend: zebra writes the VRF's
+    /// namespace itself. We never wrote it, and `no vrf red` fails ("Only inactive VRFs can
+    /// be deleted"), so it must not make every reload fail.
+    const NETNS_VRF: &str = "vrf red\n netns /run/netns/red\nexit-vrf\n";
+
+    #[test]
+    fn netns_vrf_stanza_written_by_frr_is_left_alone() {
+        let running = format!(
+            "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\n\
+frr defaults traditional\nhostname node-1\n!\n{NETNS_VRF}!\n{BASE}!\nend\n"
+        );
+        // exactly FRR's stanza, nothing desired: no change
+        let parsed = FrrConfig::parse(NETNS_VRF);
+        assert_eq!(
+            parsed.root.child("vrf red").unwrap().lines,
+            vec!["netns /run/netns/red"]
+        );
+        assert_eq!(d(NETNS_VRF, ""), Vec::<String>::new());
+        // the way the applier compares: normalized running config against the desired one
+        let delta = diff(
+            &normalize(&FrrConfig::parse(&running)),
+            &normalize(&FrrConfig::parse(BASE)),
+        );
+        assert!(delta.is_empty(), "{:?}", delta.lines);
+
+        // our own content in the same VRF is diffed normally, FRR's line stays
+        let ours = "vrf red\n vni 100\nexit-vrf\n";
+        assert_eq!(d(NETNS_VRF, ours), vec!["vrf red", "vni 100", "exit-vrf"]);
+        let both = "vrf red\n netns /run/netns/red\n vni 100\nexit-vrf\n";
+        assert_eq!(d(both, ours), Vec::<String>::new());
+        assert_eq!(d(both, both), Vec::<String>::new());
+        // our content goes away: removed line by line, the VRF is never deleted
+        assert_eq!(d(both, ""), vec!["vrf red", "no vni 100", "exit-vrf"]);
+        assert_eq!(
+            d(both, NETNS_VRF),
+            vec!["vrf red", "no vni 100", "exit-vrf"]
+        );
+        assert_eq!(d(ours, ""), vec!["vrf red", "no vni 100", "exit-vrf"]);
+        // other VRFs' stanzas are independent
+        assert_eq!(
+            d(
+                &format!("{NETNS_VRF}vrf blue\n netns /run/netns/blue\nexit-vrf\n"),
+                ours
+            ),
+            vec!["vrf red", "vni 100", "exit-vrf"]
+        );
     }
 
     #[test]

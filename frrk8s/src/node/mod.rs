@@ -11,6 +11,10 @@
 //!                                                                 └─▶ BGPSessionState, metrics
 //! ```
 //!
+//! FRRConfigurations that do not select this node are kept as stubs (name, selector) so a
+//! namespace holding one object per node costs each node little ([`crate::stub`]); when the
+//! node's labels come to select a stub, the objects are listed again (`watch_configs`).
+//!
 //! Bursts coalesce without a timer: the compute task wakes on a [`Notify`] (events arriving
 //! while it works leave one pending wake-up), and the FRR worker reads a `watch` channel
 //! that only keeps the latest desired text, so a burst of N changes costs at most two
@@ -29,6 +33,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::validation::object_ref;
 use metallb_runtime::Readiness;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +42,7 @@ use tracing::{debug, info, warn};
 use crate::frr::apply::{redact, Applier, ApplyOptions, FrrControl};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
 use crate::metrics::FrrMetrics;
-use crate::{merge, render, select, RenderOptions};
+use crate::{merge, render, select, stub, RenderOptions};
 
 pub use secrets::SecretIndex;
 pub use status::{NodeStatus, SessionStatusWriter};
@@ -110,27 +115,39 @@ pub async fn run<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
+    let (configs, writer) = reflector::store::<FRRConfiguration>();
+    run_with_store(
+        client, settings, control, readiness, metrics, shutdown, configs, writer,
+    )
+    .await
+}
+
+/// [`run`], feeding the FRRConfiguration store the caller made (tests keep a reader to see
+/// what the component keeps).
+#[allow(clippy::too_many_arguments)]
+async fn run_with_store<C>(
+    client: Client,
+    settings: NodeSettings,
+    control: C,
+    readiness: Readiness,
+    metrics: Arc<FrrMetrics>,
+    shutdown: CancellationToken,
+    configs: ConfigStore,
+    configs_writer: reflector::store::Writer<FRRConfiguration>,
+) -> anyhow::Result<()>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
     let trigger = Arc::new(Notify::new());
     let configs_ready = readiness.gate("frrconfigurations");
     let node_ready = readiness.gate("node");
     let secrets_ready = readiness.gate("secrets");
 
-    // FRRConfigurations of our namespace.
-    let (configs, writer) = reflector::store::<FRRConfiguration>();
-    spawn_watch(
-        "frrconfigurations",
-        watcher(
-            Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer),
-        trigger.clone(),
-        shutdown.clone(),
-    );
-    // Only our own Node.
+    // Only our own Node. Its labels are also published to the FRRConfiguration watch,
+    // which stubs the objects that do not select us.
+    let (labels_tx, labels_rx) = watch::channel(NodeLabels::default());
     let (nodes, writer) = reflector::store::<Node>();
+    let node_reader = nodes.clone();
     spawn_watch(
         "node",
         watcher(
@@ -139,10 +156,40 @@ where
         )
         .default_backoff()
         .modify(slim)
-        .reflect(writer),
+        .reflect(writer)
+        .inspect(move |ev| {
+            if let Ok(ev) = ev {
+                // read the store (not the event): it is what the compute loop sees
+                let labels = node_reader
+                    .state()
+                    .first()
+                    .map(|n| n.metadata.labels.clone().unwrap_or_default());
+                let synced = matches!(ev, watcher::Event::InitDone);
+                labels_tx.send_if_modified(|cur| {
+                    let next = NodeLabels {
+                        synced: cur.synced || synced,
+                        labels,
+                    };
+                    if *cur == next {
+                        false
+                    } else {
+                        *cur = next;
+                        true
+                    }
+                });
+            }
+        }),
         trigger.clone(),
         shutdown.clone(),
     );
+    // FRRConfigurations of our namespace, stubbed unless they select us.
+    tokio::spawn(watch_configs(
+        Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
+        configs_writer,
+        labels_rx,
+        trigger.clone(),
+        shutdown.clone(),
+    ));
     let secrets = SecretIndex::new(client.clone(), trigger.clone(), shutdown.clone());
     secrets.ensure(&settings.namespace);
 
@@ -200,6 +247,14 @@ where
         };
         let labels = node.metadata.labels.clone().unwrap_or_default();
         let all = configs.state();
+        // A stub these labels select was made under older labels: its full object is being
+        // fetched again (see `watch_configs`), whose arrival wakes us up. Computing now would
+        // leave that object out.
+        if let Some(stub) = stub::selected_stub(all.iter().map(|c| c.as_ref()), &labels) {
+            debug!(node = %settings.node_name, object = %object_ref(&stub.metadata),
+                   "node labels now select a stubbed FRRConfiguration; waiting for the full object");
+            continue;
+        }
         // Secrets in other namespaces are watched on first reference.
         for ns in secrets::referenced_namespaces(&all, &settings.namespace) {
             secrets.ensure(&ns);
@@ -227,13 +282,103 @@ where
 
 /// Drop what the component never reads before an object enters a store: managedFields and
 /// kubectl's last-applied copy can be larger than the object itself, and the store holds
-/// every FRRConfiguration of the namespace (thousands on big clusters).
+/// every FRRConfiguration of the namespace (thousands on big clusters; those that do not
+/// select this node only as stubs, see [`crate::stub`]).
 pub fn slim<K: kube::Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+}
+
+/// What the FRRConfiguration watch knows of this node's labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct NodeLabels {
+    /// The Node watch listed once: `labels` reflects the API server.
+    synced: bool,
+    /// `None` while our Node is not known (not listed yet, or absent): nothing is stubbed.
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Feeds the FRRConfiguration store from a watch of the namespace, replacing every object
+/// that does not select this node by a stub (see [`crate::stub`]) as it arrives.
+///
+/// When the node's labels change so that they select a stub, the full objects are needed:
+/// the watch is restarted, and its fresh list fetches every object again and re-applies
+/// the stub rule with the new labels (the store keeps its old content until the list is
+/// complete, then swaps it in at once). We re-list rather than GET the affected objects
+/// because it is one request whatever the number of objects (a label change can select
+/// thousands, e.g. a new `rack` label), because a GET's answer would race with the watch
+/// events of the same object (ordering resourceVersions is not allowed), and because the
+/// list also re-stubs objects the node stopped matching. Label changes on a node are rare.
+/// Meanwhile the compute loop does not compute while a selected stub is in the store.
+async fn watch_configs(
+    api: Api<FRRConfiguration>,
+    mut writer: reflector::store::Writer<FRRConfiguration>,
+    mut labels: watch::Receiver<NodeLabels>,
+    trigger: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    // Start listing once the Node has been listed, so that the initial list (thousands of
+    // objects on a big cluster) is stubbed as it arrives rather than kept whole.
+    tokio::select! {
+        _ = labels.wait_for(|l| l.synced) => {}
+        _ = shutdown.cancelled() => return,
+    }
+    let store = writer.as_reader();
+    let mut labels_open = true;
+    loop {
+        let current = labels.clone();
+        let stream = watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .modify(move |cfg: &mut FRRConfiguration| {
+                // a short read lock; the Node watch waits for it at worst
+                let labels = current.borrow();
+                if !stub::stub_unless_selected(cfg, labels.labels.as_ref()) {
+                    slim(cfg);
+                }
+            });
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(ev)) => {
+                        writer.apply_watcher_event(&ev);
+                        trigger.notify_one();
+                        // a list that ran while the labels changed may hold stubs they select
+                        if matches!(ev, watcher::Event::InitDone) {
+                            if let Some(obj) = selected_stub(&store, &labels.borrow()) {
+                                info!(object = %obj, "node labels changed during the FRRConfiguration list; listing again");
+                                break;
+                            }
+                        }
+                    }
+                    Some(Err(e)) => warn!(watch = "frrconfigurations", error = %e, "watch error; retrying with backoff"),
+                    None => return,
+                },
+                changed = labels.changed(), if labels_open => {
+                    if changed.is_err() {
+                        labels_open = false;
+                        continue;
+                    }
+                    let now = labels.borrow_and_update().clone();
+                    if let Some(obj) = selected_stub(&store, &now) {
+                        info!(object = %obj, "node labels now select a stubbed FRRConfiguration; listing again");
+                        break;
+                    }
+                }
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// `namespace/name` of a stub in `store` that `labels` select.
+fn selected_stub(store: &ConfigStore, labels: &NodeLabels) -> Option<String> {
+    let labels = labels.labels.as_ref()?;
+    let all = store.state();
+    stub::selected_stub(all.iter().map(|c| c.as_ref()), labels).map(|c| object_ref(&c.metadata))
 }
 
 fn spawn_watch<S, K>(
@@ -359,8 +504,8 @@ async fn frr_worker<C>(
     }
 }
 
-/// Convenience for tests and the standalone binary: the stores the shell uses, exposed so
-/// tests can assert on what the component saw.
+/// The FRRConfiguration store the shell uses (objects that do not select this node are
+/// stubs, see [`crate::stub`]); tests keep a reader to assert on what the component saw.
 pub type ConfigStore = Store<FRRConfiguration>;
 
 #[cfg(test)]

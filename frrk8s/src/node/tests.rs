@@ -364,3 +364,221 @@ fn compute_is_pure_and_reports_skips() {
         d1.conversion_result
     );
 }
+
+/// An FRRConfiguration with one neighbor and no Secret, selecting nodes by `selector`.
+fn selective(name: &str, neighbor: &str, neighbor_asn: u32, selector: Value) -> FRRConfiguration {
+    let mut obj = json!({
+        "apiVersion": "frrk8s.metallb.io/v1beta1",
+        "kind": "FRRConfiguration",
+        "metadata": {"name": name, "namespace": NS, "labels": {"owner": "test"}},
+        "spec": {"bgp": {"routers": [{
+            "asn": 64512,
+            "neighbors": [{"address": neighbor, "asn": neighbor_asn}]
+        }]}}
+    });
+    if !selector.is_null() {
+        obj["spec"]["nodeSelector"] = selector;
+    }
+    serde_json::from_value(obj).unwrap()
+}
+
+#[tokio::test]
+async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change() {
+    let api = metallb_testkit::start().await.unwrap();
+    let client = api.client();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let configs: Api<FRRConfiguration> = Api::namespaced(client.clone(), NS);
+    for c in [
+        selective("everywhere", "192.0.2.1", 64513, Value::Null),
+        selective(
+            "rack-a",
+            "192.0.2.2",
+            64514,
+            json!({"matchLabels": {"rack": "a"}}),
+        ),
+        selective(
+            "node-2",
+            "192.0.2.3",
+            64515,
+            json!({"matchLabels": {"kubernetes.io/hostname": "node-2"}}),
+        ),
+        selective(
+            "bad-selector",
+            "192.0.2.4",
+            64516,
+            json!({"matchExpressions": [{"key": "rack", "operator": "Bogus"}]}),
+        ),
+    ] {
+        configs.create(&PostParams::default(), &c).await.unwrap();
+    }
+
+    let frr = FakeFrr::default();
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: Duration::from_millis(50),
+        write_status: false,
+        apply: ApplyOptions {
+            verify: false,
+            dry_run: false,
+            ..ApplyOptions::default()
+        },
+    };
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    let (store, writer) = reflector::store::<FRRConfiguration>();
+    let task = tokio::spawn(run_with_store(
+        client.clone(),
+        settings.clone(),
+        frr.clone(),
+        Readiness::default(),
+        metrics,
+        shutdown.clone(),
+        store.clone(),
+        writer,
+    ));
+    let kept = |name: &str| {
+        store
+            .get(&reflector::ObjectRef::new(name).within(NS))
+            .unwrap_or_else(|| panic!("{name} is in the store"))
+    };
+    // What the component computes from its store equals what it would compute from the
+    // full objects.
+    let same_as_unstubbed = || async {
+        let labels = nodes
+            .get("node-1")
+            .await
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap_or_default();
+        let full: Vec<Arc<FRRConfiguration>> = configs
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let ours = compute(&store.state(), &labels, &crate::NoSecrets, &settings);
+        ours == compute(&full, &labels, &crate::NoSecrets, &settings)
+    };
+
+    eventually("first apply", || async {
+        frr.applied_text()
+            .contains("neighbor 192.0.2.1 remote-as 64513")
+    })
+    .await;
+    for name in ["rack-a", "node-2", "bad-selector"] {
+        let c = kept(name);
+        assert!(crate::stub::is_stub(&c), "{name} is stubbed");
+        assert!(
+            c.spec.bgp.is_none() && c.metadata.labels.is_none(),
+            "{name}"
+        );
+        assert!(c.spec.node_selector.is_some(), "{name} keeps its selector");
+    }
+    assert!(!crate::stub::is_stub(&kept("everywhere")));
+    assert!(kept("everywhere").spec.bgp.is_some());
+    assert!(!frr.applied_text().contains("192.0.2.2"));
+    assert!(same_as_unstubbed().await);
+
+    // The node gets the label: the stub is replaced by the full object, its neighbor is
+    // applied.
+    let applies_before = frr.batches().len();
+    nodes
+        .patch(
+            "node-1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"rack": "a"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("neighbor of rack-a applied", || async {
+        frr.applied_text()
+            .contains("neighbor 192.0.2.2 remote-as 64514")
+    })
+    .await;
+    assert!(!crate::stub::is_stub(&kept("rack-a")));
+    assert!(crate::stub::is_stub(&kept("node-2")));
+    assert!(same_as_unstubbed().await);
+    assert_eq!(
+        frr.batches().len(),
+        applies_before + 1,
+        "one apply, never one without the newly selected object: {:?}",
+        &frr.batches()[applies_before..]
+    );
+
+    // A stub that still does not select us stays a stub when it changes.
+    let mut changed = selective(
+        "node-2",
+        "192.0.2.5",
+        64517,
+        json!({"matchLabels": {"kubernetes.io/hostname": "node-2"}}),
+    );
+    changed.metadata.resource_version = configs
+        .get("node-2")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    configs
+        .replace("node-2", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    eventually("modified stub seen", || async {
+        kept("node-2").metadata.resource_version == changed_rv(&configs, "node-2").await
+    })
+    .await;
+    assert!(crate::stub::is_stub(&kept("node-2")));
+
+    // The label goes away: the object's configuration goes with it.
+    nodes
+        .patch(
+            "node-1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"rack": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually("neighbor of rack-a removed", || async {
+        frr.batches()
+            .last()
+            .is_some_and(|b| b.contains("no neighbor 192.0.2.2"))
+    })
+    .await;
+    assert!(frr
+        .applied_text()
+        .contains("neighbor 192.0.2.1 remote-as 64513"));
+    assert!(same_as_unstubbed().await);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+async fn changed_rv(configs: &Api<FRRConfiguration>, name: &str) -> Option<String> {
+    configs.get(name).await.unwrap().metadata.resource_version
+}
