@@ -279,7 +279,7 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         .arg(api.kubeconfig_path())
         .args(["--kube-api-qps", "0", "--log-level", "warn"])
         .args(["--admin-addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log file")))
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn metallb-speaker");
@@ -319,16 +319,19 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     let statuses = Api::<ServiceBGPStatus>::namespaced(client.clone(), NS);
     let t = Instant::now();
     let mut n_status = 0;
-    while t.elapsed() < Duration::from_secs(120) {
+    // every status written, so runs are comparable (the RSS includes their index)
+    while t.elapsed() < Duration::from_secs(400) {
+        // Count with a one-item page (items + remainingItemCount): listing thousands of
+        // objects every few hundred ms would itself slow the writes down.
         n_status = statuses
-            .list(&Default::default())
+            .list(&kube::api::ListParams::default().limit(1))
             .await
-            .map(|l| l.items.len())
+            .map(|l| l.items.len() + l.metadata.remaining_item_count.unwrap_or(0) as usize)
             .unwrap_or(0);
         if n_status >= services {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss, hwm) = proc_status(pid);

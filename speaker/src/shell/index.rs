@@ -13,6 +13,7 @@
 //! for the versions it superseded are ignored).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -281,8 +282,8 @@ impl FrrObserved {
 pub struct StatusObs {
     pub key: ServiceKey,
     /// `status.peers` when the status names this node and Service (else `None`: the
-    /// status must be rewritten).
-    pub peers: Option<Vec<String>>,
+    /// status must be rewritten). Interned: thousands of objects name the same peers.
+    pub peers: Option<Arc<[String]>>,
     pub rv: Option<String>,
 }
 
@@ -304,6 +305,8 @@ pub enum StatusOp {
 #[derive(Debug, Default)]
 pub struct StatusIndex {
     objs: HashMap<String, StatusObs>,
+    /// Distinct `status.peers` lists, shared by the objects that carry them.
+    peer_lists: HashSet<Arc<[String]>>,
     by_service: HashMap<ServiceKey, Vec<String>>,
     versions: Versions,
     /// Names we deleted: later watch events for them (older than the delete) are ignored.
@@ -390,13 +393,32 @@ impl StatusIndex {
                     && s.service_namespace.as_deref() == Some(key.namespace.as_str())
                     && s.node.is_some()
             })
-            .map(|s| s.peers);
+            .map(|s| self.intern_peers(s.peers));
+        // Keep the key this index already holds for the Service (one allocation each).
+        let key = match self.by_service.get_key_value(&key) {
+            Some((k, _)) => k.clone(),
+            None => key,
+        };
         let names = self.by_service.entry(key.clone()).or_default();
         if !names.contains(&name) {
             names.push(name.clone());
             names.sort();
+            names.shrink_to_fit();
         }
         self.objs.insert(name, StatusObs { key, peers, rv });
+    }
+
+    fn intern_peers(&mut self, peers: Vec<String>) -> Arc<[String]> {
+        if let Some(p) = self.peer_lists.get(peers.as_slice()) {
+            return p.clone();
+        }
+        let p: Arc<[String]> = peers.into();
+        // Bounded by the distinct peer sets in use; dropped ones are pruned here.
+        if self.peer_lists.len() > 1024 {
+            self.peer_lists.retain(|p| Arc::strong_count(p) > 1);
+        }
+        self.peer_lists.insert(p.clone());
+        p
     }
 
     fn unlink(&mut self, name: &str, key: &ServiceKey) {
@@ -446,7 +468,8 @@ impl StatusIndex {
             }
             Some(intent) => {
                 let right = |n: &String| {
-                    self.objs.get(n).and_then(|o| o.peers.as_ref()) == Some(&intent.peers)
+                    self.objs.get(n).and_then(|o| o.peers.as_deref())
+                        == Some(intent.peers.as_slice())
                 };
                 // keep the object already right, else the first one; delete duplicates
                 let keep = names.iter().find(|n| right(n)).or(names.first()).copied();

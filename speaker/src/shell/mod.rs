@@ -628,6 +628,9 @@ async fn status_writer(
             _ = trigger.notified() => {}
             _ = shutdown.cancelled() => return,
         }
+        // Take batches until one has work (or nothing is dirty): a batch can be all
+        // no-ops (keys re-marked by the watch events of objects we just wrote), and
+        // waiting for the next trigger after it would stall the rest of the backlog.
         let ops: Vec<StatusOp> = {
             let mut st = lock(&shared);
             if !st.ready() {
@@ -637,13 +640,18 @@ async fn status_writer(
                 let universe = st.status_universe();
                 st.status_dirty.expand(universe);
             }
-            let keys = st.status_dirty.take_some(STATUS_BATCH);
-            keys.iter()
-                .flat_map(|k| {
-                    let intent = st.status_intent(k);
-                    st.status.ops(k, intent.as_ref())
-                })
-                .collect()
+            let mut ops = Vec::new();
+            while ops.is_empty() && !st.status_dirty.is_empty() {
+                let keys = st.status_dirty.take_some(STATUS_BATCH);
+                ops = keys
+                    .iter()
+                    .flat_map(|k| {
+                        let intent = st.status_intent(k);
+                        st.status.ops(k, intent.as_ref())
+                    })
+                    .collect();
+            }
+            ops
         };
         if ops.is_empty() {
             continue;
