@@ -195,6 +195,8 @@ pub struct NeighborInfo {
     pub established: u64,
     pub dropped: u64,
     pub bfd_status: Option<String>,
+    /// Time since the session came up (`bgpTimerUpMsec`; 0 when not Established).
+    pub up_ms: u64,
 }
 
 fn is_v6(prefix: &str) -> bool {
@@ -419,6 +421,7 @@ pub fn parse_neighbors(v: &Value) -> BTreeMap<String, NeighborInfo> {
                     .and_then(|b| b.get("status"))
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                up_ms: n.get("bgpTimerUpMsec").and_then(Value::as_u64).unwrap_or(0),
             },
         );
     }

@@ -390,6 +390,19 @@ fn service_deleted_and_pool_shrunk() {
         .unwrap();
     lab.wait_ext_nexthops(&host_prefix(&b), &lab.all_node_v4(), T)
         .unwrap();
+    // Steady state: every session up for a few seconds. A prefix removed within about a
+    // second of its session coming up can keep being advertised (FRR 8.4 loses the
+    // withdrawal during the initial update; seen 1 run in 4 here). That race is a known,
+    // separate problem (see the issue notes); this scenario checks deletion on settled
+    // sessions.
+    metallb_netlab::wait_until_some("sessions settled", T, || {
+        let n = lab.ext.neighbors();
+        (n.len() >= lab.all_node_v4().len()
+            && n.values()
+                .all(|i| i.state == "Established" && i.up_ms >= 3_000))
+        .then_some(())
+    })
+    .unwrap();
     lab.delete_service("a").unwrap();
     let took = lab.wait_ext_nexthops(&host_prefix(&a), &[], T).unwrap();
     println!("service a deleted: {a} withdrawn after {took:?}");

@@ -152,6 +152,7 @@ impl Default for Vtysh {
 
 impl FrrControl for Vtysh {
     fn apply(&self, batch: &str) -> Result<(), ControlError> {
+        tracing::debug!(batch = %redact(batch), "vtysh -f");
         self.with_batch_file(batch, |p| {
             let mut c = self.command();
             c.arg("-f").arg(p);
