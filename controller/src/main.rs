@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use metallb_controller::{webhook, Controller, Metrics, Settings};
-use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, Readiness};
+use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
 use prometheus_client::registry::Registry;
 
 const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -82,6 +82,8 @@ struct Args {
 
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 impl Args {
@@ -98,6 +100,7 @@ impl Args {
             client,
             log,
             admin,
+            runtime: _,
         } = self;
         log.init();
         let namespace = namespace
@@ -158,9 +161,9 @@ impl Args {
     }
 }
 
-// One thread: the reconciler is a single task and the webhooks see little traffic; a
-// multi-threaded runtime mostly adds per-thread malloc arenas (RSS).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    Args::parse().run().await
+// One thread by default (`RuntimeArgs`): the reconciler is a single task and the webhooks
+// see little traffic; a multi-threaded runtime mostly adds per-thread malloc arenas (RSS).
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.runtime.clone().block_on(args.run())?
 }

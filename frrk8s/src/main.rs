@@ -13,7 +13,7 @@ use frr_k8s::node::{self, NodeSettings};
 use frr_k8s::RenderOptions;
 use ipnet::IpNet;
 use metallb_api::frrk8s::LogLevel;
-use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness};
+use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
 
 /// Merge the FRRConfigurations that select this node and drive its FRR.
 #[derive(Debug, Parser)]
@@ -61,11 +61,16 @@ struct Args {
     log: LogArgs,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.runtime.clone().block_on(run(args))?
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     args.log.init();
     let log_level: LogLevel =
         serde_json::from_value(serde_json::Value::String(args.frr_log_level.clone()))

@@ -6,8 +6,10 @@
 pub mod admin;
 pub mod client;
 pub mod logging;
+pub mod rt;
 pub mod shutdown;
 
 pub use admin::{AdminArgs, Readiness};
 pub use client::ClientArgs;
 pub use logging::LogArgs;
+pub use rt::RuntimeArgs;

@@ -292,7 +292,8 @@ async fn other_prefixes(
         selection
             .selected
             .into_iter()
-            .filter(|c| c.metadata.name.as_deref() != Some(own)),
+            .filter(|c| c.metadata.name.as_deref() != Some(own))
+            .map(|c| &c.spec),
     )
 }
 

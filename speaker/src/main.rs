@@ -10,7 +10,7 @@ use frr_k8s::frr::apply::{ApplyOptions, Vtysh};
 use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::NodeSettings;
 use frr_k8s::RenderOptions;
-use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness};
+use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
 use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
 use metallb_speaker::metrics::SpeakerMetrics;
@@ -74,6 +74,8 @@ struct Args {
     log: LogArgs,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 impl Args {
@@ -93,6 +95,7 @@ impl Args {
             client,
             log,
             admin,
+            runtime: _,
         } = self;
         log.init();
         let client = client.client().await?;
@@ -150,7 +153,7 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    Args::parse().run().await
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.runtime.clone().block_on(args.run())?
 }

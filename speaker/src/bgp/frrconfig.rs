@@ -471,15 +471,16 @@ fn neighbor_eq(a: &Neighbor, b: &Neighbor) -> bool {
         && a.effective_address_families() == b.effective_address_families()
 }
 
-/// Whether `current` (read from the cluster) must be rewritten to become `desired`.
+/// Whether an object with spec `current` (read from the cluster) must be rewritten to
+/// have spec `desired`.
 ///
 /// Compares the specs as frr-k8s reads them: CRD schema defaults (`mode: filtered`,
 /// `disableMP: false`, `dualStackAddressFamily: false`, `addressFamilies: [unicast]`), port
 /// 179, and the empty structs an older writer or the apiserver may leave (`raw: {}`,
 /// `passwordSecret: {}`, `nextHop: {}`, `toReceive: {allowed: {}}`, empty strings) are
 /// equal to their absence, so that apiserver defaulting never causes a rewrite loop.
-pub fn spec_changed(current: &FRRConfiguration, desired: &FRRConfiguration) -> bool {
-    let (a, b) = (&current.spec, &desired.spec);
+pub fn spec_changed(current: &FRRConfigurationSpec, desired: &FRRConfigurationSpec) -> bool {
+    let (a, b) = (current, desired);
     if a == b {
         return false;
     }

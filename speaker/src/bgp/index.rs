@@ -32,6 +32,15 @@ struct FrrCache {
     positions: NeighborPositions,
     /// (peer, prefix) pairs changed since `config` was brought up to date.
     dirty: BTreeSet<(Arc<str>, Arc<str>)>,
+    /// Names this content of `config`; see [`NodeAnnouncer::frr_generation`].
+    generation: u64,
+}
+
+/// Generations are unique in the process, so that a number taken from one announcer never
+/// names the content of another (the shell replaces its announcer on configuration changes).
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// One node's announcement state, updated event by event.
@@ -158,6 +167,11 @@ impl NodeAnnouncer {
 
     /// The node's desired `FRRConfiguration`, brought up to date from the cache.
     pub fn frr_configuration(&mut self, target: &FrrTarget) -> &FRRConfiguration {
+        self.desired_frr(target).0
+    }
+
+    /// [`Self::frr_configuration`] with its generation ([`Self::frr_generation`]).
+    pub fn desired_frr(&mut self, target: &FrrTarget) -> (&FRRConfiguration, u64) {
         let routes = &self.announcements.routes;
         let reuse = self
             .frr
@@ -173,9 +187,13 @@ impl NodeAnnouncer {
                 config,
                 positions,
                 dirty: BTreeSet::new(),
+                generation: next_generation(),
             }
         });
         let dirty = std::mem::take(&mut cache.dirty);
+        if !dirty.is_empty() {
+            cache.generation = next_generation();
+        }
         if let Some(bgp) = cache.config.spec.bgp.as_mut() {
             for (peer, prefix) in &dirty {
                 let Some(&(r, n)) = cache.positions.get(peer) else {
@@ -191,7 +209,15 @@ impl NodeAnnouncer {
                 set_member(&mut router.prefixes, prefix, routes.router_has(vrf, prefix));
             }
         }
-        &cache.config
+        (&cache.config, cache.generation)
+    }
+
+    /// Names the content [`Self::frr_configuration`] returned last: equal numbers mean the
+    /// same content. A new number may name the same content (a change and its undoing
+    /// between two calls), which costs at most one needless write. Lets the writer
+    /// remember what it wrote by number instead of by a copy of a 10,000-prefix spec.
+    pub fn frr_generation(&self) -> Option<u64> {
+        self.frr.as_ref().map(|c| c.generation)
     }
 
     /// The node's desired `FRRConfiguration`, built from scratch (no cache).

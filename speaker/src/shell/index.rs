@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
 use kube::{Resource, ResourceExt};
-use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
 use metallb_api::metallb::status::{
     MetalLBServiceBGPStatus, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE,
 };
@@ -29,8 +30,8 @@ use metallb_api::metallb::{
 
 use crate::bgp::input::{is_serving, slice_service};
 use crate::bgp::{
-    BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer, NodeConfig, NodeInfo,
-    ServiceInfo, ServiceKey, SpeakerOptions,
+    spec_changed, BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer,
+    NodeConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
 };
 
 /// `(namespace, name)` of an object.
@@ -180,6 +181,17 @@ impl ConfigObjects {
 
 // ===== stale-read protection =====
 
+/// What a watch event's resourceVersion is to the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// One of our writes that a later write of ours replaced: older than what we hold.
+    Superseded,
+    /// Our latest write, whose response we already hold.
+    Ours,
+    /// Someone else's write (or one we never recorded).
+    Other,
+}
+
 /// resourceVersions of our own writes that the watch has not delivered yet, and those of
 /// them a later write of ours already replaced. A watch event carrying a superseded
 /// version is older than what we hold and is ignored. Both sets only hold versions in
@@ -193,9 +205,20 @@ pub struct Versions {
 impl Versions {
     /// A watch event with `rv` arrived: is it older than what we hold?
     pub fn stale(&mut self, rv: Option<&str>) -> bool {
-        let Some(rv) = rv else { return false };
-        self.ours.remove(rv);
-        self.superseded.remove(rv)
+        self.classify(rv) == Seen::Superseded
+    }
+
+    /// A watch event with `rv` arrived: what is it to us?
+    pub fn classify(&mut self, rv: Option<&str>) -> Seen {
+        let Some(rv) = rv else { return Seen::Other };
+        if self.superseded.remove(rv) {
+            self.ours.remove(rv);
+            Seen::Superseded
+        } else if self.ours.remove(rv) {
+            Seen::Ours
+        } else {
+            Seen::Other
+        }
     }
 
     /// We replaced the version `replaced` with `new`.
@@ -222,10 +245,40 @@ impl Versions {
 
 // ===== this node's FRRConfiguration as observed =====
 
+/// The spec of the observed `metallb-<node>`.
+#[derive(Debug)]
+pub enum ObservedSpec {
+    /// What we wrote for the desired configuration of this generation
+    /// ([`crate::bgp::NodeAnnouncer::frr_generation`]). The spec itself is not kept: it is
+    /// the announcer's, and a second copy of a 10,000-prefix spec is about 1 MB.
+    Ours { generation: u64 },
+    /// Someone else's edit, or a fresh read: kept until compared with the desired spec.
+    Held(Box<FRRConfigurationSpec>),
+}
+
+/// `metallb-<node>` as last seen by the watch or returned by our own write: metadata
+/// (without managedFields), status and [`ObservedSpec`].
+#[derive(Debug)]
+pub struct ObservedObject {
+    pub metadata: ObjectMeta,
+    pub status: Option<FRRConfigurationStatus>,
+    pub spec: ObservedSpec,
+}
+
+impl ObservedObject {
+    fn held(o: FRRConfiguration) -> Self {
+        ObservedObject {
+            metadata: o.metadata,
+            status: o.status,
+            spec: ObservedSpec::Held(Box::new(o.spec)),
+        }
+    }
+}
+
 /// `metallb-<node>` as last seen by the watch or returned by our own write.
 #[derive(Debug, Default)]
 pub struct FrrObserved {
-    pub obj: Option<FRRConfiguration>,
+    pub obj: Option<ObservedObject>,
     versions: Versions,
     in_init: bool,
     seen_in_init: bool,
@@ -234,14 +287,22 @@ pub struct FrrObserved {
 impl FrrObserved {
     pub fn handle(&mut self, ev: Event<FRRConfiguration>) {
         match ev {
-            Event::Apply(o) | Event::InitApply(o) => {
+            Event::Apply(mut o) | Event::InitApply(mut o) => {
                 if self.in_init {
                     self.seen_in_init = true;
                 }
-                if self.versions.stale(o.metadata.resource_version.as_deref()) {
-                    return;
+                match self
+                    .versions
+                    .classify(o.metadata.resource_version.as_deref())
+                {
+                    // Older than what we hold, or the echo of our own write (which we
+                    // recorded from the write's response).
+                    Seen::Superseded | Seen::Ours => {}
+                    Seen::Other => {
+                        strip(&mut o);
+                        self.obj = Some(ObservedObject::held(o));
+                    }
                 }
-                self.obj = Some(o);
             }
             Event::Delete(_) => self.obj = None,
             Event::Init => {
@@ -258,20 +319,53 @@ impl FrrObserved {
         }
     }
 
-    /// Our write succeeded: `written` is the server's response.
-    pub fn record_write(&mut self, written: FRRConfiguration) {
+    /// Our write of the desired configuration of `generation` succeeded: `written` is
+    /// the server's response.
+    pub fn record_write(&mut self, written: FRRConfiguration, generation: u64) {
         let replaced = self
             .obj
             .as_ref()
             .and_then(|o| o.metadata.resource_version.as_deref());
         self.versions
             .wrote(replaced, written.metadata.resource_version.as_deref());
-        self.obj = Some(written);
+        let FRRConfiguration {
+            mut metadata,
+            status,
+            spec: _,
+        } = written;
+        metadata.managed_fields = None;
+        self.obj = Some(ObservedObject {
+            metadata,
+            status,
+            spec: ObservedSpec::Ours { generation },
+        });
     }
 
     /// A fresh read (after a conflict).
     pub fn record_read(&mut self, current: Option<FRRConfiguration>) {
-        self.obj = current;
+        self.obj = current.map(|mut o| {
+            strip(&mut o);
+            ObservedObject::held(o)
+        });
+    }
+
+    /// Whether the observed object must be rewritten to become `desired` (of
+    /// `generation`). A held spec found equal is dropped: from then on the object is known
+    /// by the generation alone.
+    pub fn differs_from(&mut self, desired: &FRRConfigurationSpec, generation: u64) -> bool {
+        let Some(obj) = self.obj.as_mut() else {
+            return true;
+        };
+        match &obj.spec {
+            ObservedSpec::Ours { generation: g } => *g != generation,
+            ObservedSpec::Held(spec) => {
+                if spec_changed(spec, desired) {
+                    return true;
+                }
+                obj.spec = ObservedSpec::Ours { generation };
+                false
+            }
+        }
     }
 }
 
@@ -944,23 +1038,71 @@ mod tests {
             }))
             .expect("frr")
         };
+        let rv = |o: &FrrObserved| {
+            o.obj
+                .as_ref()
+                .and_then(|x| x.metadata.resource_version.clone())
+        };
         let mut o = FrrObserved::default();
         o.handle(Event::Init);
         o.handle(Event::InitDone);
         assert!(o.obj.is_none());
         o.handle(Event::Apply(mk("1")));
-        o.record_write(mk("2"));
-        o.record_write(mk("3"));
+        o.record_write(mk("2"), 7);
+        o.record_write(mk("3"), 8);
         o.handle(Event::Apply(mk("2"))); // lagging: our first write, already replaced
-        assert_eq!(
-            o.obj.as_ref().and_then(|x| x.resource_version()),
-            Some("3".into())
-        );
-        o.handle(Event::Apply(mk("3")));
+        assert_eq!(rv(&o), Some("3".into()));
+        o.handle(Event::Apply(mk("3"))); // the echo of our last write
+        assert!(matches!(
+            o.obj.as_ref().map(|x| &x.spec),
+            Some(ObservedSpec::Ours { generation: 8 })
+        ));
         o.handle(Event::Apply(mk("4"))); // someone else's edit
-        assert_eq!(
-            o.obj.as_ref().and_then(|x| x.resource_version()),
-            Some("4".into())
+        assert_eq!(rv(&o), Some("4".into()));
+        assert!(matches!(
+            o.obj.as_ref().map(|x| &x.spec),
+            Some(ObservedSpec::Held(_))
+        ));
+    }
+
+    #[test]
+    fn frr_observed_is_known_by_generation_once_compared() {
+        let with_prefixes = |rv: &str, prefixes: &[&str]| -> FRRConfiguration {
+            serde_json::from_value(json!({
+                "metadata": {"name": "metallb-n1", "namespace": "ns", "resourceVersion": rv,
+                             "managedFields": [{"manager": "x"}]},
+                "spec": {"bgp": {"routers": [{"asn": 64512, "prefixes": prefixes}]}}
+            }))
+            .expect("frr")
+        };
+        let desired = with_prefixes("", &["192.0.2.1/32"]).spec;
+        let mut o = FrrObserved::default();
+        assert!(o.differs_from(&desired, 5), "absent: must be created");
+        o.record_write(with_prefixes("10", &["192.0.2.1/32"]), 5);
+        assert!(o.obj.as_ref().unwrap().metadata.managed_fields.is_none());
+        assert!(!o.differs_from(&desired, 5));
+        assert!(
+            o.differs_from(&desired, 6),
+            "a newer desired generation is written"
         );
+        // A re-list delivers our object as someone else's: compared by content once, then
+        // known by the generation (the held copy is dropped).
+        o.handle(Event::Init);
+        o.handle(Event::InitApply(with_prefixes("10", &["192.0.2.1/32"])));
+        o.handle(Event::InitDone);
+        assert!(matches!(
+            o.obj.as_ref().map(|x| &x.spec),
+            Some(ObservedSpec::Held(_))
+        ));
+        assert!(!o.differs_from(&desired, 6));
+        assert!(matches!(
+            o.obj.as_ref().map(|x| &x.spec),
+            Some(ObservedSpec::Ours { generation: 6 })
+        ));
+        // An edit by someone else is compared by content.
+        o.handle(Event::Apply(with_prefixes("11", &["192.0.2.9/32"])));
+        assert!(o.differs_from(&desired, 6));
+        o.record_read(None);
+        assert!(o.differs_from(&desired, 6));
     }
 }

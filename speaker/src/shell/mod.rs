@@ -22,6 +22,7 @@
 pub mod index;
 pub mod withdraw;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::net::IpAddr;
@@ -50,9 +51,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::bgp::{config_name, spec_changed, FrrTarget, ServiceKey, SpeakerOptions};
+use crate::bgp::{config_name, FrrTarget, ServiceKey, SpeakerOptions};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
-use index::{strip, Inputs, StatusOp};
+use index::{strip, Inputs, ObservedSpec, StatusOp};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "metallb-speaker";
@@ -423,7 +424,8 @@ struct FrrWriter {
 
 impl FrrWriter {
     /// Decide under the lock; write without it.
-    fn plan(&mut self, withdraw: bool) -> Option<FrrWrite> {
+    /// Returns the write and the generation of the desired configuration it carries.
+    fn plan(&mut self, withdraw: bool) -> Option<(FrrWrite, u64)> {
         let shared = self.shared.clone();
         let mut st = lock(&shared);
         if !st.ready() {
@@ -440,27 +442,25 @@ impl FrrWriter {
         self.metrics.k8s_client_config_loaded_bool.set(1);
         self.update_announced(&mut st);
         let Inputs { announcer, frr, .. } = &mut *st;
-        let built = announcer.frr_configuration(&self.target);
-        let owned;
-        let desired = if withdraw {
-            owned = withdraw::withdrawn(built);
-            &owned
+        let (built, generation) = announcer.desired_frr(&self.target);
+        // The withdrawn form is never the announcer's: generation 0 names no content.
+        let (desired, generation) = if withdraw {
+            (Cow::Owned(withdraw::withdrawn(built)), 0)
         } else {
-            built
+            (Cow::Borrowed(built), generation)
         };
-        match &frr.obj {
-            None => Some(FrrWrite::Create(desired.clone())),
-            Some(obs) if spec_changed(obs, desired) => {
-                let mut metadata = obs.metadata.clone();
-                metadata.managed_fields = None;
-                Some(FrrWrite::Replace(FRRConfiguration {
-                    metadata,
-                    spec: desired.spec.clone(),
-                    status: obs.status.clone(),
-                }))
-            }
-            Some(_) => None,
+        if !frr.differs_from(&desired.spec, generation) {
+            return None;
         }
+        let write = match &frr.obj {
+            None => FrrWrite::Create(desired.into_owned()),
+            Some(obs) => FrrWrite::Replace(FRRConfiguration {
+                metadata: obs.metadata.clone(),
+                spec: desired.spec.clone(),
+                status: obs.status.clone(),
+            }),
+        };
+        Some((write, generation))
     }
 
     fn update_announced(&mut self, st: &mut Inputs) {
@@ -507,7 +507,7 @@ impl FrrWriter {
 
     /// Bring `metallb-<node>` in line with the index (or with the withdrawn form of it).
     async fn sync(&mut self, withdraw: bool) -> Result<(), WriteError> {
-        let Some(write) = self.plan(withdraw) else {
+        let Some((write, generation)) = self.plan(withdraw) else {
             return Ok(());
         };
         let pp = PostParams {
@@ -529,7 +529,7 @@ impl FrrWriter {
                     "FRRConfiguration written"
                 );
                 self.metrics.frrconfiguration_writes_total.inc();
-                lock(&self.shared).frr.record_write(written);
+                lock(&self.shared).frr.record_write(written, generation);
                 Ok(())
             }
             Err(kube::Error::Api(s))
@@ -537,10 +537,7 @@ impl FrrWriter {
             {
                 debug!(op, reason = %s.message, "FRRConfiguration changed under us; re-reading");
                 match self.api.get_opt(&self.name).await {
-                    Ok(mut current) => {
-                        if let Some(c) = current.as_mut() {
-                            strip(c);
-                        }
+                    Ok(current) => {
                         lock(&self.shared).frr.record_read(current);
                         Err(WriteError::Retry)
                     }
@@ -574,7 +571,16 @@ impl FrrWriter {
                 .as_ref()
                 .map(|n| n.labels.clone())
                 .unwrap_or_default();
-            let prefixes = withdraw::originated_prefixes(st.frr.obj.as_ref());
+            let prefixes = match st.frr.obj.as_ref().map(|o| &o.spec) {
+                None => BTreeSet::new(),
+                Some(ObservedSpec::Held(spec)) => withdraw::originated_prefixes([&**spec]),
+                // What we wrote last; the desired configuration stands for it (the writer
+                // commits within milliseconds, so they differ only in that window).
+                Some(ObservedSpec::Ours { .. }) => withdraw::originated_prefixes([&st
+                    .announcer
+                    .frr_configuration(&self.target)
+                    .spec]),
+            };
             (prefixes, labels, gr)
         };
         if !gr.is_empty() {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use metallb_api::frrk8s::{Advertise, AllowedOutPrefixes, FRRConfiguration};
+use metallb_api::frrk8s::{Advertise, AllowedOutPrefixes, FRRConfiguration, FRRConfigurationSpec};
 
 use crate::bgp::NodeConfig;
 
@@ -55,11 +55,11 @@ pub fn withdrawn(desired: &FRRConfiguration) -> FRRConfiguration {
 /// Prefixes the objects make FRR originate (`routers[].prefixes`), parsed; unparsable
 /// entries are skipped (frr-k8s rejects them anyway).
 pub fn originated_prefixes<'a>(
-    configs: impl IntoIterator<Item = &'a FRRConfiguration>,
+    specs: impl IntoIterator<Item = &'a FRRConfigurationSpec>,
 ) -> BTreeSet<IpNet> {
-    configs
+    specs
         .into_iter()
-        .filter_map(|c| c.spec.bgp.as_ref())
+        .filter_map(|c| c.bgp.as_ref())
         .flat_map(|b| b.routers.iter())
         .flat_map(|r| r.prefixes.iter())
         .filter_map(|p| p.parse::<IpNet>().ok())
@@ -84,16 +84,18 @@ mod tests {
         }))
         .expect("config");
         let w = withdrawn(&cfg);
-        assert!(spec_changed(&cfg, &w));
+        assert!(spec_changed(&cfg.spec, &w.spec));
         let bgp = w.spec.bgp.as_ref().expect("bgp");
         assert!(bgp.routers[0].prefixes.is_empty());
         assert_eq!(bgp.routers[0].neighbors.len(), 1);
-        assert!(originated_prefixes([&w]).is_empty());
+        assert!(originated_prefixes([&w.spec]).is_empty());
         assert_eq!(
-            originated_prefixes([&cfg]).into_iter().collect::<Vec<_>>(),
+            originated_prefixes([&cfg.spec])
+                .into_iter()
+                .collect::<Vec<_>>(),
             vec!["10.0.0.1/32".parse::<IpNet>().expect("net")]
         );
         // idempotent: withdrawing again changes nothing
-        assert!(!spec_changed(&w, &withdrawn(&w)));
+        assert!(!spec_changed(&w.spec, &withdrawn(&w).spec));
     }
 }
