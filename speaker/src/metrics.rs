@@ -3,19 +3,30 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
+use crate::bgp::ServiceKey;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Labels of `metallb_speaker_announced`.
+/// Labels of `metallb_speaker_announced`. One set per announced IP (10,000 on a big
+/// cluster), so only the IP is a string of its own: the node name is shared, the protocol
+/// static and the Service is its shared key, written as `namespace/name` when scraped.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct AnnouncedLabels {
     pub ip: String,
-    pub node: String,
-    pub protocol: String,
-    pub service: String,
+    pub node: Arc<str>,
+    pub protocol: &'static str,
+    pub service: ServiceKey,
+}
+
+impl EncodeLabelValue for ServiceKey {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        write!(encoder, "{}/{}", self.namespace, self.name)
+    }
 }
 
 /// Every metric the speaker shell exports.

@@ -319,20 +319,20 @@ impl FrrObserved {
         }
     }
 
-    /// Our write of the desired configuration of `generation` succeeded: `written` is
-    /// the server's response.
-    pub fn record_write(&mut self, written: FRRConfiguration, generation: u64) {
+    /// Our write of the desired configuration of `generation` succeeded; `metadata` and
+    /// `status` are from the server's response.
+    pub fn record_write(
+        &mut self,
+        mut metadata: ObjectMeta,
+        status: Option<FRRConfigurationStatus>,
+        generation: u64,
+    ) {
         let replaced = self
             .obj
             .as_ref()
             .and_then(|o| o.metadata.resource_version.as_deref());
         self.versions
-            .wrote(replaced, written.metadata.resource_version.as_deref());
-        let FRRConfiguration {
-            mut metadata,
-            status,
-            spec: _,
-        } = written;
+            .wrote(replaced, metadata.resource_version.as_deref());
         metadata.managed_fields = None;
         self.obj = Some(ObservedObject {
             metadata,
@@ -1048,8 +1048,8 @@ mod tests {
         o.handle(Event::InitDone);
         assert!(o.obj.is_none());
         o.handle(Event::Apply(mk("1")));
-        o.record_write(mk("2"), 7);
-        o.record_write(mk("3"), 8);
+        o.record_write(mk("2").metadata, None, 7);
+        o.record_write(mk("3").metadata, None, 8);
         o.handle(Event::Apply(mk("2"))); // lagging: our first write, already replaced
         assert_eq!(rv(&o), Some("3".into()));
         o.handle(Event::Apply(mk("3"))); // the echo of our last write
@@ -1078,7 +1078,7 @@ mod tests {
         let desired = with_prefixes("", &["192.0.2.1/32"]).spec;
         let mut o = FrrObserved::default();
         assert!(o.differs_from(&desired, 5), "absent: must be created");
-        o.record_write(with_prefixes("10", &["192.0.2.1/32"]), 5);
+        o.record_write(with_prefixes("10", &["192.0.2.1/32"]).metadata, None, 5);
         assert!(o.obj.as_ref().unwrap().metadata.managed_fields.is_none());
         assert!(!o.differs_from(&desired, 5));
         assert!(

@@ -33,12 +33,12 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
-use metallb_api::frrk8s::FRRConfiguration;
+use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
 use metallb_api::metallb::status::LABEL_NODE;
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, ServiceBGPStatus,
@@ -268,12 +268,13 @@ pub async fn run(
 
     let mut writer = FrrWriter {
         api: Api::namespaced(client.clone(), &settings.frr_namespace),
+        client: client.clone(),
         name: config_name(&settings.node_name),
         target: settings.target(),
         shared: shared.clone(),
         metrics: metrics.clone(),
         exported: HashMap::new(),
-        node: settings.node_name.clone(),
+        node: settings.node_name.as_str().into(),
     };
     let span = info_span!("frr-writer", node = %settings.node_name);
     async {
@@ -406,20 +407,65 @@ enum WriteError {
     Failed(kube::Error),
 }
 
+/// A planned write: the JSON body, serialised under the lock straight from the
+/// announcer's spec (a 10,000-prefix spec is ~1 MB as a struct; cloning it to hand to
+/// `Api::replace` doubled the writer's transient memory).
 enum FrrWrite {
-    Create(FRRConfiguration),
-    Replace(FRRConfiguration),
+    Create(Vec<u8>),
+    Replace(Vec<u8>),
+}
+
+/// The body of a write, borrowing its parts.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FrrBody<'a> {
+    api_version: Cow<'static, str>,
+    kind: Cow<'static, str>,
+    metadata: &'a ObjectMeta,
+    spec: &'a FRRConfigurationSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a FRRConfigurationStatus>,
+}
+
+impl<'a> FrrBody<'a> {
+    fn new(
+        metadata: &'a ObjectMeta,
+        spec: &'a FRRConfigurationSpec,
+        status: Option<&'a FRRConfigurationStatus>,
+    ) -> Self {
+        FrrBody {
+            api_version: FRRConfiguration::api_version(&()),
+            kind: FRRConfiguration::kind(&()),
+            metadata,
+            spec,
+            status,
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an FRRConfiguration always serialises")
+    }
+}
+
+/// What the writer reads back from a write's response: the spec is skipped while
+/// decoding (it is what we sent), so the response costs no second copy of it.
+#[derive(serde::Deserialize)]
+struct Written {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<FRRConfigurationStatus>,
 }
 
 struct FrrWriter {
     api: Api<FRRConfiguration>,
+    client: Client,
     name: String,
     target: FrrTarget,
     shared: Shared,
     metrics: Arc<SpeakerMetrics>,
     /// What `metallb_speaker_announced` shows, per Service.
     exported: HashMap<ServiceKey, Vec<IpAddr>>,
-    node: String,
+    node: Arc<str>,
 }
 
 impl FrrWriter {
@@ -453,12 +499,12 @@ impl FrrWriter {
             return None;
         }
         let write = match &frr.obj {
-            None => FrrWrite::Create(desired.into_owned()),
-            Some(obs) => FrrWrite::Replace(FRRConfiguration {
-                metadata: obs.metadata.clone(),
-                spec: desired.spec.clone(),
-                status: obs.status.clone(),
-            }),
+            None => FrrWrite::Create(
+                FrrBody::new(&desired.metadata, &desired.spec, desired.status.as_ref()).to_vec(),
+            ),
+            Some(obs) => FrrWrite::Replace(
+                FrrBody::new(&obs.metadata, &desired.spec, obs.status.as_ref()).to_vec(),
+            ),
         };
         Some((write, generation))
     }
@@ -490,8 +536,8 @@ impl FrrWriter {
             let labels = |ip: &IpAddr| AnnouncedLabels {
                 ip: ip.to_string(),
                 node: self.node.clone(),
-                protocol: "bgp".into(),
-                service: k.to_string(),
+                protocol: "bgp",
+                service: k.clone(),
             };
             for ip in old.iter().filter(|ip| !now.contains(ip)) {
                 self.metrics.announced.remove(&labels(ip));
@@ -514,13 +560,17 @@ impl FrrWriter {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         };
-        let (op, result) = match &write {
-            FrrWrite::Create(o) => ("create", self.api.create(&pp, o).await),
-            FrrWrite::Replace(o) => ("update", self.api.replace(&self.name, &pp, o).await),
+        let request = kube::core::Request::new(self.api.resource_url());
+        let (op, request) = match write {
+            FrrWrite::Create(body) => ("create", request.create(&pp, body)),
+            FrrWrite::Replace(body) => ("update", request.replace(&self.name, &pp, body)),
+        };
+        let result = match request {
+            Ok(r) => self.client.request::<Written>(r).await,
+            Err(e) => Err(kube::Error::BuildRequest(e)),
         };
         match result {
-            Ok(mut written) => {
-                strip(&mut written);
+            Ok(written) => {
                 info!(
                     op,
                     name = %self.name,
@@ -529,7 +579,9 @@ impl FrrWriter {
                     "FRRConfiguration written"
                 );
                 self.metrics.frrconfiguration_writes_total.inc();
-                lock(&self.shared).frr.record_write(written, generation);
+                lock(&self.shared)
+                    .frr
+                    .record_write(written.metadata, written.status, generation);
                 Ok(())
             }
             Err(kube::Error::Api(s))
