@@ -60,6 +60,9 @@ pub struct FrrMetrics {
     pub reloads_total: Counter,
     pub reload_errors_total: Counter,
     pub reload_commands_total: Counter,
+    /// Neighbors whose adj-out kept withdrawn prefixes and were repaired (see
+    /// [`crate::frr::audit`]).
+    pub stale_advertisement_repairs_total: Counter,
     seen_bgp: Mutex<BTreeSet<PeerLabels>>,
     seen_bfd: Mutex<BTreeSet<PeerLabels>>,
 }
@@ -107,6 +110,11 @@ impl FrrMetrics {
             "reload_commands",
             "Configuration commands sent to FRR",
             m.reload_commands_total.clone(),
+        );
+        r.register(
+            "stale_advertisement_repairs",
+            "Neighbors found still advertising withdrawn prefixes (an FRR race) and repaired",
+            m.stale_advertisement_repairs_total.clone(),
         );
         std::sync::Arc::new(m)
     }

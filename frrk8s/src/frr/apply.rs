@@ -16,11 +16,13 @@
 //! need them. The driver never sends `bgp route-map delay-timer` itself (and `0` would
 //! stop route-map re-evaluation altogether, see frr-lab.md pitfall 3).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::audit::{originated, withdrawn, Originated};
 use super::config::FrrConfig;
 use super::diff::{diff, is_unmanaged, normalize, Delta};
 
@@ -49,6 +51,8 @@ pub trait FrrControl {
     fn running_config(&self) -> Result<String, ControlError>;
     /// Runs a show command that prints JSON.
     fn show_json(&self, command: &str) -> Result<serde_json::Value, ControlError>;
+    /// Runs an exec-mode command that changes no configuration (`clear bgp ... soft out`).
+    fn exec(&self, command: &str) -> Result<String, ControlError>;
     /// Identifies the running FRR processes; a change means FRR restarted. `None` when
     /// unknown (then restarts are detected from the running config).
     fn instance_token(&self) -> Option<String>;
@@ -184,6 +188,13 @@ impl FrrControl for Vtysh {
         })
     }
 
+    fn exec(&self, command: &str) -> Result<String, ControlError> {
+        tracing::debug!(command, "vtysh -c");
+        let mut c = self.command();
+        c.arg("-c").arg(command);
+        self.run(c)
+    }
+
     fn instance_token(&self) -> Option<String> {
         let mut parts = Vec::new();
         for d in &self.daemons {
@@ -233,6 +244,9 @@ pub struct ApplyOptions {
     /// costs a vtysh run (~80 ms at 10,000 prefixes), and a rejected small batch is rolled
     /// back just the same; what the check protects against is a half-applied large batch.
     pub dry_run_min_commands: usize,
+    /// When to audit the neighbors' adj-out after a removal of `network` lines (see
+    /// [`super::audit`]; default [`super::audit::ROUNDS`], empty disables).
+    pub audit_rounds: Vec<Duration>,
 }
 
 impl Default for ApplyOptions {
@@ -241,6 +255,7 @@ impl Default for ApplyOptions {
             verify: true,
             dry_run: true,
             dry_run_min_commands: 20,
+            audit_rounds: super::audit::ROUNDS.to_vec(),
         }
     }
 }
@@ -260,6 +275,8 @@ pub struct ApplyReport {
     pub apply_time: Duration,
     /// Time spent reading back and comparing.
     pub verify_time: Duration,
+    /// Prefixes whose `network` lines this apply removed (for [`super::audit`]).
+    pub withdrawn: BTreeSet<Originated>,
 }
 
 /// Why an apply failed. The last good configuration stays in force.
@@ -314,6 +331,12 @@ impl<C: FrrControl> Applier<C> {
     }
 
     /// The last configuration text applied successfully.
+    /// The configuration FRR runs as far as the applier knows (`None`: unknown until the
+    /// next apply reads it back).
+    pub fn applied(&self) -> Option<&FrrConfig> {
+        self.applied.as_ref()
+    }
+
     pub fn last_good(&self) -> Option<&str> {
         self.last_good.as_ref().map(|(t, _)| t.as_str())
     }
@@ -331,9 +354,18 @@ impl<C: FrrControl> Applier<C> {
     /// Applies `text` (a complete rendered configuration).
     pub fn apply(&mut self, text: &str) -> Result<ApplyReport, ApplyError> {
         let desired = FrrConfig::parse(text);
-        let r = self.converge(&desired);
-        match &r {
-            Ok(_) => {
+        // What FRR originated before: the applied tree, or after an FRR restart the last
+        // good one (what it is about to originate again).
+        let before = self
+            .applied
+            .as_ref()
+            .or(self.last_good.as_ref().map(|(_, c)| c))
+            .map(originated)
+            .unwrap_or_default();
+        let mut r = self.converge(&desired);
+        match &mut r {
+            Ok(report) => {
+                report.withdrawn = withdrawn(before, &desired);
                 self.last_good = Some((text.to_string(), desired));
                 self.last_error = None;
             }
@@ -514,6 +546,9 @@ mod tests {
         fn show_json(&self, _: &str) -> Result<serde_json::Value, ControlError> {
             Ok(serde_json::json!({}))
         }
+        fn exec(&self, _: &str) -> Result<String, ControlError> {
+            Ok(String::new())
+        }
         fn instance_token(&self) -> Option<String> {
             self.token.borrow().clone()
         }
@@ -528,6 +563,7 @@ address-family ipv4 unicast\n  network 198.18.0.1/32\n exit-address-family\nexit
             verify: false,
             dry_run: true,
             dry_run_min_commands: 0,
+            ..ApplyOptions::default()
         }
     }
 

@@ -1,6 +1,7 @@
 //! The FRR driver: parse configuration text into a tree ([`config`]), compute one batch of
 //! vtysh commands between two trees ([`diff`]), apply it to a live FRR without session
-//! flaps and verify it ([`apply`]), and read BGP/BFD status ([`status`]).
+//! flaps and verify it ([`apply`]), catch withdrawals FRR lost ([`audit`]), and read BGP/BFD
+//! status ([`status`]).
 //!
 //! Measured with FRR 8.4.4 (`cargo bench -p frr-k8s --bench apply`, 10 neighbors, shared
 //! allow-lists in chunks of 100): first /32 on idle sessions reaches the peer in ~0.2 s;
@@ -11,6 +12,7 @@
 //! changes; keep chunk membership stable (e.g. by hash) and prefer range entries.
 
 pub mod apply;
+pub mod audit;
 pub mod config;
 pub mod diff;
 pub mod status;

@@ -25,7 +25,7 @@ mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::frr::apply::{redact, Applier, ApplyOptions, FrrControl};
+use crate::frr::audit::{self, Audits};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
 use crate::metrics::FrrMetrics;
 use crate::{merge, render, select, stub, RenderOptions};
@@ -420,11 +421,17 @@ async fn frr_worker<C>(
 ) where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
+    let audit_rounds = options.audit_rounds.clone();
     let mut applier = Some(Applier::with_options(control, options));
     let mut tick = tokio::time::interval(poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut applied_text: Option<Arc<String>> = None;
+    let mut audits = Audits::default();
     loop {
+        let next_audit = audits.next_due();
+        let audit_at = tokio::time::Instant::from_std(
+            next_audit.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+        );
         tokio::select! {
             changed = desired_rx.changed() => {
                 if changed.is_err() {
@@ -453,6 +460,7 @@ async fn frr_worker<C>(
                         metrics.reload_commands_total.inc_by(report.commands as u64);
                         info!(commands = report.commands, full = report.full_reapply, repaired = report.repaired,
                               apply_ms = report.apply_time.as_millis() as u64, "FRR configuration applied");
+                        audits.schedule(Instant::now(), &audit_rounds, &report.withdrawn);
                         applied_text = Some(desired.text.clone());
                         metrics.k8s_client_config_stale_bool.set(0);
                         "success".to_string()
@@ -468,6 +476,34 @@ async fn frr_worker<C>(
                     }
                 };
                 status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
+            }
+            _ = tokio::time::sleep_until(audit_at), if next_audit.is_some() => {
+                let now = Instant::now();
+                let due = audits.take_due(now);
+                let since = due.withdrawn_at.map(|w| now.duration_since(w)).unwrap_or_default();
+                let Some(a) = applier.take() else { break };
+                let joined = tokio::task::spawn_blocking(move || {
+                    let originated_now = a.applied().map(audit::originated).unwrap_or_default();
+                    let r = audit::run(a.control(), &due, since, &originated_now);
+                    (a, r)
+                })
+                .await;
+                let Ok((a, result)) = joined else {
+                    warn!("FRR audit task panicked");
+                    break;
+                };
+                applier = Some(a);
+                match result {
+                    Ok(report) => {
+                        for (s, prefixes) in &report.repaired {
+                            metrics.stale_advertisement_repairs_total.inc();
+                            warn!(peer = %s.peer, vrf = %s.vrf, prefixes = ?prefixes,
+                                  "FRR still advertised withdrawn prefixes to this neighbor; re-announced its table (soft clear out)");
+                        }
+                        debug!(checked = report.checked, repaired = report.repaired.len(), "withdrawal audit done");
+                    }
+                    Err(e) => debug!(error = %redact(&e.to_string()), "withdrawal audit could not read FRR"),
+                }
             }
             _ = tick.tick() => {
                 let Some(mut a) = applier.take() else { break };

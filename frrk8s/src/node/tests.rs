@@ -26,6 +26,10 @@ struct FakeState {
     batches: Vec<String>,
     neighbors: Value,
     reject: bool,
+    /// Answers to other show commands, by command.
+    shows: std::collections::HashMap<String, Value>,
+    /// Exec-mode commands run (`clear bgp ...`).
+    execs: Vec<String>,
 }
 
 impl FakeFrr {
@@ -56,11 +60,20 @@ impl FrrControl for FakeFrr {
         Ok(self.applied_text())
     }
     fn show_json(&self, command: &str) -> Result<Value, ControlError> {
-        if command.contains("bgp") {
-            Ok(self.inner.lock().unwrap().neighbors.clone())
+        let st = self.inner.lock().unwrap();
+        if let Some(v) = st.shows.get(command) {
+            Ok(v.clone())
+        } else if command == "show bgp vrf all neighbors json" {
+            Ok(st.neighbors.clone())
+        } else if command.contains("bgp") {
+            Ok(json!({}))
         } else {
             Ok(json!([]))
         }
+    }
+    fn exec(&self, command: &str) -> Result<String, ControlError> {
+        self.inner.lock().unwrap().execs.push(command.to_string());
+        Ok(String::new())
     }
     fn instance_token(&self) -> Option<String> {
         Some("fake".into())
@@ -581,4 +594,137 @@ async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change
 
 async fn changed_rv(configs: &Api<FRRConfiguration>, name: &str) -> Option<String> {
     configs.get(name).await.unwrap().metadata.resource_version
+}
+
+/// FRR 8.4 can keep a withdrawn prefix in a young session's adj-out (see
+/// `crate::frr::audit`): after a removal the worker audits young sessions and repairs the
+/// one whose adj-out lists a prefix the RIB no longer has, and leaves mature ones alone.
+#[tokio::test]
+async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
+    let api = metallb_testkit::start().await.unwrap();
+    let client = api.client();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "node-1"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let configs: Api<FRRConfiguration> = Api::namespaced(client.clone(), NS);
+    let mut obj = config(
+        "metallb-node-1",
+        64512,
+        64513,
+        &["198.18.0.1/32", "198.18.0.2/32", "198.18.0.3/32"],
+    );
+    obj.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    configs.create(&PostParams::default(), &obj).await.unwrap();
+    // Keep only `prefixes`, originated and advertised.
+    let keep = |configs: Api<FRRConfiguration>, prefixes: &'static [&'static str]| async move {
+        let mut obj = configs.get("metallb-node-1").await.unwrap();
+        let mut fresh = config("metallb-node-1", 64512, 64513, prefixes);
+        fresh.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+        obj.spec = fresh.spec;
+        configs
+            .replace("metallb-node-1", &PostParams::default(), &obj)
+            .await
+            .unwrap();
+    };
+
+    let frr = FakeFrr::default();
+    // Up for 800 ms when the removal comes: inside FRR's race window.
+    frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {
+        "bgpState": "Established", "remoteAs": 64513, "bgpTimerUpMsec": 800}}}));
+    {
+        let mut st = frr.inner.lock().unwrap();
+        st.shows.insert(
+            "show bgp ipv4 unicast neighbors 192.0.2.1 advertised-routes json".into(),
+            json!({"advertisedRoutes": {"198.18.0.1/32": {}, "198.18.0.2/32": {}, "198.18.0.3/32": {}}}),
+        );
+        // 198.18.0.2/32 is withdrawn too, but another path still has it in the RIB
+        // (learned from a peer, say): advertising it is legitimate.
+        st.shows.insert(
+            "show bgp ipv4 unicast 198.18.0.2/32 json".into(),
+            json!({"prefix": "198.18.0.2/32", "paths": [{"valid": true}]}),
+        );
+    }
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: Duration::from_millis(50),
+        write_status: false,
+        apply: ApplyOptions {
+            verify: false,
+            dry_run: false,
+            audit_rounds: vec![Duration::from_millis(100)],
+            ..ApplyOptions::default()
+        },
+    };
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(
+        client.clone(),
+        settings,
+        frr.clone(),
+        Readiness::default(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    eventually("first apply", || async {
+        frr.applied_text().contains("network 198.18.0.3/32")
+    })
+    .await;
+    assert!(frr.inner.lock().unwrap().execs.is_empty());
+
+    // Withdrawn but still in the RIB: not stale.
+    keep(configs.clone(), &["198.18.0.1/32", "198.18.0.3/32"]).await;
+    eventually("198.18.0.2/32 withdrawn", || async {
+        frr.applied_text().contains("no network 198.18.0.2/32")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(frr.inner.lock().unwrap().execs.is_empty());
+
+    // Withdrawn, gone from the RIB, still in the adj-out: repaired.
+    keep(configs.clone(), &["198.18.0.3/32"]).await;
+    eventually("the stale neighbor repaired", || async {
+        !frr.inner.lock().unwrap().execs.is_empty()
+    })
+    .await;
+    assert!(frr.applied_text().contains("no network 198.18.0.1/32"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        frr.inner.lock().unwrap().execs,
+        vec!["clear bgp ipv4 unicast 192.0.2.1 soft out".to_string()],
+    );
+    assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
+
+    // A mature session is never audited, whatever its adj-out says.
+    frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {
+        "bgpState": "Established", "remoteAs": 64513, "bgpTimerUpMsec": 600000}}}));
+    tokio::time::sleep(Duration::from_millis(200)).await; // the poll has read it
+    let batches = frr.batches().len();
+    keep(configs.clone(), &[]).await;
+    eventually("the last prefix removed", || async {
+        frr.batches().len() > batches && frr.batches().last().unwrap().contains("198.18.0.3/32")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(frr.inner.lock().unwrap().execs.len(), 1);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
 }
