@@ -930,7 +930,8 @@ impl Io {
         api.patch_status(
             CONTROLLER_CONFIGURATION_STATE,
             &pp,
-            &Patch::Merge(&json!({ "status": want })),
+            // `merge_patch` nulls absent fields: a summary cleared by a fix must go.
+            &Patch::Merge(&want.merge_patch()),
         )
         .await?;
         if crate::status::is_invalid(&want) {

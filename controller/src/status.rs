@@ -1,11 +1,8 @@
 //! What to write: pure comparisons of desired against observed state, producing merge-patch
 //! bodies only when something differs.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use metallb_api::metallb::annotations;
-use metallb_api::metallb::status::{
-    CONDITION_POOL_RECONCILER_VALID, REASON_CONFIGURATION_ERROR, REASON_RECONCILED,
-};
+use metallb_api::metallb::status::CONDITION_POOL_RECONCILER_VALID;
 use metallb_api::metallb::{ConfigurationResult, ConfigurationStateStatus, IPAddressPoolStatus};
 use serde_json::{json, Value};
 
@@ -97,34 +94,12 @@ pub fn configuration_state(
     previous: Option<&ConfigurationStateStatus>,
     now: k8s_openapi::jiff::Timestamp,
 ) -> ConfigurationStateStatus {
-    let summary = config.error_summary();
-    let (status, reason) = if summary.is_some() {
-        ("False", REASON_CONFIGURATION_ERROR)
-    } else {
-        ("True", REASON_RECONCILED)
-    };
-    let message = summary.clone().unwrap_or_default();
-    let transition = previous
-        .and_then(|p| {
-            p.conditions
-                .iter()
-                .find(|c| c.type_ == CONDITION_POOL_RECONCILER_VALID && c.status == status)
-        })
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
-    let conditions = vec![Condition {
-        type_: CONDITION_POOL_RECONCILER_VALID.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: transition,
-        observed_generation: None,
-    }];
-    ConfigurationStateStatus {
-        result: Some(ConfigurationStateStatus::derived_result(&conditions)),
-        error_summary: summary,
-        conditions,
-    }
+    ConfigurationStateStatus::single_condition(
+        CONDITION_POOL_RECONCILER_VALID,
+        config.error_summary(),
+        previous,
+        now,
+    )
 }
 
 /// Whether two ConfigurationState statuses say the same thing (timestamps ignored).
@@ -132,24 +107,7 @@ pub fn same_configuration_state(
     a: &ConfigurationStateStatus,
     b: &ConfigurationStateStatus,
 ) -> bool {
-    let strip = |s: &ConfigurationStateStatus| {
-        (
-            s.result,
-            s.error_summary.clone(),
-            s.conditions
-                .iter()
-                .map(|c| {
-                    (
-                        c.type_.clone(),
-                        c.status.clone(),
-                        c.reason.clone(),
-                        c.message.clone(),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )
-    };
-    strip(a) == strip(b)
+    a.same_as(b)
 }
 
 /// True for an Invalid result.

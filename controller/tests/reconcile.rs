@@ -272,6 +272,9 @@ async fn invalid_pool_is_skipped_and_reported_while_valid_pool_serves() {
         }
     })
     .await;
+    // ... and clears the summary (a merge patch that omits it would keep the old text).
+    let st = states.get("controller").await.unwrap().status.unwrap();
+    assert_eq!(st.error_summary, None, "{st:?}");
     ctl.stop().await;
 }
 

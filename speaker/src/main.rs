@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
 
-    /// MetalLB's namespace (configuration objects, ServiceBGPStatus).
+    /// MetalLB's namespace (configuration objects, ServiceBGPStatus, ConfigurationState).
     #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
     namespace: String,
 
@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
     ignore_exclude_lb: bool,
 
-    /// The speaker's pod name: owner of its ServiceBGPStatus objects.
+    /// The speaker's pod name: owner of its ServiceBGPStatus and ConfigurationState objects.
     #[arg(long, env = "METALLB_POD_NAME")]
     pod_name: Option<String>,
 

@@ -50,6 +50,9 @@ pub struct SpeakerMetrics {
     /// `metallb_speaker_bgp_status_writes_total`: ServiceBGPStatus creates, status
     /// updates and deletes.
     pub bgp_status_writes_total: Counter,
+    /// `metallb_speaker_configuration_state_writes_total`: creates and patches of this
+    /// node's ConfigurationState `speaker-<node>`.
+    pub configuration_state_writes_total: Counter,
 }
 
 impl SpeakerMetrics {
@@ -91,6 +94,11 @@ impl SpeakerMetrics {
             "speaker_bgp_status_writes",
             "ServiceBGPStatus creates, status updates and deletes",
             m.bgp_status_writes_total.clone(),
+        );
+        r.register(
+            "speaker_configuration_state_writes",
+            "Creates and patches of this node's ConfigurationState",
+            m.configuration_state_writes_total.clone(),
         );
         Arc::new(m)
     }

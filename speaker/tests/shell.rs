@@ -1,16 +1,17 @@
 //! The speaker shell against the test API server over HTTP (frr-k8s runs elsewhere: only
-//! the FRRConfiguration and the ServiceBGPStatus objects are checked).
+//! the FRRConfiguration, the ServiceBGPStatus and the ConfigurationState objects are
+//! checked).
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use metallb_api::frrk8s::FRRConfiguration;
-use metallb_api::metallb::{BGPPeer, ServiceBGPStatus};
-use metallb_speaker::shell::ShutdownOutcome;
+use metallb_api::metallb::{BGPPeer, ConfigurationResult, ConfigurationState, ServiceBGPStatus};
+use metallb_speaker::shell::{Settings, ShutdownOutcome};
 use serde_json::json;
 
 /// Wait until the speaker has processed `n` more watch events, then a little for its
@@ -325,4 +326,160 @@ async fn shutdown_withdraws_unless_graceful_restart() {
         }
     );
     assert_eq!(advertised_now(&client).await, vec!["192.168.10.1/32"]);
+}
+
+/// `speaker-node-1` as the API server holds it.
+async fn config_state(client: &kube::Client) -> Option<ConfigurationState> {
+    Api::<ConfigurationState>::namespaced(client.clone(), NS)
+        .get_opt("speaker-node-1")
+        .await
+        .expect("get ConfigurationState")
+}
+
+/// Wait until `speaker-node-1` satisfies `f`; returns it.
+async fn config_state_when(
+    client: &kube::Client,
+    what: &str,
+    f: impl Fn(&ConfigurationState) -> bool,
+) -> ConfigurationState {
+    let c = client.clone();
+    let f = &f;
+    eventually(what, || {
+        let c = c.clone();
+        async move { config_state(&c).await.is_some_and(|o| f(&o)) }
+    })
+    .await;
+    config_state(client).await.expect("ConfigurationState")
+}
+
+fn result_of(o: &ConfigurationState) -> Option<ConfigurationResult> {
+    o.status.as_ref().and_then(|s| s.result)
+}
+
+#[tokio::test]
+async fn configuration_state_reports_this_nodes_issues_and_heals() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    let pod: Pod = create(
+        &Api::namespaced(client.clone(), NS),
+        json!({"metadata": {"name": "speaker-abc", "namespace": NS},
+               "spec": {"nodeName": NODE, "containers": [{"name": "speaker", "image": "metallb"}]}}),
+    )
+    .await;
+    let mut settings = Settings::new(NODE, NS, NS);
+    settings.withdraw_on_shutdown = false;
+    settings.pod_name = Some("speaker-abc".into());
+    let s = Speaker::start_with(&client, settings);
+
+    // A valid configuration: Valid, labelled, owned by the speaker's pod.
+    let valid = config_state_when(&client, "Valid", |o| {
+        result_of(o) == Some(ConfigurationResult::Valid)
+    })
+    .await;
+    let labels = valid.metadata.labels.clone().expect("labels");
+    assert_eq!(labels["metallb.io/component-type"], "speaker");
+    assert_eq!(labels["metallb.io/node-name"], NODE);
+    let owners = valid.metadata.owner_references.clone().expect("owner");
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (owners[0].kind.as_str(), owners[0].name.as_str()),
+        ("Pod", "speaker-abc")
+    );
+    assert_eq!(Some(&owners[0].uid), pod.metadata.uid.as_ref());
+    let status = valid.status.clone().expect("status");
+    assert_eq!(status.error_summary, None);
+    assert_eq!(status.conditions.len(), 1);
+    assert_eq!(status.conditions[0].type_, "configReconcilerValid");
+    assert_eq!(status.conditions[0].status, "True");
+    assert_eq!(status.conditions[0].reason, "Reconciled");
+    assert_eq!(
+        s.metrics.configuration_state_writes_total.get(),
+        2,
+        "create + status"
+    );
+
+    // A broken peer for another node only: this speaker does not run it, stays Valid and
+    // writes nothing.
+    let peers = Api::<BGPPeer>::namespaced(client.clone(), NS);
+    let updates = s.metrics.k8s_client_updates_total.get();
+    let _: BGPPeer = create(
+        &peers,
+        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+               "metadata": {"name": "remote-bad", "namespace": NS},
+               "spec": {"myASN": 64512, "peerASN": 65002, "peerAddress": "172.18.0.3",
+                        "holdTime": "3500ms",
+                        "nodeSelectors": [{"matchLabels": {"rack": "b"}}]}}),
+    )
+    .await;
+    settle(&s, updates, 1).await;
+    assert_eq!(
+        config_state(&client)
+            .await
+            .expect("object")
+            .metadata
+            .resource_version,
+        valid.metadata.resource_version,
+        "another node's peer rewrote this node's ConfigurationState"
+    );
+    assert_eq!(s.metrics.configuration_state_writes_total.get(), 2);
+
+    // A broken peer for this node: Invalid, with the problem in the summary.
+    let _: BGPPeer = create(
+        &peers,
+        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+               "metadata": {"name": "bad", "namespace": NS},
+               "spec": {"myASN": 64512, "peerASN": 65003, "peerAddress": "172.18.0.4",
+                        "holdTime": "3500ms"}}),
+    )
+    .await;
+    let invalid = config_state_when(&client, "Invalid", |o| {
+        result_of(o) == Some(ConfigurationResult::Invalid)
+    })
+    .await;
+    let status = invalid.status.clone().expect("status");
+    let summary = status.error_summary.clone().expect("errorSummary");
+    assert!(
+        summary.contains("BGPPeer metallb-system/bad:") && summary.contains("spec.holdTime"),
+        "{summary}"
+    );
+    assert!(!summary.contains("remote-bad"), "{summary}");
+    assert_eq!(status.conditions[0].status, "False");
+    assert_eq!(status.conditions[0].reason, "ConfigurationError");
+    assert_eq!(status.conditions[0].message, summary);
+    assert_eq!(invalid.metadata.uid, valid.metadata.uid, "updated in place");
+
+    // Fixed: Valid again, the stale summary gone.
+    peers
+        .patch(
+            "bad",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holdTime": "3s"}})),
+        )
+        .await
+        .expect("fix the peer");
+    let fixed = config_state_when(&client, "Valid again", |o| {
+        result_of(o) == Some(ConfigurationResult::Valid)
+    })
+    .await;
+    assert_eq!(fixed.status.expect("status").error_summary, None);
+
+    // Deleted by someone: it comes back.
+    Api::<ConfigurationState>::namespaced(client.clone(), NS)
+        .delete("speaker-node-1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let back = config_state_when(&client, "re-created", |o| {
+        o.metadata.uid != fixed.metadata.uid && result_of(o) == Some(ConfigurationResult::Valid)
+    })
+    .await;
+    assert_eq!(
+        back.metadata.owner_references.expect("owner")[0].uid,
+        owners[0].uid
+    );
+    assert_eq!(
+        back.metadata.labels.expect("labels")["metallb.io/node-name"],
+        NODE
+    );
+    s.stop().await;
 }

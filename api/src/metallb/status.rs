@@ -5,7 +5,8 @@
 // kube's repeated `printcolumn(type_ = ...)` trips this lint (false positive).
 #![allow(clippy::duplicated_attributes)]
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -220,13 +221,226 @@ impl ConfigurationStateStatus {
     pub fn derived_result(conditions: &[Condition]) -> ConfigurationResult {
         if conditions.is_empty() {
             ConfigurationResult::Unknown
-        } else if conditions
-            .iter()
-            .any(|c| c.status == "False" && c.reason == REASON_CONFIGURATION_ERROR)
-        {
+        } else if conditions.iter().any(is_configuration_error) {
             ConfigurationResult::Invalid
         } else {
             ConfigurationResult::Valid
         }
+    }
+
+    /// A status from its conditions, with `result` and `errorSummary` derived as upstream's
+    /// ConfigurationStateReconciler does: the summary joins, one per line, the messages of
+    /// the conditions that make the result Invalid. Conditions are sorted by type (they
+    /// are a list-map keyed by type) so equal inputs give equal objects.
+    pub fn from_conditions(mut conditions: Vec<Condition>) -> Self {
+        conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        let summary = conditions
+            .iter()
+            .filter(|c| is_configuration_error(c))
+            .map(|c| c.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        ConfigurationStateStatus {
+            result: Some(Self::derived_result(&conditions)),
+            error_summary: (!summary.is_empty()).then_some(summary),
+            conditions,
+        }
+    }
+
+    /// The status of a component with one reconciler (what both our controller and our
+    /// speaker report): see [`reconciler_condition`].
+    pub fn single_condition(
+        condition_type: &str,
+        error: Option<String>,
+        previous: Option<&Self>,
+        now: Timestamp,
+    ) -> Self {
+        Self::from_conditions(vec![reconciler_condition(
+            condition_type,
+            error,
+            previous,
+            now,
+        )])
+    }
+
+    /// Whether two statuses say the same thing, timestamps ignored: a status is rewritten
+    /// only when this is false, so an unchanged configuration writes nothing.
+    pub fn same_as(&self, other: &Self) -> bool {
+        let strip = |s: &Self| {
+            (
+                s.result,
+                s.error_summary.clone(),
+                s.conditions
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.type_.clone(),
+                            c.status.clone(),
+                            c.reason.clone(),
+                            c.message.clone(),
+                            c.observed_generation,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        strip(self) == strip(other)
+    }
+
+    /// A JSON merge patch of the status subresource that makes it exactly `self`. An absent
+    /// `errorSummary` is sent as `null`: omitted, a merge patch would keep the previous
+    /// (Invalid) summary next to a Valid result.
+    pub fn merge_patch(&self) -> serde_json::Value {
+        let mut status = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = status.as_object_mut() {
+            for key in ["result", "errorSummary", "conditions"] {
+                map.entry(key).or_insert(serde_json::Value::Null);
+            }
+        }
+        serde_json::json!({ "status": status })
+    }
+}
+
+fn is_configuration_error(c: &Condition) -> bool {
+    c.status == "False" && c.reason == REASON_CONFIGURATION_ERROR
+}
+
+/// One reconciler's condition: True with reason `Reconciled` when `error` is `None`, else
+/// False with reason `ConfigurationError` and `error` as its message. `lastTransitionTime`
+/// is kept from `previous` when the condition's status did not change (as
+/// `meta.SetStatusCondition` does), else it is `now`.
+pub fn reconciler_condition(
+    condition_type: &str,
+    error: Option<String>,
+    previous: Option<&ConfigurationStateStatus>,
+    now: Timestamp,
+) -> Condition {
+    let (status, reason) = if error.is_some() {
+        ("False", REASON_CONFIGURATION_ERROR)
+    } else {
+        ("True", REASON_RECONCILED)
+    };
+    let last_transition_time = previous
+        .and_then(|p| {
+            p.conditions
+                .iter()
+                .find(|c| c.type_ == condition_type && c.status == status)
+        })
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: condition_type.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: error.unwrap_or_default(),
+        last_transition_time,
+        observed_generation: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).expect("timestamp")
+    }
+
+    #[test]
+    fn valid_then_invalid_then_valid_again() {
+        let ok = ConfigurationStateStatus::single_condition(
+            CONDITION_CONFIG_RECONCILER_VALID,
+            None,
+            None,
+            ts(10),
+        );
+        assert_eq!(ok.result, Some(ConfigurationResult::Valid));
+        assert_eq!(ok.error_summary, None);
+        assert_eq!(ok.conditions[0].status, "True");
+        assert_eq!(ok.conditions[0].reason, REASON_RECONCILED);
+        assert_eq!(ok.conditions[0].last_transition_time, Time(ts(10)));
+
+        let bad = ConfigurationStateStatus::single_condition(
+            CONDITION_CONFIG_RECONCILER_VALID,
+            Some("a\nb".into()),
+            Some(&ok),
+            ts(20),
+        );
+        assert_eq!(bad.result, Some(ConfigurationResult::Invalid));
+        assert_eq!(bad.error_summary.as_deref(), Some("a\nb"));
+        assert_eq!(bad.conditions[0].reason, REASON_CONFIGURATION_ERROR);
+        assert_eq!(
+            bad.conditions[0].last_transition_time,
+            Time(ts(20)),
+            "the status changed: new transition time"
+        );
+        assert!(!bad.same_as(&ok));
+
+        // Another message, still False: the transition time stays, the message is rewritten.
+        let other = ConfigurationStateStatus::single_condition(
+            CONDITION_CONFIG_RECONCILER_VALID,
+            Some("c".into()),
+            Some(&bad),
+            ts(30),
+        );
+        assert_eq!(other.conditions[0].last_transition_time, Time(ts(20)));
+        assert!(!other.same_as(&bad));
+
+        // Recomputed later from itself: only the clock moved, nothing to write.
+        let again = ConfigurationStateStatus::single_condition(
+            CONDITION_CONFIG_RECONCILER_VALID,
+            Some("c".into()),
+            Some(&other),
+            ts(40),
+        );
+        assert!(again.same_as(&other));
+        assert_eq!(again, other);
+    }
+
+    #[test]
+    fn derived_from_several_conditions() {
+        let cond = |t: &str, err: Option<&str>| {
+            reconciler_condition(t, err.map(str::to_string), None, ts(0))
+        };
+        assert_eq!(
+            ConfigurationStateStatus::from_conditions(vec![]).result,
+            Some(ConfigurationResult::Unknown)
+        );
+        let s = ConfigurationStateStatus::from_conditions(vec![
+            cond(CONDITION_POOL_RECONCILER_VALID, Some("pool")),
+            cond(CONDITION_CONFIG_RECONCILER_VALID, Some("peer")),
+        ]);
+        assert_eq!(s.result, Some(ConfigurationResult::Invalid));
+        // sorted by type: configReconcilerValid first
+        assert_eq!(s.error_summary.as_deref(), Some("peer\npool"));
+        let mut unknown = cond(CONDITION_POOL_RECONCILER_VALID, Some("rbac"));
+        unknown.reason = REASON_INFRA_ERROR.into();
+        let s = ConfigurationStateStatus::from_conditions(vec![
+            unknown,
+            cond(CONDITION_CONFIG_RECONCILER_VALID, None),
+        ]);
+        assert_eq!(s.result, Some(ConfigurationResult::Valid));
+        assert_eq!(s.error_summary, None);
+    }
+
+    #[test]
+    fn merge_patch_clears_a_stale_summary() {
+        let ok = ConfigurationStateStatus::single_condition(
+            CONDITION_CONFIG_RECONCILER_VALID,
+            None,
+            None,
+            ts(0),
+        );
+        let patch = ok.merge_patch();
+        assert_eq!(patch["status"]["result"], "Valid");
+        assert!(patch["status"]["errorSummary"].is_null());
+        assert!(patch["status"]
+            .as_object()
+            .expect("object")
+            .contains_key("errorSummary"));
+        assert_eq!(
+            patch["status"]["conditions"][0]["type"],
+            CONDITION_CONFIG_RECONCILER_VALID
+        );
     }
 }

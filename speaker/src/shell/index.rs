@@ -7,8 +7,8 @@
 //! slices, not with their size or with the number of nodes. Configuration objects (few,
 //! small) are kept whole, without `managedFields`, and recompiled on any change.
 //!
-//! The index also holds what the writers observed: this node's `FRRConfiguration` and its
-//! `ServiceBGPStatus` objects, with the bookkeeping that keeps a lagging watch from undoing
+//! The index also holds what the writers observed: this node's `FRRConfiguration`, its
+//! `ServiceBGPStatus` objects and its `ConfigurationState`, with the bookkeeping that keeps a lagging watch from undoing
 //! what was just written (a write's response replaces the observed object; watch events
 //! for the versions it superseded are ignored).
 
@@ -25,7 +25,8 @@ use metallb_api::metallb::status::{
     MetalLBServiceBGPStatus, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE,
 };
 use metallb_api::metallb::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, ServiceBGPStatus,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
+    ServiceBGPStatus,
 };
 
 use crate::bgp::input::{is_serving, slice_service};
@@ -612,6 +613,101 @@ impl StatusIndex {
     }
 }
 
+// ===== this node's ConfigurationState as observed =====
+
+/// `speaker-<node>` as last seen by its watch or returned by our own write, and whether
+/// its writer has something to look at.
+#[derive(Debug)]
+pub struct ConfigStateObserved {
+    /// Without managedFields.
+    pub obj: Option<ConfigurationState>,
+    /// Set when the issues changed, when someone else edited or deleted the object and
+    /// after a failed write; cleared by the writer once the object says what it must.
+    pub dirty: bool,
+    versions: Versions,
+    in_init: bool,
+    seen_in_init: bool,
+}
+
+impl Default for ConfigStateObserved {
+    fn default() -> Self {
+        ConfigStateObserved {
+            obj: None,
+            // the first pass after the watches synced compares, and creates if needed
+            dirty: true,
+            versions: Versions::default(),
+            in_init: false,
+            seen_in_init: false,
+        }
+    }
+}
+
+impl ConfigStateObserved {
+    pub fn handle(&mut self, ev: Event<ConfigurationState>) {
+        match ev {
+            Event::Apply(mut o) | Event::InitApply(mut o) => {
+                if self.in_init {
+                    self.seen_in_init = true;
+                }
+                match self
+                    .versions
+                    .classify(o.metadata.resource_version.as_deref())
+                {
+                    // Older than what we hold, or the echo of our own write.
+                    Seen::Superseded | Seen::Ours => {}
+                    Seen::Other => {
+                        strip(&mut o);
+                        self.obj = Some(o);
+                        self.dirty = true;
+                    }
+                }
+            }
+            Event::Delete(o) => {
+                // A lagging delete of an object we already replaced by a new one (another
+                // uid) says nothing about the current one.
+                let current = self.obj.as_ref().and_then(|c| c.metadata.uid.as_deref());
+                if current.is_none() || current == o.metadata.uid.as_deref() {
+                    self.obj = None;
+                    self.dirty = true;
+                }
+            }
+            Event::Init => {
+                self.in_init = true;
+                self.seen_in_init = false;
+                self.versions.clear();
+            }
+            Event::InitDone => {
+                self.in_init = false;
+                if !self.seen_in_init && self.obj.is_some() {
+                    self.obj = None;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Our write succeeded: `obj` is the server's response.
+    pub fn record_write(&mut self, mut obj: ConfigurationState) {
+        let replaced = self
+            .obj
+            .as_ref()
+            .and_then(|o| o.metadata.resource_version.as_deref());
+        self.versions
+            .wrote(replaced, obj.metadata.resource_version.as_deref());
+        strip(&mut obj);
+        self.obj = Some(obj);
+    }
+
+    /// A fresh read (after our write found the object missing or already there).
+    pub fn record_read(&mut self, current: Option<ConfigurationState>) {
+        self.obj = current.map(|mut o| {
+            strip(&mut o);
+            o
+        });
+        self.dirty = true;
+    }
+}
+
 // ===== the whole index =====
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -643,6 +739,7 @@ pub struct Inputs {
     pub status_dirty: DirtySet,
     pub frr: FrrObserved,
     pub status: StatusIndex,
+    pub config_state: ConfigStateObserved,
 }
 
 impl Inputs {
@@ -666,6 +763,7 @@ impl Inputs {
             status_dirty: DirtySet::default(),
             frr: FrrObserved::default(),
             status: StatusIndex::default(),
+            config_state: ConfigStateObserved::default(),
         }
     }
 
@@ -724,6 +822,7 @@ impl Inputs {
         }
         if issues != self.last_issues {
             self.last_issues = issues.clone();
+            self.config_state.dirty = true;
             return Some(issues);
         }
         None
@@ -1027,6 +1126,52 @@ mod tests {
         // a lagging event for a deleted object is ignored
         idx.handle(Event::Apply(obj));
         assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn config_state_observed_ignores_echoes_and_lagging_events() {
+        let mk = |rv: &str, uid: &str| -> ConfigurationState {
+            serde_json::from_value(json!({
+                "metadata": {"name": "speaker-n1", "namespace": "ns", "resourceVersion": rv,
+                             "uid": uid, "managedFields": [{"manager": "x"}]}
+            }))
+            .expect("configuration state")
+        };
+        let mut o = ConfigStateObserved::default();
+        assert!(o.dirty, "the first pass always compares");
+        o.handle(Event::Init);
+        o.handle(Event::InitDone);
+        assert!(o.obj.is_none());
+        o.dirty = false;
+
+        o.record_write(mk("1", "u1"));
+        o.record_write(mk("2", "u1"));
+        assert!(o.obj.as_ref().unwrap().metadata.managed_fields.is_none());
+        o.handle(Event::Apply(mk("1", "u1"))); // superseded by our second write
+        o.handle(Event::Apply(mk("2", "u1"))); // the echo of our last write
+        assert!(!o.dirty, "our own writes do not wake the writer");
+        assert_eq!(
+            o.obj.as_ref().unwrap().metadata.resource_version.as_deref(),
+            Some("2")
+        );
+
+        o.handle(Event::Apply(mk("3", "u1"))); // someone else's edit
+        assert!(o.dirty);
+        o.dirty = false;
+
+        // Deleted, re-created by us; the watch then delivers the delete of the old object
+        // late: it says nothing about the new one.
+        o.handle(Event::Delete(mk("3", "u1")));
+        assert!(o.obj.is_none() && o.dirty);
+        o.dirty = false;
+        o.record_write(mk("5", "u2"));
+        o.handle(Event::Delete(mk("3", "u1")));
+        assert!(o.obj.is_some() && !o.dirty);
+
+        // A re-list without the object: gone.
+        o.handle(Event::Init);
+        o.handle(Event::InitDone);
+        assert!(o.obj.is_none() && o.dirty);
     }
 
     #[test]

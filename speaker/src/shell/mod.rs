@@ -1,4 +1,4 @@
-//! The speaker's shell: watches feed the index, two writers publish its decisions.
+//! The speaker's shell: watches feed the index, three writers publish its decisions.
 //!
 //! ```text
 //!  Node (this one) ────────┐                          ┌─▶ FRR writer ──▶ FRRConfiguration
@@ -6,12 +6,14 @@
 //!  EndpointSlices (all) ───┼─▶ ServiceInfo/Endpoints ─┤    update in place when the spec
 //!  pools, peers, ads,      │   NodeAnnouncer          │    differs (never delete)
 //!  communities, BFD ───────┤   observed objects       │
-//!  metallb-<node> ─────────┤                          └─▶ status writer ──▶ ServiceBGPStatus
-//!  ServiceBGPStatus (node) ┘                               per (Service, node)
+//!  metallb-<node> ─────────┤                          ├─▶ status writer ──▶ ServiceBGPStatus
+//!  ServiceBGPStatus (node) ┤                          │    per (Service, node)
+//!  speaker-<node> ─────────┘                          └─▶ config-state writer ──▶
+//!                                                          ConfigurationState speaker-<node>
 //! ```
 //!
-//! Each watch event is applied to the index under a short synchronous lock and wakes both
-//! writers through a [`Notify`]. A writer that is busy when events arrive finds one
+//! Each watch event is applied to the index under a short synchronous lock and wakes every
+//! writer through a [`Notify`]. A writer that is busy when events arrive finds one
 //! pending wake-up when it is done, takes the latest state and writes once: bursts
 //! coalesce with no timer, and a single change is written within milliseconds.
 //!
@@ -39,9 +41,10 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
-use metallb_api::metallb::status::LABEL_NODE;
+use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
 use metallb_api::metallb::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, ServiceBGPStatus,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
+    ServiceBGPStatus,
 };
 use metallb_runtime::admin::Gate;
 use metallb_runtime::Readiness;
@@ -52,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::bgp::{config_name, FrrTarget, ServiceKey, SpeakerOptions};
+use crate::config_state::{self, Step};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use index::{strip, Inputs, ObservedSpec, StatusOp};
 
@@ -59,7 +63,7 @@ use index::{strip, Inputs, ObservedSpec, StatusOp};
 pub const FIELD_MANAGER: &str = "metallb-speaker";
 
 /// Number of watches that must list before anything is written.
-const WATCHES: usize = 10;
+const WATCHES: usize = 11;
 /// Status objects handled per pass (the FRR writer never waits for these).
 const STATUS_BATCH: usize = 256;
 /// Status writes in flight at once.
@@ -75,8 +79,9 @@ pub struct Settings {
     /// Where `metallb-<node>` goes (the namespace frr-k8s reads).
     pub frr_namespace: String,
     pub options: SpeakerOptions,
-    /// The speaker's Pod: owner of its ServiceBGPStatus objects (garbage-collected with
-    /// it, as upstream). Without it the objects have no owner.
+    /// The speaker's Pod: owner of its ServiceBGPStatus objects and of its
+    /// ConfigurationState (garbage-collected with it, as upstream). Without it the objects
+    /// have no owner.
     pub pod_name: Option<String>,
     /// On shutdown, withdraw the announcements (unless graceful restart is configured).
     pub withdraw_on_shutdown: bool,
@@ -145,10 +150,15 @@ pub async fn run(
     )));
     let frr_trigger = Arc::new(Notify::new());
     let status_trigger = Arc::new(Notify::new());
+    let config_state_trigger = Arc::new(Notify::new());
     let watches_stop = shutdown.child_token();
     let ctx = WatchCtx {
         shared: shared.clone(),
-        triggers: [frr_trigger.clone(), status_trigger.clone()],
+        triggers: [
+            frr_trigger.clone(),
+            status_trigger.clone(),
+            config_state_trigger.clone(),
+        ],
         metrics: metrics.clone(),
         stop: watches_stop.clone(),
     };
@@ -249,11 +259,35 @@ pub async fn run(
             }
         },
     );
+    // Our own ConfigurationState: a deletion or someone else's edit is repaired.
+    let config_state_name = speaker_configuration_state_name(&settings.node_name);
+    ctx.spawn(
+        "configurationstate",
+        Api::<ConfigurationState>::namespaced(client.clone(), ns),
+        by_name(&config_state_name),
+        readiness.gate("speaker-configurationstate"),
+        |st, ev| st.config_state.handle(ev),
+    );
 
     let owner = match &settings.pod_name {
         Some(pod) => pod_owner(&client, ns, pod).await,
         None => None,
     };
+    let config_state_task = tokio::spawn(
+        config_state_writer(
+            Api::namespaced(client.clone(), ns),
+            config_state::Target {
+                node: settings.node_name.clone(),
+                namespace: settings.namespace.clone(),
+                owner: owner.clone(),
+            },
+            shared.clone(),
+            config_state_trigger,
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(info_span!("configuration-state", name = %config_state_name)),
+    );
     let status_task = tokio::spawn(
         status_writer(
             Api::namespaced(client.clone(), ns),
@@ -308,6 +342,7 @@ pub async fn run(
     let outcome = writer.shutdown(&settings).instrument(span).await;
     watches_stop.cancel();
     let _ = status_task.await;
+    let _ = config_state_task.await;
     info!(?outcome, "speaker stopped");
     Ok(outcome)
 }
@@ -323,7 +358,7 @@ async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReferenc
         })
         .filter(|o| !o.uid.is_empty()),
         Err(e) => {
-            warn!(pod, error = %e, "cannot read the speaker pod: ServiceBGPStatus objects get no owner");
+            warn!(pod, error = %e, "cannot read the speaker pod: ServiceBGPStatus and ConfigurationState objects get no owner");
             None
         }
     }
@@ -333,7 +368,7 @@ async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReferenc
 
 struct WatchCtx {
     shared: Shared,
-    triggers: [Arc<Notify>; 2],
+    triggers: [Arc<Notify>; 3],
     metrics: Arc<SpeakerMetrics>,
     stop: CancellationToken,
 }
@@ -396,6 +431,20 @@ impl WatchCtx {
             }
         };
         tokio::spawn(task.instrument(info_span!("watch", kind = what)));
+    }
+}
+
+/// Recompile the node's configuration if an input changed. Both the FRR writer and the
+/// ConfigurationState writer need it current; whichever gets there first logs the new
+/// issues (once) and updates the staleness metric.
+fn compile(st: &mut Inputs, metrics: &SpeakerMetrics) {
+    if let Some(issues) = st.compile_if_dirty() {
+        for i in &issues {
+            warn!(issue = %i, "configuration object skipped or partly ignored");
+        }
+        metrics
+            .k8s_client_config_stale_bool
+            .set(i64::from(!issues.is_empty()));
     }
 }
 
@@ -477,14 +526,7 @@ impl FrrWriter {
         if !st.ready() {
             return None;
         }
-        if let Some(issues) = st.compile_if_dirty() {
-            for i in &issues {
-                warn!(issue = %i, "configuration object skipped or partly ignored");
-            }
-            self.metrics
-                .k8s_client_config_stale_bool
-                .set(i64::from(!issues.is_empty()));
-        }
+        compile(&mut st, &self.metrics);
         self.metrics.k8s_client_config_loaded_bool.set(1);
         self.update_announced(&mut st);
         let Inputs { announcer, frr, .. } = &mut *st;
@@ -838,6 +880,138 @@ async fn apply_status_op(
         }
     }
     Ok(())
+}
+
+// ===== ConfigurationState writer =====
+
+/// Writes per pass at most: a create is followed by its status write, and a deletion noticed
+/// meanwhile by one more create; anything beyond that is someone fighting us, and the next
+/// pass (re-triggered at once) goes on after the other writers had their turn.
+const CONFIG_STATE_STEPS: usize = 4;
+
+/// Keeps `speaker-<node>` saying whether the configuration that applies to this node
+/// compiled cleanly. Runs when the issues change or the object is edited or deleted by
+/// someone else; writes only what differs (see [`config_state::next_step`]).
+async fn config_state_writer(
+    api: Api<ConfigurationState>,
+    target: config_state::Target,
+    shared: Shared,
+    trigger: Arc<Notify>,
+    metrics: Arc<SpeakerMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        tokio::select! {
+            _ = trigger.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match sync_config_state(&api, &target, &shared, &metrics).await {
+            Ok(done) => {
+                backoff.reset();
+                if !done {
+                    trigger.notify_one();
+                }
+            }
+            Err(e) => {
+                lock(&shared).config_state.dirty = true;
+                metrics.k8s_client_update_errors_total.inc();
+                let wait = backoff.next();
+                warn!(
+                    name = %target.name(),
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "writing ConfigurationState failed"
+                );
+                let t = trigger.clone();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => t.notify_one(),
+                        _ = stop.cancelled() => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Decide under the lock, write without it, until nothing is left to write. Returns whether
+/// it got there (false: [`CONFIG_STATE_STEPS`] writes were not enough, go on later).
+async fn sync_config_state(
+    api: &Api<ConfigurationState>,
+    target: &config_state::Target,
+    shared: &Shared,
+    metrics: &SpeakerMetrics,
+) -> Result<bool, kube::Error> {
+    let name = target.name();
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let patch_params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for _ in 0..CONFIG_STATE_STEPS {
+        let step = {
+            let mut st = lock(shared);
+            // Before the watches synced, issues and the observed object are incomplete.
+            if !st.ready() {
+                return Ok(true);
+            }
+            compile(&mut st, metrics);
+            if !st.config_state.dirty {
+                return Ok(true);
+            }
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let step = config_state::next_step(
+                st.config_state.obj.as_ref(),
+                target,
+                st.config_issues(),
+                now,
+            );
+            match step {
+                Some(step) => step,
+                None => {
+                    st.config_state.dirty = false;
+                    return Ok(true);
+                }
+            }
+        };
+        let result = match &step {
+            Step::Create(obj) => api.create(&pp, obj).await,
+            Step::Metadata(patch) => api.patch(&name, &patch_params, &Patch::Merge(patch)).await,
+            Step::Status(status) => {
+                api.patch_status(&name, &patch_params, &Patch::Merge(status.merge_patch()))
+                    .await
+            }
+        };
+        match result {
+            Ok(written) => {
+                metrics.configuration_state_writes_total.inc();
+                match &step {
+                    Step::Create(_) => info!("ConfigurationState created"),
+                    Step::Metadata(_) => info!("ConfigurationState labels and owner restored"),
+                    Step::Status(s) => info!(
+                        result = ?s.result,
+                        error_summary = s.error_summary.as_deref().unwrap_or(""),
+                        "ConfigurationState status written"
+                    ),
+                }
+                lock(shared).config_state.record_write(written);
+            }
+            // Created meanwhile (a lagging watch), or deleted under us: read what is there
+            // and decide again.
+            Err(kube::Error::Api(s)) if s.is_already_exists() || s.is_not_found() => {
+                debug!(reason = %s.message, "ConfigurationState changed under us; re-reading");
+                let current = api.get_opt(&name).await?;
+                lock(shared).config_state.record_read(current);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 // ===== retry backoff =====
