@@ -157,10 +157,6 @@ impl<C: FrrControl> FrrControl for ObservedFrr<C> {
         self.inner.show_json(command)
     }
 
-    fn exec(&self, command: &str) -> Result<String, ControlError> {
-        self.inner.exec(command)
-    }
-
     fn instance_token(&self) -> Option<String> {
         self.inner.instance_token()
     }

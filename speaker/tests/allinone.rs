@@ -46,9 +46,6 @@ impl FrrControl for FakeFrr {
     fn show_json(&self, _command: &str) -> Result<Value, ControlError> {
         Ok(json!({}))
     }
-    fn exec(&self, _command: &str) -> Result<String, ControlError> {
-        Ok(String::new())
-    }
     fn instance_token(&self) -> Option<String> {
         Some("fake".into())
     }

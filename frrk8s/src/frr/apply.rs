@@ -51,8 +51,6 @@ pub trait FrrControl {
     fn running_config(&self) -> Result<String, ControlError>;
     /// Runs a show command that prints JSON.
     fn show_json(&self, command: &str) -> Result<serde_json::Value, ControlError>;
-    /// Runs an exec-mode command that changes no configuration (`clear bgp ... soft out`).
-    fn exec(&self, command: &str) -> Result<String, ControlError>;
     /// Identifies the running FRR processes; a change means FRR restarted. `None` when
     /// unknown (then restarts are detected from the running config).
     fn instance_token(&self) -> Option<String>;
@@ -186,13 +184,6 @@ impl FrrControl for Vtysh {
             command: command.to_string(),
             error: e.to_string(),
         })
-    }
-
-    fn exec(&self, command: &str) -> Result<String, ControlError> {
-        tracing::debug!(command, "vtysh -c");
-        let mut c = self.command();
-        c.arg("-c").arg(command);
-        self.run(c)
     }
 
     fn instance_token(&self) -> Option<String> {
@@ -545,9 +536,6 @@ mod tests {
         }
         fn show_json(&self, _: &str) -> Result<serde_json::Value, ControlError> {
             Ok(serde_json::json!({}))
-        }
-        fn exec(&self, _: &str) -> Result<String, ControlError> {
-            Ok(String::new())
         }
         fn instance_token(&self) -> Option<String> {
             self.token.borrow().clone()

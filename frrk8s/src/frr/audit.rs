@@ -15,8 +15,8 @@
 //! ([`ROUNDS`] after the removal). A round looks only at sessions that came up shortly
 //! before the removal or since ([`YOUNG`]): the race needs one, and in steady state there
 //! is none, so the audit costs nothing. For those it reads the adj-out, and for a withdrawn
-//! prefix still listed there it confirms the RIB lacks it before repairing the neighbor
-//! with an outbound soft clear (no session reset).
+//! prefix still listed there it confirms the RIB lacks it before repairing it by
+//! originating the prefix again for a moment ([`repair_batches`]; no session reset).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -208,17 +208,34 @@ impl Suspect {
             prefix
         )
     }
+}
 
-    /// The repair: the neighbor's update-group announces its table again and withdraws
-    /// what its adj-out holds without a RIB entry; the session stays up.
-    pub fn repair_command(&self) -> String {
-        format!(
-            "clear bgp{} {} unicast {} soft out",
-            vrf_words(&self.vrf),
-            self.afi.word(),
-            self.peer
-        )
-    }
+/// The two batches that repair stale `prefixes` of one VRF and family: originate them
+/// again, then stop. Re-originating makes bgpd process each prefix anew; its policy
+/// towards the stale neighbor no longer permits the prefix (the allow-list entry went with
+/// the `network` line), so bgpd withdraws what that neighbor's adj-out holds, and the
+/// removal that follows finds nothing left to withdraw. Measured on FRR 8.4.4: an
+/// outbound soft clear (`clear bgp ... soft out`) and an inbound+outbound one leave the
+/// prefix on the peer, since they only re-send what the adj-out lists; this works; a hard
+/// clear works too but resets the session. A peer whose policy does permit the prefix
+/// (a user's `mode: all`) sees it announced and withdrawn again, once.
+pub fn repair_batches(router_header: &str, afi: Afi, prefixes: &[IpNet]) -> (String, String) {
+    let batch = |no: &str| {
+        let mut b = format!("{router_header}\n address-family {} unicast\n", afi.word());
+        for p in prefixes {
+            b.push_str(&format!("  {no}network {p}\n"));
+        }
+        b.push_str(" exit-address-family\nexit\n");
+        b
+    };
+    (batch(""), batch("no "))
+}
+
+/// The `router bgp` header of `vrf` in `cfg`.
+pub fn router_header<'a>(cfg: &'a FrrConfig, vrf: &str) -> Option<&'a str> {
+    cfg.routers()
+        .find(|r| router_vrf(&r.header) == vrf)
+        .map(|r| r.header.as_str())
 }
 
 /// The sessions to audit for `due`, `since` after its earliest removal: established, in a
@@ -295,32 +312,47 @@ pub struct AuditReport {
     pub repaired: Vec<(Suspect, Vec<IpNet>)>,
 }
 
-/// Runs one due round against FRR, `since` after its earliest removal. `originated_now`
-/// is what the current configuration originates (a prefix added back is not stale).
+/// How long bgpd gets to process the re-originated prefixes before they are removed
+/// again (its route processing runs asynchronously to the configuration commands).
+pub const REPAIR_GAP: Duration = Duration::from_millis(300);
+
+/// Runs one due round against FRR, `since` after its earliest removal, with `applied`
+/// the configuration FRR runs (a prefix it originates again is not stale; its router
+/// headers are needed for the repair). On an error the caller must stop trusting its view
+/// of FRR's configuration: a repair may have stopped half-way.
 pub fn run(
     control: &impl FrrControl,
     due: &DueAudit,
     since: Duration,
-    originated_now: &BTreeSet<Originated>,
+    applied: &FrrConfig,
 ) -> Result<AuditReport, ControlError> {
     let mut report = AuditReport::default();
     if due.prefixes.is_empty() {
         return Ok(report);
     }
+    let originated_now = originated(applied);
     let neighbors = read_bgp_status(control)?;
     for suspect in suspects(&neighbors, due, since) {
         let adj_out = advertised(&control.show_json(&suspect.advertised_command())?);
         report.checked += 1;
         let mut stale = Vec::new();
-        for p in candidates(&suspect, &adj_out, due, originated_now) {
+        for p in candidates(&suspect, &adj_out, due, &originated_now) {
             if rib_lacks(&control.show_json(&suspect.rib_command(&p))?) {
                 stale.push(p);
             }
         }
-        if !stale.is_empty() {
-            control.exec(&suspect.repair_command())?;
-            report.repaired.push((suspect, stale));
+        if stale.is_empty() {
+            continue;
         }
+        let Some(header) = router_header(applied, &suspect.vrf) else {
+            // the router itself went: its sessions are closed, nothing stays advertised
+            continue;
+        };
+        let (add, remove) = repair_batches(header, suspect.afi, &stale);
+        control.apply(&add)?;
+        std::thread::sleep(REPAIR_GAP);
+        control.apply(&remove)?;
+        report.repaired.push((suspect, stale));
     }
     Ok(report)
 }
@@ -415,10 +447,6 @@ mod tests {
             s[0].advertised_command(),
             "show bgp ipv4 unicast neighbors 192.0.2.1 advertised-routes json"
         );
-        assert_eq!(
-            s[0].repair_command(),
-            "clear bgp ipv4 unicast 192.0.2.1 soft out"
-        );
         let red = Suspect {
             peer: "192.0.2.4".into(),
             vrf: "red".into(),
@@ -428,6 +456,23 @@ mod tests {
             red.rib_command(&"2001:db8::1/128".parse().unwrap()),
             "show bgp vrf red ipv6 unicast 2001:db8::1/128 json"
         );
+    }
+
+    #[test]
+    fn repair_originates_again_then_stops() {
+        let ps: Vec<IpNet> = vec!["2001:db8::1/128".parse().unwrap()];
+        let (add, remove) = repair_batches("router bgp 64512 vrf red", Afi::Ipv6, &ps);
+        assert_eq!(
+            add,
+            "router bgp 64512 vrf red\n address-family ipv6 unicast\n  network 2001:db8::1/128\n exit-address-family\nexit\n"
+        );
+        assert!(remove.contains("  no network 2001:db8::1/128\n"));
+        assert_eq!(
+            router_header(&cfg(TWO), "red"),
+            Some("router bgp 64512 vrf red")
+        );
+        assert_eq!(router_header(&cfg(TWO), ""), Some("router bgp 64512"));
+        assert_eq!(router_header(&cfg(TWO), "blue"), None);
     }
 
     #[test]

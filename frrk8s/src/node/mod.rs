@@ -481,10 +481,14 @@ async fn frr_worker<C>(
                 let now = Instant::now();
                 let due = audits.take_due(now);
                 let since = due.withdrawn_at.map(|w| now.duration_since(w)).unwrap_or_default();
-                let Some(a) = applier.take() else { break };
+                let Some(mut a) = applier.take() else { break };
                 let joined = tokio::task::spawn_blocking(move || {
-                    let originated_now = a.applied().map(audit::originated).unwrap_or_default();
-                    let r = audit::run(a.control(), &due, since, &originated_now);
+                    // Nothing known about FRR's configuration: the next apply reads it first.
+                    let Some(applied) = a.applied() else { return (a, Ok(Default::default())) };
+                    let r = audit::run(a.control(), &due, since, applied);
+                    if r.is_err() {
+                        a.invalidate();
+                    }
                     (a, r)
                 })
                 .await;
@@ -498,7 +502,7 @@ async fn frr_worker<C>(
                         for (s, prefixes) in &report.repaired {
                             metrics.stale_advertisement_repairs_total.inc();
                             warn!(peer = %s.peer, vrf = %s.vrf, prefixes = ?prefixes,
-                                  "FRR still advertised withdrawn prefixes to this neighbor; re-announced its table (soft clear out)");
+                                  "FRR still advertised withdrawn prefixes to this neighbor; originated and withdrew them again");
                         }
                         debug!(checked = report.checked, repaired = report.repaired.len(), "withdrawal audit done");
                     }

@@ -28,8 +28,6 @@ struct FakeState {
     reject: bool,
     /// Answers to other show commands, by command.
     shows: std::collections::HashMap<String, Value>,
-    /// Exec-mode commands run (`clear bgp ...`).
-    execs: Vec<String>,
 }
 
 impl FakeFrr {
@@ -70,10 +68,6 @@ impl FrrControl for FakeFrr {
         } else {
             Ok(json!([]))
         }
-    }
-    fn exec(&self, command: &str) -> Result<String, ControlError> {
-        self.inner.lock().unwrap().execs.push(command.to_string());
-        Ok(String::new())
     }
     fn instance_token(&self) -> Option<String> {
         Some("fake".into())
@@ -683,7 +677,7 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         frr.applied_text().contains("network 198.18.0.3/32")
     })
     .await;
-    assert!(frr.inner.lock().unwrap().execs.is_empty());
+    assert_eq!(metrics.stale_advertisement_repairs_total.get(), 0);
 
     // Withdrawn but still in the RIB: not stale.
     keep(configs.clone(), &["198.18.0.1/32", "198.18.0.3/32"]).await;
@@ -692,19 +686,26 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(frr.inner.lock().unwrap().execs.is_empty());
+    assert_eq!(metrics.stale_advertisement_repairs_total.get(), 0);
 
     // Withdrawn, gone from the RIB, still in the adj-out: repaired.
     keep(configs.clone(), &["198.18.0.3/32"]).await;
     eventually("the stale neighbor repaired", || async {
-        !frr.inner.lock().unwrap().execs.is_empty()
+        metrics.stale_advertisement_repairs_total.get() == 1
     })
     .await;
     assert!(frr.applied_text().contains("no network 198.18.0.1/32"));
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
+    let batches = frr.batches();
+    let n = batches.len();
     assert_eq!(
-        frr.inner.lock().unwrap().execs,
-        vec!["clear bgp ipv4 unicast 192.0.2.1 soft out".to_string()],
+        batches[n - 2..],
+        [
+            "router bgp 64512\n address-family ipv4 unicast\n  network 198.18.0.1/32\n exit-address-family\nexit\n",
+            "router bgp 64512\n address-family ipv4 unicast\n  no network 198.18.0.1/32\n exit-address-family\nexit\n",
+        ],
+        "the stale prefix (only) originated again and withdrawn"
     );
     assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
 
@@ -719,7 +720,8 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(frr.inner.lock().unwrap().execs.len(), 1);
+    assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
+    assert!(!frr.batches().last().unwrap().contains("198.18.0.1/32"));
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
