@@ -94,6 +94,12 @@ pub fn render(cfg: &NodeConfig, opts: &RenderOptions) -> String {
     }
     w!(out, "ip nht resolve-via-default");
     w!(out, "ipv6 nht resolve-via-default");
+    // Route-map and prefix-list changes take effect after this many seconds (FRR's default
+    // is 5). It also bounds how long bgpd 8.4 holds a neighbor created by a `vtysh -f`
+    // batch that changed a route-map (the "config-pending hold": the remaining delay, so
+    // new sessions came up ~4.1 s after the first configuration; with 1 they come up in
+    // ~0.15 s). Not 0: that stops route-map re-evaluation altogether.
+    w!(out, "bgp route-map delay-timer 1");
     w!(out, "!");
 
     let mut filters = String::new();
@@ -473,6 +479,13 @@ fn render_router(out: &mut String, r: &RouterConfig, opts: &RenderOptions) {
     w!(out, " no bgp default ipv4-unicast");
     w!(out, " no bgp network import-check");
     w!(out, " bgp graceful-restart preserve-fw-state");
+    // No coalescing of a new session's first announcement. In FRR 8.4 a `no network`
+    // processed during that window (1 s + 50 ms per peer after Established) is never sent
+    // to the new peer once a route-map pass has announced the prefix: the prefix stays on
+    // the peer indefinitely (FRRouting/frr#17667). Every neighbor here has its own
+    // route-maps, hence its own update-group, so coalescing had nothing to batch anyway.
+    // `crate::frr::audit` remains as the safety net.
+    w!(out, " coalesce-time 0");
     for n in r.neighbors.values() {
         render_session(out, r, n);
     }
