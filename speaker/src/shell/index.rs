@@ -244,6 +244,65 @@ impl Versions {
     }
 }
 
+/// The bookkeeping of a watch on one object this speaker writes: which events are the echo
+/// or a lagging copy of our own writes, and whether a re-list still had the object.
+#[derive(Debug, Default)]
+pub struct OwnObjectWatch {
+    versions: Versions,
+    in_init: bool,
+    seen_in_init: bool,
+}
+
+/// What a watch event means for the observed object.
+#[derive(Debug)]
+pub enum OwnObjectEvent<K> {
+    /// Someone else's version (managedFields stripped).
+    Changed(K),
+    /// The object is gone: deleted (with the deleted object) or absent from a re-list.
+    Gone(Option<K>),
+    /// Nothing new: our own write's echo, an older version, or a list still in progress.
+    Unchanged,
+}
+
+impl OwnObjectWatch {
+    pub fn event<K: Resource>(&mut self, ev: Event<K>) -> OwnObjectEvent<K> {
+        match ev {
+            Event::Apply(mut o) | Event::InitApply(mut o) => {
+                if self.in_init {
+                    self.seen_in_init = true;
+                }
+                match self.versions.classify(o.meta().resource_version.as_deref()) {
+                    Seen::Superseded | Seen::Ours => OwnObjectEvent::Unchanged,
+                    Seen::Other => {
+                        strip(&mut o);
+                        OwnObjectEvent::Changed(o)
+                    }
+                }
+            }
+            Event::Delete(o) => OwnObjectEvent::Gone(Some(o)),
+            Event::Init => {
+                self.in_init = true;
+                self.seen_in_init = false;
+                self.versions.clear();
+                OwnObjectEvent::Unchanged
+            }
+            Event::InitDone => {
+                self.in_init = false;
+                if self.seen_in_init {
+                    OwnObjectEvent::Unchanged
+                } else {
+                    OwnObjectEvent::Gone(None)
+                }
+            }
+        }
+    }
+
+    /// We replaced the version `replaced` with `new`.
+    pub fn wrote(&mut self, replaced: Option<&str>, new: Option<&str>) {
+        self.versions.wrote(replaced, new);
+    }
+}
+
 // ===== this node's FRRConfiguration as observed =====
 
 /// The spec of the observed `metallb-<node>`.
@@ -280,43 +339,15 @@ impl ObservedObject {
 #[derive(Debug, Default)]
 pub struct FrrObserved {
     pub obj: Option<ObservedObject>,
-    versions: Versions,
-    in_init: bool,
-    seen_in_init: bool,
+    watch: OwnObjectWatch,
 }
 
 impl FrrObserved {
     pub fn handle(&mut self, ev: Event<FRRConfiguration>) {
-        match ev {
-            Event::Apply(mut o) | Event::InitApply(mut o) => {
-                if self.in_init {
-                    self.seen_in_init = true;
-                }
-                match self
-                    .versions
-                    .classify(o.metadata.resource_version.as_deref())
-                {
-                    // Older than what we hold, or the echo of our own write (which we
-                    // recorded from the write's response).
-                    Seen::Superseded | Seen::Ours => {}
-                    Seen::Other => {
-                        strip(&mut o);
-                        self.obj = Some(ObservedObject::held(o));
-                    }
-                }
-            }
-            Event::Delete(_) => self.obj = None,
-            Event::Init => {
-                self.in_init = true;
-                self.seen_in_init = false;
-                self.versions.clear();
-            }
-            Event::InitDone => {
-                self.in_init = false;
-                if !self.seen_in_init {
-                    self.obj = None;
-                }
-            }
+        match self.watch.event(ev) {
+            OwnObjectEvent::Changed(o) => self.obj = Some(ObservedObject::held(o)),
+            OwnObjectEvent::Gone(_) => self.obj = None,
+            OwnObjectEvent::Unchanged => {}
         }
     }
 
@@ -332,7 +363,7 @@ impl FrrObserved {
             .obj
             .as_ref()
             .and_then(|o| o.metadata.resource_version.as_deref());
-        self.versions
+        self.watch
             .wrote(replaced, metadata.resource_version.as_deref());
         metadata.managed_fields = None;
         self.obj = Some(ObservedObject {
@@ -624,9 +655,7 @@ pub struct ConfigStateObserved {
     /// Set when the issues changed, when someone else edited or deleted the object and
     /// after a failed write; cleared by the writer once the object says what it must.
     pub dirty: bool,
-    versions: Versions,
-    in_init: bool,
-    seen_in_init: bool,
+    watch: OwnObjectWatch,
 }
 
 impl Default for ConfigStateObserved {
@@ -635,54 +664,33 @@ impl Default for ConfigStateObserved {
             obj: None,
             // the first pass after the watches synced compares, and creates if needed
             dirty: true,
-            versions: Versions::default(),
-            in_init: false,
-            seen_in_init: false,
+            watch: OwnObjectWatch::default(),
         }
     }
 }
 
 impl ConfigStateObserved {
     pub fn handle(&mut self, ev: Event<ConfigurationState>) {
-        match ev {
-            Event::Apply(mut o) | Event::InitApply(mut o) => {
-                if self.in_init {
-                    self.seen_in_init = true;
-                }
-                match self
-                    .versions
-                    .classify(o.metadata.resource_version.as_deref())
-                {
-                    // Older than what we hold, or the echo of our own write.
-                    Seen::Superseded | Seen::Ours => {}
-                    Seen::Other => {
-                        strip(&mut o);
-                        self.obj = Some(o);
-                        self.dirty = true;
-                    }
-                }
+        match self.watch.event(ev) {
+            OwnObjectEvent::Changed(o) => {
+                self.obj = Some(o);
+                self.dirty = true;
             }
-            Event::Delete(o) => {
+            OwnObjectEvent::Gone(Some(deleted)) => {
                 // A lagging delete of an object we already replaced by a new one (another
                 // uid) says nothing about the current one.
                 let current = self.obj.as_ref().and_then(|c| c.metadata.uid.as_deref());
-                if current.is_none() || current == o.metadata.uid.as_deref() {
+                if current.is_none() || current == deleted.metadata.uid.as_deref() {
                     self.obj = None;
                     self.dirty = true;
                 }
             }
-            Event::Init => {
-                self.in_init = true;
-                self.seen_in_init = false;
-                self.versions.clear();
-            }
-            Event::InitDone => {
-                self.in_init = false;
-                if !self.seen_in_init && self.obj.is_some() {
-                    self.obj = None;
+            OwnObjectEvent::Gone(None) => {
+                if self.obj.take().is_some() {
                     self.dirty = true;
                 }
             }
+            OwnObjectEvent::Unchanged => {}
         }
     }
 
@@ -692,7 +700,7 @@ impl ConfigStateObserved {
             .obj
             .as_ref()
             .and_then(|o| o.metadata.resource_version.as_deref());
-        self.versions
+        self.watch
             .wrote(replaced, obj.metadata.resource_version.as_deref());
         strip(&mut obj);
         self.obj = Some(obj);

@@ -448,6 +448,19 @@ fn compile(st: &mut Inputs, metrics: &SpeakerMetrics) {
     }
 }
 
+/// Create and patch parameters of every write, under our field manager.
+fn write_params() -> (PostParams, PatchParams) {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let patch = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    (pp, patch)
+}
+
 // ===== FRRConfiguration writer =====
 
 enum WriteError {
@@ -598,10 +611,7 @@ impl FrrWriter {
         let Some((write, generation)) = self.plan(withdraw) else {
             return Ok(());
         };
-        let pp = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
+        let (pp, _) = write_params();
         let request = kube::core::Request::new(self.api.resource_url());
         let (op, request) = match write {
             FrrWrite::Create(body) => ("create", request.create(&pp, body)),
@@ -817,14 +827,7 @@ async fn apply_status_op(
     metrics: &SpeakerMetrics,
     op: &StatusOp,
 ) -> Result<(), kube::Error> {
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let patch_params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
+    let (pp, patch_params) = write_params();
     match op {
         StatusOp::Create(intent) => {
             let mut obj = intent.to_object(ns);
@@ -945,14 +948,7 @@ async fn sync_config_state(
     metrics: &SpeakerMetrics,
 ) -> Result<bool, kube::Error> {
     let name = target.name();
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let patch_params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
+    let (pp, patch_params) = write_params();
     for _ in 0..CONFIG_STATE_STEPS {
         let step = {
             let mut st = lock(shared);
