@@ -13,8 +13,9 @@
 //! ~40 ms, the same as `-c` groups (~46 ms) or stdin (~40 ms), so every delta goes through
 //! `-f`. New prefixes reach the peer without waiting for `bgp route-map delay-timer`
 //! because prefix-list entries and route-maps are sent before the `network` lines that
-//! need them. The driver never sends `bgp route-map delay-timer` itself (and `0` would
-//! stop route-map re-evaluation altogether, see frr-lab.md pitfall 3).
+//! need them. The rendered configuration sets `bgp route-map delay-timer 1` (see
+//! `crate::render`; `0` would stop route-map re-evaluation altogether, frr-lab.md
+//! pitfall 3), so policy-only changes take effect after 1 s.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
