@@ -71,29 +71,28 @@ mod tests {
         rt: RuntimeArgs,
     }
 
+    /// The thread a spawned task ran on, under the runtime `args` describe.
+    fn spawned_task_thread(args: &[&str]) -> std::thread::ThreadId {
+        let cli = Cli::try_parse_from(args).unwrap();
+        cli.rt
+            .block_on(async { tokio::spawn(async { std::thread::current().id() }).await })
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn one_thread_runs_on_the_caller() {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         assert_eq!(cli.rt.worker_threads, 1);
-        let caller = std::thread::current().id();
-        let ran_on = cli
-            .rt
-            .block_on(async { tokio::spawn(async { std::thread::current().id() }).await })
-            .unwrap()
-            .unwrap();
-        assert_eq!(ran_on, caller);
+        assert_eq!(spawned_task_thread(&["x"]), std::thread::current().id());
     }
 
     #[test]
     fn several_threads_run_spawned_tasks_elsewhere() {
-        let cli = Cli::try_parse_from(["x", "--worker-threads", "2"]).unwrap();
-        let caller = std::thread::current().id();
-        let ran_on = cli
-            .rt
-            .block_on(async { tokio::spawn(async { std::thread::current().id() }).await })
-            .unwrap()
-            .unwrap();
-        assert_ne!(ran_on, caller);
+        assert_ne!(
+            spawned_task_thread(&["x", "--worker-threads", "2"]),
+            std::thread::current().id()
+        );
     }
 
     #[test]

@@ -88,6 +88,25 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+/// The namespace `NS` and Node `node-1` with `labels`.
+async fn namespace_and_node(client: &kube::Client, labels: Value) {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "node-1", "labels": labels}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
 fn config(name: &str, asn: u32, neighbor_asn: u32, prefixes: &[&str]) -> FRRConfiguration {
     serde_json::from_value(json!({
         "apiVersion": "frrk8s.metallb.io/v1beta1",
@@ -111,20 +130,7 @@ fn config(name: &str, asn: u32, neighbor_asn: u32, prefixes: &[&str]) -> FRRConf
 async fn merges_applies_and_reports_status() {
     let api = metallb_testkit::start().await.unwrap();
     let client = api.client();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    Api::<Node>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    namespace_and_node(&client, json!({"kubernetes.io/hostname": "node-1"})).await;
     Api::<Secret>::namespaced(client.clone(), NS)
         .create(
             &PostParams::default(),
@@ -393,24 +399,8 @@ fn selective(name: &str, neighbor: &str, neighbor_asn: u32, selector: Value) -> 
 async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change() {
     let api = metallb_testkit::start().await.unwrap();
     let client = api.client();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    namespace_and_node(&client, json!({"kubernetes.io/hostname": "node-1"})).await;
     let nodes: Api<Node> = Api::all(client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
     let configs: Api<FRRConfiguration> = Api::namespaced(client.clone(), NS);
     for c in [
         selective("everywhere", "192.0.2.1", 64513, Value::Null),
@@ -597,20 +587,7 @@ async fn changed_rv(configs: &Api<FRRConfiguration>, name: &str) -> Option<Strin
 async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
     let api = metallb_testkit::start().await.unwrap();
     let client = api.client();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    Api::<Node>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "node-1"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    namespace_and_node(&client, json!({})).await;
     let configs: Api<FRRConfiguration> = Api::namespaced(client.clone(), NS);
     let mut obj = config(
         "metallb-node-1",

@@ -324,14 +324,7 @@ pub async fn run(
                 Err(WriteError::Failed(e)) => {
                     let wait = backoff.next();
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRConfiguration failed");
-                    let t = frr_trigger.clone();
-                    let stop = shutdown.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => t.notify_one(),
-                            _ = stop.cancelled() => {}
-                        }
-                    });
+                    wake_after(&frr_trigger, wait, &shutdown);
                 }
             }
         }
@@ -446,6 +439,17 @@ fn compile(st: &mut Inputs, metrics: &SpeakerMetrics) {
             .k8s_client_config_stale_bool
             .set(i64::from(!issues.is_empty()));
     }
+}
+
+/// Notify `trigger` after `wait` (a writer's backoff), unless `shutdown` comes first.
+fn wake_after(trigger: &Arc<Notify>, wait: Duration, shutdown: &CancellationToken) {
+    let (t, stop) = (trigger.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => t.notify_one(),
+            _ = stop.cancelled() => {}
+        }
+    });
 }
 
 /// Create and patch parameters of every write, under our field manager.
@@ -799,14 +803,7 @@ async fn status_writer(
         }
         if failed {
             let wait = backoff.next();
-            let t = trigger.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => t.notify_one(),
-                    _ = stop.cancelled() => {}
-                }
-            });
+            wake_after(&trigger, wait, &shutdown);
         } else {
             backoff.reset();
             // more dirty keys than one batch: go on
@@ -926,14 +923,7 @@ async fn config_state_writer(
                     retry_in_ms = wait.as_millis() as u64,
                     "writing ConfigurationState failed"
                 );
-                let t = trigger.clone();
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => t.notify_one(),
-                        _ = stop.cancelled() => {}
-                    }
-                });
+                wake_after(&trigger, wait, &shutdown);
             }
         }
     }
