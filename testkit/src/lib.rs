@@ -44,6 +44,7 @@
 //!   and node ports from 30000-32767.
 
 pub mod admission;
+pub mod envtest;
 pub mod error;
 pub mod handlers;
 pub mod patch;
