@@ -10,7 +10,43 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     let mut v = crate::metallb::crds();
     v.extend(crate::frrk8s::crds());
     v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    v
+    v.into_iter().map(kubernetes_formats).collect()
+}
+
+/// Rewrites the OpenAPI `format`s that schemars derives but Kubernetes does not know (the
+/// API server warns `unrecognized format` on every apply of the CRD): unsigned integers get
+/// the signed format wide enough for their range, as kubebuilder does (`uint32` → `int64`,
+/// since kube-apiserver ≥ 1.36 enforces the `int32` range; `uint8`/`uint16` → `int32`), and
+/// `cidr`, which upstream also omits, is dropped. Ranges stay enforced by the `minimum` and
+/// `maximum` the schemas carry.
+fn kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let replacement = match map.get("format").and_then(|f| f.as_str()) {
+                    Some("uint8" | "uint16") => Some(Some("int32")),
+                    Some("uint32" | "uint64" | "uint") => Some(Some("int64")),
+                    Some("cidr") => Some(None),
+                    _ => None,
+                };
+                match replacement {
+                    Some(Some(f)) => {
+                        map.insert("format".into(), f.into());
+                    }
+                    Some(None) => {
+                        map.remove("format");
+                    }
+                    None => {}
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(&crd).expect("a CRD always serializes");
+    walk(&mut v["spec"]["versions"]);
+    serde_json::from_value(v).expect("only formats changed")
 }
 
 /// The chart folder holding the generated CRD files, relative to the workspace root.
