@@ -86,6 +86,14 @@ async fn control_plane(test: &str) -> Option<&'static (ControlPlane, Vec<String>
     })
 }
 
+/// A client for this test's runtime (a client's connection pool lives on the runtime that
+/// made it, and each test has its own).
+async fn client(cp: &ControlPlane) -> Client {
+    metallb_testkit::client_for(cp.kubeconfig_yaml())
+        .await
+        .unwrap()
+}
+
 async fn wait_established(client: &Client, name: &str) {
     let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -117,7 +125,11 @@ async fn namespace(client: &Client, name: &str) -> String {
         Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})),
     )
     .await;
-    assert!(a.status == 201 || a.status == 409, "namespace {name}: {}", a.body);
+    assert!(
+        a.status == 201 || a.status == 409,
+        "namespace {name}: {}",
+        a.body
+    );
     name.to_string()
 }
 
@@ -128,7 +140,11 @@ fn path(group_version: &str, ns: &str, plural: &str) -> String {
 /// Creates `obj`, expecting success.
 async fn admit(client: &Client, collection: &str, obj: Value) -> Value {
     let a = send(client, "POST", collection, Some(&obj)).await;
-    assert_eq!(a.status, 201, "expected {} to be admitted: {}", obj["metadata"]["name"], a.body);
+    assert_eq!(
+        a.status, 201,
+        "expected {} to be admitted: {}",
+        obj["metadata"]["name"], a.body
+    );
     assert!(a.warnings.is_empty(), "warnings: {:?}", a.warnings);
     a.body
 }
@@ -137,7 +153,11 @@ async fn admit(client: &Client, collection: &str, obj: Value) -> Value {
 async fn deny(client: &Client, collection: &str, obj: Value, message: &str) {
     let a = send(client, "POST", collection, Some(&obj)).await;
     let text = a.body["message"].as_str().unwrap_or_default().to_string();
-    assert_eq!(a.status, 422, "expected {} to be denied with {message:?}: {}", obj["metadata"]["name"], a.body);
+    assert_eq!(
+        a.status, 422,
+        "expected {} to be denied with {message:?}: {}",
+        obj["metadata"]["name"], a.body
+    );
     assert!(text.contains(message), "expected {message:?} in: {text}");
 }
 
@@ -146,9 +166,12 @@ async fn every_crd_is_accepted_without_warnings() {
     let Some((cp, warnings)) = control_plane("every_crd_is_accepted_without_warnings").await else {
         return;
     };
-    assert!(warnings.is_empty(), "warnings on CRD creation: {warnings:#?}");
+    assert!(
+        warnings.is_empty(),
+        "warnings on CRD creation: {warnings:#?}"
+    );
     // The API server serves every kind (discovery agrees with the generated CRDs).
-    let client = cp.client();
+    let client = client(cp).await;
     for crd in metallb_api::crds::all() {
         for v in crd.spec.versions.iter().filter(|v| v.served) {
             let gv = format!("{}/{}", crd.spec.group, v.name);
@@ -160,7 +183,280 @@ async fn every_crd_is_accepted_without_warnings() {
                 .iter()
                 .filter_map(|r| r["kind"].as_str())
                 .collect();
-            assert!(kinds.contains(&crd.spec.names.kind.as_str()), "{gv} lacks {}: {kinds:?}", crd.spec.names.kind);
+            assert!(
+                kinds.contains(&crd.spec.names.kind.as_str()),
+                "{gv} lacks {}: {kinds:?}",
+                crd.spec.names.kind
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ CEL rules
+
+const MSG_COLON: &str = "must contain exactly one colon";
+const MSG_V4: &str = "with IPv4 administrator must have format A.B.C.D:MN where MN <= 65535";
+const MSG_4B: &str =
+    "with 4-byte ASN administrator must have format GHJK:MN where GHJK <= 4294967295 and MN <= 65535";
+const MSG_2B: &str =
+    "with 2-byte ASN administrator must have format EF:OPQR where EF <= 65535 and OPQR <= 4294967295";
+const MSG_WILD: &str =
+    "RT with wildcard administrator must have format *:OPQR where OPQR <= 4294967295";
+
+/// An FRRConfiguration with one L2VNI carrying `rd`, `import` and `export`.
+fn frr_evpn(ns: &str, name: &str, rd: &str, import: &str, export: &str) -> Value {
+    json!({
+        "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"bgp": {"routers": [{"asn": 64512, "evpn": {"l2vnis": [
+            {"vni": 100, "rd": rd, "importRTs": [import], "exportRTs": [export]}
+        ]}}]}}
+    })
+}
+
+/// Every RD/RT rule: a bad value denied with the rule's message, the good ones admitted.
+#[tokio::test]
+async fn evpn_rd_and_rt_rules_are_enforced() {
+    let Some((cp, _)) = control_plane("evpn_rd_and_rt_rules_are_enforced").await else {
+        return;
+    };
+    let c = client(cp).await;
+    let ns = namespace(&c, "cel-evpn").await;
+    let coll = path("frrk8s.metallb.io/v1beta1", &ns, "frrconfigurations");
+    // Good values of every administrator kind, in every position.
+    for (i, (rd, import, export)) in [
+        ("65000:100", "65000:4294967295", "65000:100"),
+        ("192.0.2.1:65535", "192.0.2.1:100", "255.255.255.255:65535"),
+        ("4200000000:65535", "*:4294967295", "4200000000:100"),
+        ("0.0.0.0:1", "*:1", "10.0.0.1:1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        admit(
+            &c,
+            &coll,
+            frr_evpn(&ns, &format!("good-{i}"), rd, import, export),
+        )
+        .await;
+    }
+    // (which field is bad, value, expected message fragment)
+    let bad = [
+        ("rd", "65000", format!("RD {MSG_COLON}")),
+        ("rd", "1:2:3", format!("RD {MSG_COLON}")),
+        ("rd", "192.0.2.1:65536", format!("RD {MSG_V4}")),
+        ("rd", "192.0.2.256:1", format!("RD {MSG_V4}")),
+        ("rd", "192.0.2.01:1", format!("RD {MSG_V4}")),
+        ("rd", "192.0.2:1", format!("RD {MSG_V4}")),
+        ("rd", "65536:65536", format!("RD {MSG_4B}")),
+        ("rd", "65000:4294967296", format!("RD {MSG_2B}")),
+        ("import", "65000", format!("RT {MSG_COLON}")),
+        ("import", "*:4294967296", MSG_WILD.to_string()),
+        ("import", "300.1.1.1:1", format!("RT {MSG_V4}")),
+        ("import", "192.0.2.1:70000", format!("RT {MSG_V4}")),
+        ("import", "4200000000:70000", format!("RT {MSG_4B}")),
+        ("import", "100:4294967296", format!("RT {MSG_2B}")),
+        ("export", "1:2:3", format!("RT {MSG_COLON}")),
+        ("export", "999.0.0.1:1", format!("RT {MSG_V4}")),
+        ("export", "192.0.2.1:65536", format!("RT {MSG_V4}")),
+        ("export", "4200000000:65536", format!("RT {MSG_4B}")),
+        ("export", "65000:4294967296", format!("RT {MSG_2B}")),
+    ];
+    for (i, (field, value, message)) in bad.iter().enumerate() {
+        let (mut rd, mut import, mut export) = ("65000:1", "65000:1", "65000:1");
+        match *field {
+            "rd" => rd = value,
+            "import" => import = value,
+            _ => export = value,
+        }
+        deny(
+            &c,
+            &coll,
+            frr_evpn(&ns, &format!("bad-{i}"), rd, import, export),
+            message,
+        )
+        .await;
+    }
+    // Longer than any valid value: refused by the schema before CEL.
+    deny(
+        &c,
+        &coll,
+        frr_evpn(
+            &ns,
+            "too-long",
+            "65000:1",
+            "0000000065000:0000000001",
+            "65000:1",
+        ),
+        "Too long",
+    )
+    .await;
+}
+
+/// `connectTime` on an FRRConfiguration neighbor and on a BGPPeer.
+#[tokio::test]
+async fn connect_time_rules_are_enforced() {
+    let Some((cp, _)) = control_plane("connect_time_rules_are_enforced").await else {
+        return;
+    };
+    let c = client(cp).await;
+    let ns = namespace(&c, "cel-connect-time").await;
+    let frr = |name: &str, t: &str| {
+        json!({
+            "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"bgp": {"routers": [{"asn": 64512, "neighbors": [
+                {"asn": 64513, "address": "192.0.2.1", "connectTime": t}
+            ]}]}}
+        })
+    };
+    let peer = |name: &str, t: &str| {
+        json!({
+            "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1", "connectTime": t}
+        })
+    };
+    let frr_coll = path("frrk8s.metallb.io/v1beta1", &ns, "frrconfigurations");
+    let peer_coll = path("metallb.io/v1beta2", &ns, "bgppeers");
+    for (i, t) in ["1s", "10s", "65535s", "2m"].into_iter().enumerate() {
+        admit(&c, &frr_coll, frr(&format!("good-{i}"), t)).await;
+        admit(&c, &peer_coll, peer(&format!("good-{i}"), t)).await;
+    }
+    let range = "connect time should be between 1 seconds to 65535";
+    let whole = "connect time should contain a whole number of seconds";
+    for (i, (t, message)) in [("0s", range), ("65536s", range), ("1500ms", whole)]
+        .into_iter()
+        .enumerate()
+    {
+        deny(&c, &frr_coll, frr(&format!("bad-{i}"), t), message).await;
+        deny(&c, &peer_coll, peer(&format!("bad-{i}"), t), message).await;
+    }
+}
+
+/// BGPAdvertisement: `serviceSelectors` only with host-route aggregation.
+#[tokio::test]
+async fn advertisement_selector_rule_is_enforced() {
+    let Some((cp, _)) = control_plane("advertisement_selector_rule_is_enforced").await else {
+        return;
+    };
+    let c = client(cp).await;
+    let ns = namespace(&c, "cel-adv").await;
+    let coll = path("metallb.io/v1beta1", &ns, "bgpadvertisements");
+    let adv = |name: &str, spec: Value| {
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    let sel = json!([{"matchLabels": {"app": "web"}}]);
+    admit(
+        &c,
+        &coll,
+        adv("selectors", json!({"serviceSelectors": sel})),
+    )
+    .await;
+    admit(
+        &c,
+        &coll,
+        adv(
+            "selectors-32",
+            json!({"serviceSelectors": sel, "aggregationLength": 32, "aggregationLengthV6": 128}),
+        ),
+    )
+    .await;
+    admit(&c, &coll, adv("agg-only", json!({"aggregationLength": 24}))).await;
+    let message = "serviceSelectors and aggregationLength are mutually exclusive";
+    deny(
+        &c,
+        &coll,
+        adv(
+            "bad-v4",
+            json!({"serviceSelectors": sel, "aggregationLength": 24}),
+        ),
+        message,
+    )
+    .await;
+    deny(
+        &c,
+        &coll,
+        adv(
+            "bad-v6",
+            json!({"serviceSelectors": sel, "aggregationLengthV6": 64}),
+        ),
+        message,
+    )
+    .await;
+}
+
+/// Replaces `obj` (read back first for its resourceVersion), at `subresource` if given;
+/// returns the answer.
+async fn replace(c: &Client, item: &str, edit: impl FnOnce(&mut Value)) -> Answer {
+    let mut obj = send(c, "GET", item, None).await.body;
+    edit(&mut obj);
+    send(c, "PUT", item, Some(&obj)).await
+}
+
+/// The immutability rules: BGPPeer `enableGracefulRestart`, and the identity fields of
+/// ServiceBGPStatus / ServiceL2Status.
+#[tokio::test]
+async fn immutable_fields_are_enforced() {
+    let Some((cp, _)) = control_plane("immutable_fields_are_enforced").await else {
+        return;
+    };
+    let c = client(cp).await;
+    let ns = namespace(&c, "cel-immutable").await;
+    let peers = path("metallb.io/v1beta2", &ns, "bgppeers");
+    admit(&c, &peers, json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+        "metadata": {"name": "gr", "namespace": ns},
+        "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.1", "enableGracefulRestart": true}})).await;
+    let item = format!("{peers}/gr");
+    let a = replace(&c, &item, |o| {
+        o["spec"]["enableGracefulRestart"] = json!(false)
+    })
+    .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("EnableGracefulRestart cannot be changed after creation"),
+        "{}",
+        a.body
+    );
+    // other fields stay editable
+    let a = replace(&c, &item, |o| o["spec"]["holdTime"] = json!("30s")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    for (plural, kind) in [
+        ("servicebgpstatuses", "ServiceBGPStatus"),
+        ("servicel2statuses", "ServiceL2Status"),
+    ] {
+        let coll = path("metallb.io/v1beta1", &ns, plural);
+        admit(
+            &c,
+            &coll,
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": kind,
+            "metadata": {"name": "s", "namespace": ns}, "spec": {}}),
+        )
+        .await;
+        let status = format!("{coll}/s/status");
+        let a = replace(
+            &c,
+            &status,
+            |o| {
+                o["status"] =
+                    json!({"node": "node1", "serviceName": "web", "serviceNamespace": "default"})
+            },
+        )
+        .await;
+        assert_eq!(a.status, 200, "{kind}: {}", a.body);
+        for field in ["node", "serviceName", "serviceNamespace"] {
+            let a = replace(&c, &status, |o| o["status"][field] = json!("other")).await;
+            assert_eq!(a.status, 422, "{kind}.status.{field}: {}", a.body);
+            let text = a.body["message"].as_str().unwrap();
+            assert!(
+                text.contains(&format!("status.{field}")) && text.contains("Value is immutable"),
+                "{text}"
+            );
         }
     }
 }
