@@ -10,8 +10,27 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     let mut v = crate::metallb::crds();
     v.extend(crate::frrk8s::crds());
     v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for crd in &mut v {
+        if crd.spec.names.kind == "BGPPeer" {
+            crd.spec.conversion = Some(crate::webhooks::bgppeer_conversion(
+                &crate::webhooks::Target {
+                    endpoint: crate::webhooks::Endpoint::Service {
+                        namespace: BGPPEER_CONVERSION_SERVICE.0.into(),
+                        name: BGPPEER_CONVERSION_SERVICE.1.into(),
+                        port: 443,
+                    },
+                    ca_bundle: None,
+                    failure_policy: "Fail".into(),
+                },
+            ));
+        }
+    }
     v.into_iter().map(kubernetes_formats).collect()
 }
+
+/// The Service the shipped BGPPeer CRD's conversion webhook calls (upstream's namespace
+/// and name; the chart sets the namespace and the CA bundle on install).
+pub const BGPPEER_CONVERSION_SERVICE: (&str, &str) = ("metallb-system", "metallb-webhook-service");
 
 /// Rewrites the OpenAPI `format`s that schemars derives but Kubernetes does not know (the
 /// API server warns `unrecognized format` on every apply of the CRD): unsigned integers get

@@ -6,49 +6,10 @@
 //! One control plane serves every test of this file (starting one takes ~7 s); each test
 //! uses its own namespace.
 
-use http::Request;
 use kube::Client;
-use metallb_testkit::envtest::{self, ControlPlane};
+use metallb_testkit::envtest::{self, send, Answer, ControlPlane};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
-
-/// The API server's answer to one raw request.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    warnings: Vec<String>,
-    body: Value,
-}
-
-async fn send(client: &Client, method: &str, path: &str, body: Option<&Value>) -> Answer {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", "application/json")
-        .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
-        .unwrap();
-    let resp = client
-        .send(req.map(kube::client::Body::from))
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .map(|v| v.to_str().unwrap_or("?").to_string())
-        .collect();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        warnings,
-        body,
-    }
-}
 
 /// The control plane shared by this file's tests, with every CRD installed and
 /// Established; `None` when the tests skip. The CRD installation is itself checked here
@@ -57,25 +18,9 @@ async fn control_plane(test: &str) -> Option<&'static (ControlPlane, Vec<String>
     static CP: OnceCell<Option<(ControlPlane, Vec<String>)>> = OnceCell::const_new();
     CP.get_or_init(|| async {
         let cp = envtest::start_or_skip("real_api_crds", envtest::Options::default()).await?;
-        let client = cp.client();
-        let mut warnings = Vec::new();
-        for crd in metallb_api::crds::all() {
-            let name = crd.metadata.name.clone().unwrap();
-            let body = serde_json::to_value(&crd).unwrap();
-            let a = send(
-                &client,
-                "POST",
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                Some(&body),
-            )
-            .await;
-            assert_eq!(a.status, 201, "CRD {name} rejected: {}", a.body);
-            warnings.extend(a.warnings.iter().map(|w| format!("{name}: {w}")));
-        }
-        for crd in metallb_api::crds::all() {
-            let name = crd.metadata.name.clone().unwrap();
-            wait_established(&client, &name).await;
-        }
+        let warnings = envtest::install_crds(&cp.client(), &metallb_api::crds::all())
+            .await
+            .expect("installing the CRDs");
         Some((cp, warnings))
     })
     .await
@@ -92,28 +37,6 @@ async fn client(cp: &ControlPlane) -> Client {
     metallb_testkit::client_for(cp.kubeconfig_yaml())
         .await
         .unwrap()
-}
-
-async fn wait_established(client: &Client, name: &str) {
-    let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let a = send(client, "GET", &path, None).await;
-        let established = a.body["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Established" && c["status"] == "True");
-        if established {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "CRD {name} not Established: {}",
-            a.body["status"]
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// A fresh namespace for one test.
@@ -491,7 +414,9 @@ async fn golden_inputs_are_accepted() {
                 let Some(api_version) = obj["apiVersion"].as_str().map(str::to_string) else {
                     continue;
                 };
-                if !api_version.starts_with("metallb.io/") && !api_version.starts_with("frrk8s.metallb.io/") {
+                if !api_version.starts_with("metallb.io/")
+                    && !api_version.starts_with("frrk8s.metallb.io/")
+                {
                     continue;
                 }
                 let kind = obj["kind"].as_str().unwrap();
@@ -504,8 +429,21 @@ async fn golden_inputs_are_accepted() {
                     .plural;
                 obj["metadata"]["namespace"] = json!(ns);
                 let a = send(&c, "POST", &path(&api_version, &ns, &plural), Some(&obj)).await;
-                assert_eq!(a.status, 201, "{}: {} {} rejected: {}", golden.display(), obj["kind"], obj["metadata"]["name"], a.body["message"]);
-                assert!(a.warnings.is_empty(), "{}: warnings {:?}", golden.display(), a.warnings);
+                assert_eq!(
+                    a.status,
+                    201,
+                    "{}: {} {} rejected: {}",
+                    golden.display(),
+                    obj["kind"],
+                    obj["metadata"]["name"],
+                    a.body["message"]
+                );
+                assert!(
+                    a.warnings.is_empty(),
+                    "{}: warnings {:?}",
+                    golden.display(),
+                    a.warnings
+                );
                 checked += 1;
             }
         }

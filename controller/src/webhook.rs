@@ -38,14 +38,10 @@ use tracing::{info, warn};
 
 use crate::Error;
 
-/// Upstream's paths.
-pub const PATH_IPADDRESSPOOL: &str = "/validate-metallb-io-v1beta1-ipaddresspool";
-pub const PATH_BGPPEER: &str = "/validate-metallb-io-v1beta2-bgppeer";
-pub const PATH_BGPADVERTISEMENT: &str = "/validate-metallb-io-v1beta1-bgpadvertisement";
-pub const PATH_L2ADVERTISEMENT: &str = "/validate-metallb-io-v1beta1-l2advertisement";
-pub const PATH_COMMUNITY: &str = "/validate-metallb-io-v1beta1-community";
-pub const PATH_BFDPROFILE: &str = "/validate-metallb-io-v1beta1-bfdprofile";
-pub const PATH_CONVERT: &str = "/convert";
+pub use metallb_api::webhooks::{
+    PATH_BFDPROFILE, PATH_BGPADVERTISEMENT, PATH_BGPPEER, PATH_COMMUNITY, PATH_CONVERT,
+    PATH_IPADDRESSPOOL, PATH_L2ADVERTISEMENT,
+};
 
 /// Warning returned for `disableMP`.
 pub const DISABLE_MP_WARNING: &str =

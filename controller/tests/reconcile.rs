@@ -26,7 +26,7 @@ async fn assigns_ip_annotation_event_and_pool_status() {
             .map(String::as_str),
         Some("pool-a")
     );
-    let evs = events_of(&c, "web").await;
+    let evs = wait_event(&c, "web", "IPAllocated").await;
     assert!(
         evs.contains(&("IPAllocated".into(), "Assigned IP [\"192.0.2.0\"]".into())),
         "{evs:?}"
@@ -80,7 +80,13 @@ async fn freed_ip_goes_to_pending_service_and_failure_is_reported_once() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A probe Service created after the patch (an invalid request: it never takes an
+    // address): once its event exists, the controller has processed the patch too
+    // (Service events arrive in order).
+    let mut probe = lb("probe", json!({"metallb.io/loadBalancerIPs": "192.0.2.1"}));
+    probe.spec.as_mut().unwrap().load_balancer_ip = Some("192.0.2.2".into());
+    create_svc(&c, probe).await;
+    wait_event(&c, "probe", "LoadBalancerFailed").await;
     let failures = events_of(&c, "b")
         .await
         .into_iter()
@@ -158,8 +164,7 @@ async fn shrinking_a_pool_moves_the_service() {
         .unwrap();
     wait_ingress(&c, "b", &["192.0.2.1"]).await;
     wait_ingress(&c, "a", &[]).await;
-    let evs = events_of(&c, "b").await;
-    assert!(evs.iter().any(|(r, _)| r == "ClearAssignment"), "{evs:?}");
+    wait_event(&c, "b", "ClearAssignment").await;
     // Deleting the pool empties every service.
     pools.delete("p", &DeleteParams::default()).await.unwrap();
     wait_ingress(&c, "b", &[]).await;
@@ -357,8 +362,29 @@ async fn restart_mid_burst_changes_nothing_and_noop_resync_writes_nothing() {
     }
     let distinct: std::collections::BTreeSet<&Vec<String>> = after.values().collect();
     assert_eq!(distinct.len(), n, "no duplicates");
-    // Let pool status and events settle, then restart on a quiet cluster.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Let the second controller finish (pool status, ConfigurationState, the writes of
+    // its last allocation batch), then restart on a quiet cluster.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        second
+            .progress
+            .wait_for(|p| p.allocated == n && p.pending == 0),
+    )
+    .await
+    .expect("the second controller's last batch in time")
+    .unwrap();
+    let pools: Api<IPAddressPool> = Api::namespaced(c.clone(), NS);
+    let states: Api<ConfigurationState> = Api::namespaced(c.clone(), NS);
+    eventually("pool status and ConfigurationState written", || {
+        let (pools, states) = (pools.clone(), states.clone());
+        async move {
+            let pool = pools.get("p").await.ok()?.status?;
+            let state = states.get("controller").await.ok()?.status?;
+            (pool.assigned_ipv4 == n as i64 && state.result == Some(ConfigurationResult::Valid))
+                .then_some(())
+        }
+    })
+    .await;
     second.stop().await;
     let rv = api.resource_version();
     let mut third = spawn(c.clone());

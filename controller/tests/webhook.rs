@@ -367,7 +367,9 @@ async fn serves_over_https() {
     );
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(req.as_bytes()).await.unwrap();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+    // generous: a TLS handshake takes milliseconds, but openssl may start slowly on a busy
+    // machine
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
         .unwrap()
         .unwrap();

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 /// The environment variable naming the directory of control-plane binaries.
 pub const ASSETS_ENV: &str = "METALLB_K8S_ASSETS";
@@ -73,8 +74,7 @@ pub struct Assets {
 /// Errors (a named directory that lacks a binary, an `xz` that fails) are returned as
 /// `Err`: a configured but broken asset directory is never a silent skip.
 pub fn assets() -> anyhow::Result<Result<Assets, String>> {
-    let dir = match std::env::var_os(ASSETS_ENV).or_else(|| std::env::var_os(ASSETS_ENV_FALLBACK))
-    {
+    let dir = match std::env::var_os(ASSETS_ENV).or_else(|| std::env::var_os(ASSETS_ENV_FALLBACK)) {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => {
             return Ok(Err(format!(
@@ -126,12 +126,9 @@ fn unpack(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         return Ok(plain);
     }
     let xz = dir.join(format!("{name}.xz"));
-    let meta = xz.metadata().with_context(|| {
-        format!(
-            "{}: neither {name} nor {name}.xz is there",
-            dir.display()
-        )
-    })?;
+    let meta = xz
+        .metadata()
+        .with_context(|| format!("{}: neither {name} nor {name}.xz is there", dir.display()))?;
     // Keyed by size and modification time: new assets unpack again, old ones are reused.
     let mtime = meta
         .modified()
@@ -145,7 +142,11 @@ fn unpack(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         return Ok(out);
     }
     // Unpack to a unique name and rename: tests in parallel may unpack at once.
-    let part = cache.join(format!("{name}.{}.{}.part", std::process::id(), fastrand::u64(..)));
+    let part = cache.join(format!(
+        "{name}.{}.{}.part",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let file = std::fs::File::create(&part)?;
     let status = Command::new("xz")
         .arg("-dc")
@@ -243,7 +244,12 @@ impl ControlPlane {
             "--enable-admission-plugins=NodeRestriction".into(),
         ];
         args.extend(opts.apiserver_args.iter().cloned());
-        daemons.push(Daemon::start("kube-apiserver", &assets.apiserver, &args, &d)?);
+        daemons.push(Daemon::start(
+            "kube-apiserver",
+            &assets.apiserver,
+            &args,
+            &d,
+        )?);
 
         let url = format!("https://127.0.0.1:{port}");
         let kubeconfig_yaml = pki.kubeconfig(&url, "admin")?;
@@ -334,7 +340,8 @@ impl ControlPlane {
     /// server calls: written as `<name>.crt` / `<name>.key` under the control plane's
     /// directory. Returns (cert path, key path).
     pub fn serving_cert(&self, name: &str, sans: &[&str]) -> anyhow::Result<(PathBuf, PathBuf)> {
-        self.pki.issue(name, &format!("/CN={name}"), sans, "serverAuth")
+        self.pki
+            .issue(name, &format!("/CN={name}"), sans, "serverAuth")
     }
 
     /// A kubeconfig for a bearer token (a ServiceAccount's, for RBAC tests).
@@ -345,8 +352,8 @@ impl ControlPlane {
     /// The last `lines` lines of a daemon's log (`etcd`, `kube-apiserver`,
     /// `kube-controller-manager`).
     pub fn log_tail(&self, daemon: &str, lines: usize) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.path().join(format!("{daemon}.log"))).unwrap_or_default();
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{daemon}.log")))
+            .unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -360,6 +367,123 @@ impl Drop for ControlPlane {
         }
         self.daemons.clear();
     }
+}
+
+/// The API server's answer to one raw request: what a typed client hides (the status
+/// code, the `Warning` headers, the `Status` body of a refusal).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub warnings: Vec<String>,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The `message` of a `Status` body ("" when absent).
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// Sends one request (`body` as JSON); panics only on a transport error.
+pub async fn send(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Answer {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", "application/json")
+        .body(kube::client::Body::from(
+            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        ))
+        .expect("a valid request");
+    let resp = client
+        .send(req)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?").to_string())
+        .collect();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Answer {
+        status,
+        warnings,
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Creates `crds` and waits until each is Established (served). Returns the API server's
+/// warnings, each prefixed with the CRD's name: a CRD that installs with warnings is
+/// still a defect, and the caller decides.
+pub async fn install_crds(
+    client: &kube::Client,
+    crds: &[CustomResourceDefinition],
+) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let req = http::Request::post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+            .header("Content-Type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(crd)?))?;
+        let resp = client
+            .send(req)
+            .await
+            .with_context(|| format!("creating CRD {name}"))?;
+        let status = resp.status();
+        warnings.extend(
+            resp.headers()
+                .get_all("warning")
+                .iter()
+                .map(|w| format!("{name}: {}", w.to_str().unwrap_or("?"))),
+        );
+        if !status.is_success() {
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await?
+                .to_bytes();
+            bail!(
+                "CRD {name} rejected ({status}): {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        loop {
+            let got = api.get(&name).await?;
+            let established = got
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "CRD {name} not Established after {READY_TIMEOUT:?}: {:?}",
+                    got.status
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(warnings)
 }
 
 /// One daemon under its lifeline (see the module docs).
@@ -459,7 +583,9 @@ fn tail(path: &Path, lines: usize) -> String {
 
 /// A free loopback port (bound, then released: the daemon binds it right after).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 fn check_alive(daemons: &mut [Daemon]) -> anyhow::Result<()> {
@@ -488,15 +614,14 @@ async fn wait_tcp(port: u16, daemons: &mut [Daemon]) -> anyhow::Result<()> {
 
 async fn wait_ready(client: &kube::Client, daemons: &mut [Daemon]) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
-    let mut last = String::new();
     loop {
         check_alive(daemons)?;
         let req = http::Request::get("/readyz").body(Vec::new())?;
-        match client.request_text(req).await {
+        let last = match client.request_text(req).await {
             Ok(body) if body.trim() == "ok" => return Ok(()),
-            Ok(body) => last = body,
-            Err(e) => last = e.to_string(),
-        }
+            Ok(body) => body,
+            Err(e) => e.to_string(),
+        };
         if Instant::now() > deadline {
             bail!("kube-apiserver not ready after {READY_TIMEOUT:?}: {last}");
         }
@@ -534,7 +659,12 @@ impl Pki {
             ],
             "serverAuth",
         )?;
-        pki.issue("admin", "/O=system:masters/CN=metallb-envtest-admin", &[], "clientAuth")?;
+        pki.issue(
+            "admin",
+            "/O=system:masters/CN=metallb-envtest-admin",
+            &[],
+            "clientAuth",
+        )?;
         pki.issue(
             "kube-controller-manager",
             "/CN=system:kube-controller-manager",
@@ -548,8 +678,22 @@ impl Pki {
             &[],
             "clientAuth",
         )?;
-        openssl(&dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "sa.key"])?;
-        openssl(&dir, &["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "sa.key",
+            ],
+        )?;
+        openssl(
+            &dir,
+            &["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+        )?;
         let ca_pem = std::fs::read_to_string(dir.join("ca.crt"))?;
         Ok(Pki { dir, ca_pem })
     }
@@ -558,12 +702,25 @@ impl Pki {
         openssl(
             &self.dir,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-days", "2", "-subj", subject,
-                "-keyout", &format!("{name}.key"),
-                "-out", &format!("{name}.crt"),
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                subject,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.crt"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
             ],
         )
     }
@@ -603,16 +760,39 @@ impl Pki {
         openssl(
             &self.dir,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-subj", subject, "-keyout", &key, "-out", &csr,
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
             ],
         )?;
         openssl(
             &self.dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", &format!("{ca}.crt"),
-                "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-days", "2",
-                "-extfile", &ext, "-out", &crt,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &format!("{ca}.crt"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
             ],
         )?;
         Ok((self.dir.join(crt), self.dir.join(key)))

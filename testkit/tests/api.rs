@@ -15,6 +15,13 @@ use kube::discovery::{verbs, Discovery, Scope};
 use kube::Client;
 use serde_json::{json, Value};
 
+/// How long a test waits for a watch event it expects (delivered in milliseconds; the
+/// margin is for a busy machine).
+const EVENT_WAIT: Duration = Duration::from_secs(30);
+/// `timeoutSeconds` of the tests' watches: longer than `EVENT_WAIT`, so a slow event is
+/// not mistaken for the end of the watch.
+const WATCH_SECS: u32 = 60;
+
 fn opts() -> metallb_testkit::Options {
     metallb_testkit::Options {
         crds: vec![],
@@ -394,7 +401,7 @@ async fn next_event(
     stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin),
 ) -> WatchEvent<ConfigMap> {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        let ev = tokio::time::timeout(EVENT_WAIT, stream.next())
             .await
             .expect("event in time")
             .expect("stream open")
@@ -434,7 +441,7 @@ async fn watch_from_resource_version_gets_exactly_later_events() {
     .unwrap();
     cms.delete("b", &DeleteParams::default()).await.unwrap();
 
-    let wp = WatchParams::default().timeout(10);
+    let wp = WatchParams::default().timeout(WATCH_SECS);
     let mut stream = cms.watch(&wp, &rv).await.unwrap().boxed();
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -458,7 +465,10 @@ async fn watch_from_resource_version_gets_exactly_later_events() {
     // A selector watch sees objects enter and leave the selection as ADDED / DELETED.
     let rv = api.resource_version().to_string();
     let mut sel = cms
-        .watch(&WatchParams::default().labels("x=y").timeout(10), &rv)
+        .watch(
+            &WatchParams::default().labels("x=y").timeout(WATCH_SECS),
+            &rv,
+        )
         .await
         .unwrap()
         .boxed();
@@ -487,7 +497,7 @@ async fn watch_from_resource_version_gets_exactly_later_events() {
 
     // Watch from "0": the current state first.
     let mut zero = cms
-        .watch(&WatchParams::default().timeout(10), "0")
+        .watch(&WatchParams::default().timeout(WATCH_SECS), "0")
         .await
         .unwrap()
         .boxed();
@@ -511,11 +521,11 @@ async fn watch_from_resource_version_gets_exactly_later_events() {
     let cms2: Api<ConfigMap> = Api::namespaced(bm_api.client(), "default");
     let rv = bm_api.resource_version().to_string();
     let mut bms = cms2
-        .watch(&WatchParams::default().timeout(10), &rv)
+        .watch(&WatchParams::default().timeout(WATCH_SECS), &rv)
         .await
         .unwrap()
         .boxed();
-    let ev = tokio::time::timeout(Duration::from_secs(5), bms.next())
+    let ev = tokio::time::timeout(EVENT_WAIT, bms.next())
         .await
         .unwrap()
         .unwrap()
@@ -551,7 +561,7 @@ async fn watch_from_compacted_version_is_expired() {
     let fresh = cms.list(&ListParams::default()).await.unwrap();
     let rv = fresh.metadata.resource_version.unwrap();
     let mut ok = cms
-        .watch(&WatchParams::default().timeout(10), &rv)
+        .watch(&WatchParams::default().timeout(WATCH_SECS), &rv)
         .await
         .unwrap()
         .boxed();
@@ -566,13 +576,13 @@ async fn watch_from_compacted_version_is_expired() {
     // An open watch ends with 410 on expire_watches().
     let rv = api.resource_version().to_string();
     let mut open = cms
-        .watch(&WatchParams::default().timeout(10), &rv)
+        .watch(&WatchParams::default().timeout(WATCH_SECS), &rv)
         .await
         .unwrap()
         .boxed();
     tokio::time::sleep(Duration::from_millis(50)).await;
     api.expire_watches();
-    match tokio::time::timeout(Duration::from_secs(5), open.next())
+    match tokio::time::timeout(EVENT_WAIT, open.next())
         .await
         .unwrap()
         .unwrap()
@@ -816,7 +826,7 @@ async fn finalizers_hold_deletion() {
     cms.create(&PostParams::default(), &c).await.unwrap();
     let rv = api.resource_version().to_string();
     let mut events = cms
-        .watch(&WatchParams::default().timeout(10), &rv)
+        .watch(&WatchParams::default().timeout(WATCH_SECS), &rv)
         .await
         .unwrap()
         .boxed();

@@ -134,13 +134,14 @@ pub async fn ingress_of(client: &Client, name: &str) -> Vec<String> {
     ingress(&services(client).get(name).await.expect("service exists"))
 }
 
-/// Poll `f` until it returns `Some`, for up to 10 s.
+/// Poll `f` until it returns `Some`, for up to 30 s (what is awaited takes milliseconds;
+/// the margin is for a busy machine).
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = f().await {
             return v;
@@ -160,6 +161,21 @@ pub async fn wait_ingress(client: &Client, name: &str, want: &[&str]) {
         async move {
             let got = ingress_of(&c, name).await;
             (got == want).then_some(())
+        }
+    })
+    .await
+}
+
+/// Wait until an event with `reason` about `name` exists; returns every event about it.
+/// (The controller writes a Service's events and its status concurrently: an event can
+/// land after the status it goes with.)
+pub async fn wait_event(client: &Client, name: &str, reason: &str) -> Vec<(String, String)> {
+    let c = client.clone();
+    eventually(&format!("{reason} event on {name}"), || {
+        let c = c.clone();
+        async move {
+            let evs = events_of(&c, name).await;
+            evs.iter().any(|(r, _)| r == reason).then_some(evs)
         }
     })
     .await
