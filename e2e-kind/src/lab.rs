@@ -28,6 +28,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::Api;
 use metallb_netlab::{veth, wait_until_some, BirdInstance, FrrInstance, Netns};
+use metallb_testkit::envtest::{self, ControlPlane};
 use serde_json::{json, Value};
 
 use crate::bins;
@@ -91,6 +92,38 @@ impl VrfBackend {
     }
 }
 
+/// Which Kubernetes API server the lab runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKind {
+    /// The in-memory test API server (`metallb-testkit`): fast, no CEL, no webhooks.
+    Test,
+    /// A real etcd + kube-apiserver + kube-controller-manager from `METALLB_K8S_ASSETS`
+    /// (`metallb_testkit::envtest`): CRD schemas and CEL, real watch semantics, the real
+    /// garbage collector.
+    Real,
+}
+
+impl ApiKind {
+    /// `E2E_API=real|test`; otherwise `Real` when control-plane assets are configured
+    /// (always in CI), else `Test`.
+    pub fn auto() -> ApiKind {
+        match std::env::var("E2E_API").as_deref() {
+            Ok("real") => ApiKind::Real,
+            Ok("test") => ApiKind::Test,
+            _ if matches!(envtest::assets(), Ok(Ok(_))) => ApiKind::Real,
+            _ if std::env::var_os("CI").is_some() => ApiKind::Real,
+            _ => ApiKind::Test,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiKind::Test => "test API server",
+            ApiKind::Real => "kube-apiserver",
+        }
+    }
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
@@ -107,6 +140,8 @@ pub struct LabOptions {
     pub vrf_backend: Option<VrfBackend>,
     /// Extra arguments for every speaker (or frr-k8s) process.
     pub speaker_args: Vec<String>,
+    /// Which API server ([`ApiKind::auto`] by default).
+    pub api: ApiKind,
 }
 
 impl LabOptions {
@@ -120,6 +155,7 @@ impl LabOptions {
             node_vrf: None,
             vrf_backend: None,
             speaker_args: Vec::new(),
+            api: ApiKind::auto(),
         }
     }
 }
@@ -228,6 +264,8 @@ impl BirdRouter {
 enum Backend {
     /// The in-process test API (ours).
     Test(Box<metallb_testkit::TestApi>),
+    /// A real control plane (child processes of this test).
+    Real(Box<ControlPlane>),
     /// `E2E_KUBECONFIG`: an existing cluster; nothing is created but the test's objects.
     Existing,
 }
@@ -393,17 +431,32 @@ impl Lab {
         };
 
         // ---- API ----
+        eprintln!(
+            "e2e lab {}: Kubernetes API = {}",
+            opts.name,
+            opts.api.name()
+        );
         let kubeconfig = logs.path().join("kubeconfig");
-        let api = rt.block_on(metallb_testkit::start_with(metallb_testkit::Options {
-            kubeconfig_out: Some(kubeconfig.clone()),
-            ..Default::default()
-        }))?;
-        let client = api.client();
-
+        let (backend, client) = match opts.api {
+            ApiKind::Test => {
+                let api = rt.block_on(metallb_testkit::start_with(metallb_testkit::Options {
+                    kubeconfig_out: Some(kubeconfig.clone()),
+                    ..Default::default()
+                }))?;
+                let client = api.client();
+                (Backend::Test(Box::new(api)), client)
+            }
+            ApiKind::Real => {
+                let cp = rt.block_on(start_control_plane())?;
+                std::fs::write(&kubeconfig, cp.kubeconfig_yaml())?;
+                let client = cp.client();
+                (Backend::Real(Box::new(cp)), client)
+            }
+        };
         let mut lab = Lab {
             controller: None,
             speakers: Vec::new(),
-            backend: Some(Backend::Test(Box::new(api))),
+            backend: Some(backend),
             resources: Mutex::new(HashMap::new()),
             client,
             kubeconfig,
@@ -427,6 +480,18 @@ impl Lab {
                 &n.name,
                 objects::node_status(&n.name, &[n.v4.clone(), n.v6.clone()]),
             )?;
+        }
+        // The pods the product processes stand for: owners of the objects they write (as
+        // in a cluster, the garbage collector removes those when the pod goes). They stay
+        // Pending: there is no kubelet.
+        if lab.opts.stack != Stack::Nothing {
+            for ns in [METALLB_NS, FRRK8S_NS] {
+                lab.apply(objects::service_account(POD_SERVICE_ACCOUNT, ns))?;
+            }
+            for n in &lab.nodes {
+                let (name, ns) = lab.pod_of(n);
+                lab.apply(objects::pod(&name, ns, &n.name, POD_SERVICE_ACCOUNT))?;
+            }
         }
         // FRR's netns VRF backend prints `vrf red` / ` netns /run/netns/red` in its running
         // configuration; frr-k8s leaves such FRR-owned lines alone (frr/diff.rs), so no
@@ -477,6 +542,7 @@ impl Lab {
     pub fn api_url(&self) -> Option<String> {
         match &self.backend {
             Some(Backend::Test(api)) => Some(api.url().to_string()),
+            Some(Backend::Real(cp)) => Some(cp.url().to_string()),
             _ => None,
         }
     }
@@ -484,6 +550,23 @@ impl Lab {
     /// `true` when running against an existing cluster (`E2E_KUBECONFIG`).
     pub fn is_existing_cluster(&self) -> bool {
         matches!(self.backend, Some(Backend::Existing))
+    }
+
+    /// The pod (name, namespace) that node `n`'s product process runs as.
+    pub fn pod_of(&self, n: &LabNode) -> (String, &'static str) {
+        match self.opts.stack {
+            Stack::FrrK8s => (format!("frr-k8s-{}", n.name), FRRK8S_NS),
+            _ => (format!("speaker-{}", n.name), METALLB_NS),
+        }
+    }
+
+    /// Which API server this lab runs (`None` for an existing cluster).
+    pub fn api_kind(&self) -> Option<ApiKind> {
+        match self.backend {
+            Some(Backend::Test(_)) => Some(ApiKind::Test),
+            Some(Backend::Real(_)) => Some(ApiKind::Real),
+            _ => None,
+        }
     }
 
     pub fn options(&self) -> &LabOptions {
@@ -573,6 +656,8 @@ impl Lab {
                         n.frr.name().to_string(),
                         "--admin-addr".into(),
                         "127.0.0.1:0".into(),
+                        "--pod-name".into(),
+                        self.pod_of(n).0,
                     ];
                     // where the speaker writes metallb-<node> and its frr-k8s reads
                     if let Some(flag) = ns_flag.as_deref() {
@@ -647,6 +732,17 @@ impl Lab {
             .as_mut()
             .context("no controller in this lab")?
             .restart()
+    }
+
+    /// Kills node `k`'s speaker (or frr-k8s) with SIGKILL and does not start it again: it
+    /// gets no chance to clean up what it wrote.
+    pub fn crash_speaker(&mut self, k: usize) -> anyhow::Result<()> {
+        self.speakers
+            .get_mut(k - 1)
+            .and_then(Option::as_mut)
+            .context("no speaker for that node")?
+            .crash();
+        Ok(())
     }
 
     /// Restarts node `k`'s speaker (or frr-k8s).
@@ -872,8 +968,29 @@ impl Lab {
         ns: Option<&str>,
         name: &str,
     ) -> anyhow::Result<()> {
+        self.delete_with(api_version, kind, ns, name, &DeleteParams::default())
+    }
+
+    /// Deletes a stand-in pod at once (grace period 0): without a kubelet nothing would
+    /// ever confirm a graceful pod deletion.
+    pub fn delete_pod(&self, ns: &str, name: &str) -> anyhow::Result<()> {
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        self.delete_with("v1", "Pod", Some(ns), name, &dp)
+    }
+
+    fn delete_with(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        dp: &DeleteParams,
+    ) -> anyhow::Result<()> {
         let api = self.dyn_api(api_version, kind, ns)?;
-        match self.rt.block_on(api.delete(name, &DeleteParams::default())) {
+        match self.rt.block_on(api.delete(name, dp)) {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(anyhow::Error::from(e).context(format!("deleting {kind} {name}"))),
@@ -989,6 +1106,30 @@ impl Lab {
 }
 
 /// `BIN --help` (empty when it fails).
+/// The ServiceAccount of the lab's stand-in pods.
+const POD_SERVICE_ACCOUNT: &str = "metallb-e2e";
+
+/// A real control plane with every CRD installed. kube-controller-manager runs for the
+/// garbage collector, without the node lifecycle controller: there is no kubelet, so it
+/// would mark every Node unreachable after 40 s and evict the stand-in pods.
+async fn start_control_plane() -> anyhow::Result<ControlPlane> {
+    let assets = envtest::assets()?.map_err(|why| anyhow::anyhow!("the real API server: {why}"))?;
+    let cp = ControlPlane::start(
+        &assets,
+        envtest::Options {
+            controller_manager: true,
+            controllers: Some("*,-node-lifecycle-controller".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let warnings = envtest::install_crds(&cp.client(), &metallb_api::crds::all()).await?;
+    if !warnings.is_empty() {
+        bail!("the CRDs installed with warnings: {warnings:?}");
+    }
+    Ok(cp)
+}
+
 fn help_text(bin: &Path) -> String {
     std::process::Command::new(bin)
         .arg("--help")
@@ -1029,8 +1170,10 @@ impl Drop for Lab {
         if let Some(c) = self.controller.as_mut() {
             c.stop();
         }
-        if let Some(Backend::Test(api)) = self.backend.take() {
-            self.rt.block_on(api.shutdown());
+        match self.backend.take() {
+            Some(Backend::Test(api)) => self.rt.block_on(api.shutdown()),
+            Some(Backend::Real(cp)) => drop(cp),
+            _ => {}
         }
         // the rest (BIRD, external FRR, node FRRs, namespaces, temp dirs) drops in field
         // order

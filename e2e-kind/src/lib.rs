@@ -12,7 +12,7 @@ pub mod process;
 pub mod router;
 pub mod stats;
 
-pub use lab::{BirdRouter, ExtRouter, Lab, LabNode, LabOptions, Stack, VrfBackend};
+pub use lab::{ApiKind, BirdRouter, ExtRouter, Lab, LabNode, LabOptions, Stack, VrfBackend};
 pub use router::{ExtOptions, FrrQueries};
 
 /// `true` when the lab can run here (root, FRR, iproute2); otherwise prints a loud

@@ -14,6 +14,28 @@ pub fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 }
 
+/// A ServiceAccount (the stand-in pods' identity).
+pub fn service_account(name: &str, namespace: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace},
+        "automountServiceAccountToken": false})
+}
+
+/// A Pod bound to `node` that stands for a product process (the owner of what that
+/// process writes). Nothing runs it: without a kubelet it stays Pending.
+pub fn pod(name: &str, namespace: &str, node: &str, service_account: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "metallb-e2e"}},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": service_account,
+            "automountServiceAccountToken": false,
+            "containers": [{"name": "main", "image": "metallb-rs/e2e-stand-in"}],
+        },
+    })
+}
+
 /// A Node with the `kubernetes.io/hostname` label (status addresses are set separately,
 /// see [`node_status`]).
 pub fn node(name: &str) -> Value {

@@ -40,9 +40,10 @@ pub const ASSETS_ENV: &str = "METALLB_K8S_ASSETS";
 /// Read when [`ASSETS_ENV`] is not set (controller-runtime's name for the same thing).
 pub const ASSETS_ENV_FALLBACK: &str = "KUBEBUILDER_ASSETS";
 
-/// The service CIDR the API server is started with (its first address is in the serving
-/// certificate, as in a cluster).
-pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// The service CIDRs the API server is started with: dual-stack, so that dual-stack
+/// Services get both families as in a dual-stack cluster (the first IPv4 address is in
+/// the serving certificate, as in a cluster).
+pub const SERVICE_CIDR: &str = "10.96.0.0/16,fd00:10:96::/112";
 const FIRST_SERVICE_IP: &str = "10.96.0.1";
 /// The ServiceAccount token issuer and audience.
 pub const SA_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -57,6 +58,11 @@ pub struct Options {
     /// Also start kube-controller-manager (garbage collection, namespace deletion,
     /// ServiceAccount token controller, EndpointSlices).
     pub controller_manager: bool,
+    /// kube-controller-manager's `--controllers` (default `*`). Without a kubelet the
+    /// node lifecycle controller marks every Node unreachable after 40 s and evicts its
+    /// pods; tests with long-lived Node objects turn it off with
+    /// `*,-node-lifecycle-controller`.
+    pub controllers: Option<String>,
     /// Extra kube-apiserver flags (`--flag=value`).
     pub apiserver_args: Vec<String>,
 }
@@ -282,7 +288,10 @@ impl ControlPlane {
                     format!("--cluster-signing-cert-file={}", p("ca.crt")),
                     format!("--cluster-signing-key-file={}", p("ca.key")),
                     format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-                    "--controllers=*".into(),
+                    format!(
+                        "--controllers={}",
+                        opts.controllers.as_deref().unwrap_or("*")
+                    ),
                 ],
                 &d,
             )?);
