@@ -14,7 +14,6 @@
 //! validated.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -355,145 +354,33 @@ pub fn convert_review(review: ConversionReview) -> ConversionReview {
 
 // === serving ===
 
-/// Certificate and key files for HTTPS.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+pub use metallb_runtime::tls_server::TlsFiles;
+
+impl From<metallb_runtime::tls_server::ServeError> for Error {
+    fn from(e: metallb_runtime::tls_server::ServeError) -> Self {
+        use metallb_runtime::tls_server::ServeError;
+        match e {
+            ServeError::Tls(m) => Error::Tls(m),
+            ServeError::Io(e) => Error::Io(e),
+        }
+    }
 }
 
-/// Load a rustls server configuration from PEM files.
+/// Load a rustls server configuration from PEM files (see
+/// [`metallb_runtime::tls_server::tls_config`]).
 pub fn tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, Error> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::Tls(format!("{}: {e}", files.cert.display())))?;
-    if certs.is_empty() {
-        return Err(Error::Tls(format!(
-            "{}: no certificate found",
-            files.cert.display()
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| Error::Tls(format!("{}: {e}", files.key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(cfg)
+    Ok(metallb_runtime::tls_server::tls_config(files)?)
 }
 
 /// Serve `router` on `addr` until `shutdown`: HTTPS with `tls`, plain HTTP without (tests
-/// only). Returns the bound address.
+/// only). Returns the bound address. See [`metallb_runtime::tls_server::serve`].
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     tls: Option<TlsFiles>,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = match tls {
-        None => {
-            warn!(%local, "webhook server listening over plain HTTP (tests only)");
-            tokio::spawn(async move {
-                let r = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
-                if let Err(e) = r {
-                    warn!(error = %e, "webhook server failed");
-                }
-            })
-        }
-        Some(files) => {
-            let cfg = tls_config(&files)?;
-            info!(%local, "webhook server listening (HTTPS)");
-            let tls = TlsListener::spawn(listener, tokio_rustls::TlsAcceptor::from(Arc::new(cfg)));
-            tokio::spawn(async move {
-                let r = axum::serve(tls, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
-                if let Err(e) = r {
-                    warn!(error = %e, "webhook server failed");
-                }
-            })
-        }
-    };
-    Ok((local, task))
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-/// A listener that completes TLS handshakes in their own tasks (a slow client cannot hold
-/// up others) and hands finished streams to axum.
-struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
-    local: SocketAddr,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    fn spawn(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Self {
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        warn!(error = %e, "webhook accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let hs = tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        acceptor.accept(tcp),
-                    )
-                    .await;
-                    match hs {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => warn!(%peer, error = %e, "webhook TLS handshake failed"),
-                        Err(_) => warn!(%peer, "webhook TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener {
-            rx,
-            local,
-            _task: task,
-        }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task never ends while the listener lives; if it did, park.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+    Ok(metallb_runtime::tls_server::serve(addr, router, tls, shutdown).await?)
 }
 
 #[cfg(test)]

@@ -1,31 +1,82 @@
 //! `frr-k8s`: the standalone node daemon, for users who run frr-k8s without MetalLB. The
-//! all-in-one `metallb-speaker` embeds the same component.
+//! all-in-one `metallb-speaker` embeds the same component. The same binary serves the
+//! FRRConfiguration validating webhook (`--webhook-mode`): upstream runs it in a separate
+//! Deployment (`onlywebhook` here), never in the per-node DaemonSet.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use frr_k8s::frr::apply::{ApplyOptions, Vtysh};
 use frr_k8s::metrics::FrrMetrics;
-use frr_k8s::node::{self, NodeSettings};
-use frr_k8s::RenderOptions;
+use frr_k8s::node::{self, NodeSettings, PodRef};
+use frr_k8s::{webhook, RenderOptions};
 use ipnet::IpNet;
 use metallb_api::frrk8s::LogLevel;
-use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
+use metallb_runtime::{
+    admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs, TlsFiles,
+};
 
-/// Merge the FRRConfigurations that select this node and drive its FRR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WebhookMode {
+    /// Node daemon and webhook.
+    Enabled,
+    /// Node daemon only.
+    Disabled,
+    /// Webhook only, no node and no FRR (the chart's webhook Deployment).
+    Onlywebhook,
+}
+
+/// Merge the FRRConfigurations that select this node and drive its FRR; or serve the
+/// FRRConfiguration validating webhook.
 #[derive(Debug, Parser)]
 #[command(name = "frr-k8s", version)]
 struct Args {
-    /// This node's name (set from the downward API in the DaemonSet).
+    /// This node's name (set from the downward API in the DaemonSet); required unless
+    /// `--webhook-mode onlywebhook`.
     #[arg(long, env = "NODE_NAME")]
-    node_name: String,
+    node_name: Option<String>,
 
-    /// Namespace whose FRRConfigurations are consumed.
+    /// Namespace whose FRRConfigurations are consumed (and where BGPSessionStates go).
     #[arg(long, env = "NAMESPACE", default_value = "frr-k8s-system")]
     namespace: String,
+
+    /// This daemon's pod (downward API), in --namespace: owner of the BGPSessionState
+    /// objects, which are garbage-collected with it. Without it they have no owner.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+
+    /// What this process runs.
+    #[arg(
+        long,
+        env = "FRRK8S_WEBHOOK_MODE",
+        value_enum,
+        default_value = "disabled"
+    )]
+    webhook_mode: WebhookMode,
+
+    /// Webhook listen address (upstream's port).
+    #[arg(long, env = "FRRK8S_WEBHOOK_ADDR", default_value = "0.0.0.0:19443")]
+    webhook_addr: SocketAddr,
+
+    /// Webhook serving certificate (PEM).
+    #[arg(
+        long,
+        env = "FRRK8S_WEBHOOK_CERT",
+        default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt"
+    )]
+    webhook_cert: PathBuf,
+
+    /// Webhook serving key (PEM).
+    #[arg(
+        long,
+        env = "FRRK8S_WEBHOOK_KEY",
+        default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key"
+    )]
+    webhook_key: PathBuf,
 
     /// FRR pathspace (`vtysh -N`), for several FRR instances on one host.
     #[arg(long, env = "FRR_PATHSPACE")]
@@ -80,6 +131,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     args.frr_log_level
                 )
             })?;
+    // `None` in onlywebhook mode: no node daemon.
+    let node_name =
+        match args.webhook_mode {
+            WebhookMode::Onlywebhook => None,
+            _ => Some(args.node_name.clone().context(
+                "--node-name (NODE_NAME) is required unless --webhook-mode onlywebhook",
+            )?),
+        };
     let client = args.client.client().await?;
     let shutdown = shutdown::on_signal();
     let mut registry = prometheus_client::registry::Registry::default();
@@ -93,23 +152,53 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
 
-    let control = match &args.frr_pathspace {
-        Some(ns) => Vtysh::with_pathspace(ns),
-        None => Vtysh::new(),
-    }
-    .binary(&args.vtysh);
-    let settings = NodeSettings {
-        node_name: args.node_name,
-        namespace: args.namespace,
-        render: RenderOptions {
-            log_level,
-            always_block: args.always_block,
-            fallback_router_id: args.fallback_router_id,
-            ..RenderOptions::default()
-        },
-        poll_interval: Duration::from_millis(args.poll_interval_ms.max(50)),
-        write_status: !args.disable_status,
-        apply: ApplyOptions::default(),
+    let webhook_task = match args.webhook_mode {
+        WebhookMode::Disabled => None,
+        WebhookMode::Enabled | WebhookMode::Onlywebhook => {
+            let tls = TlsFiles {
+                cert: args.webhook_cert.clone(),
+                key: args.webhook_key.clone(),
+            };
+            let (_, task) = webhook::serve(
+                args.webhook_addr,
+                client.clone(),
+                Some(tls),
+                shutdown.clone(),
+            )
+            .await
+            .context("starting the webhook server")?;
+            Some(task)
+        }
     };
-    node::run(client, settings, control, readiness, metrics, shutdown).await
+    if let Some(node_name) = node_name {
+        let control = match &args.frr_pathspace {
+            Some(ns) => Vtysh::with_pathspace(ns),
+            None => Vtysh::new(),
+        }
+        .binary(&args.vtysh);
+        let pod = args.pod_name.clone().map(|name| PodRef {
+            namespace: args.namespace.clone(),
+            name,
+        });
+        let settings = NodeSettings {
+            node_name,
+            namespace: args.namespace,
+            render: RenderOptions {
+                log_level,
+                always_block: args.always_block,
+                fallback_router_id: args.fallback_router_id,
+                ..RenderOptions::default()
+            },
+            poll_interval: Duration::from_millis(args.poll_interval_ms.max(50)),
+            write_status: !args.disable_status,
+            apply: ApplyOptions::default(),
+        };
+        node::run_in_pod(client, settings, pod, control, readiness, metrics, shutdown).await?;
+    } else {
+        shutdown.cancelled().await;
+    }
+    if let Some(t) = webhook_task {
+        let _ = t.await;
+    }
+    Ok(())
 }

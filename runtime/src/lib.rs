@@ -8,8 +8,10 @@ pub mod client;
 pub mod logging;
 pub mod rt;
 pub mod shutdown;
+pub mod tls_server;
 
 pub use admin::{AdminArgs, Readiness};
 pub use client::ClientArgs;
 pub use logging::LogArgs;
 pub use rt::RuntimeArgs;
+pub use tls_server::TlsFiles;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use frr_k8s::frr::apply::{ControlError, FrrControl};
 use frr_k8s::metrics::FrrMetrics;
-use frr_k8s::node::NodeSettings;
+use frr_k8s::node::{NodeSettings, PodRef};
 use ipnet::IpNet;
 use kube::api::{Api, ListParams};
 use kube::Client;
@@ -192,13 +192,20 @@ where
     let frr_namespace = speaker.frr_namespace.clone();
     let own_name = config_name(&speaker.node_name);
 
+    // The speaker's pod also owns the embedded component's BGPSessionState objects (when
+    // they share its namespace, see `run_in_pod`).
+    let pod = speaker.pod_name.clone().map(|name| PodRef {
+        namespace: speaker.namespace.clone(),
+        name,
+    });
     let (observer, mut frr_task) = match frr {
         Some(c) => {
             let observed = ObservedFrr::new(c.control);
             let task = tokio::spawn(
-                frr_k8s::node::run(
+                frr_k8s::node::run_in_pod(
                     client.clone(),
                     c.settings,
+                    pod,
                     observed.clone(),
                     readiness.clone(),
                     c.metrics,
@@ -321,6 +328,137 @@ pub async fn wait_withdrawn<C>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use frr_k8s::frr::apply::ApplyOptions;
+    use frr_k8s::RenderOptions;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::PostParams;
+    use metallb_api::frrk8s::BGPSessionState;
+    use serde_json::{json, Value};
+
+    /// FRR with one established session.
+    #[derive(Clone, Default)]
+    struct OneSession;
+
+    impl FrrControl for OneSession {
+        fn apply(&self, _batch: &str) -> Result<(), ControlError> {
+            Ok(())
+        }
+        fn check(&self, _batch: &str) -> Result<(), ControlError> {
+            Ok(())
+        }
+        fn running_config(&self) -> Result<String, ControlError> {
+            Ok(String::new())
+        }
+        fn show_json(&self, command: &str) -> Result<Value, ControlError> {
+            Ok(if command == "show bgp vrf all neighbors json" {
+                json!({"default": {"vrfName": "default",
+                    "192.0.2.1": {"bgpState": "Established", "remoteAs": 64601}}})
+            } else if command.contains("bgp") {
+                json!({})
+            } else {
+                json!([])
+            })
+        }
+        fn instance_token(&self) -> Option<String> {
+            Some("fake".into())
+        }
+    }
+
+    async fn create<K>(api: &Api<K>, v: Value) -> K
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let obj: K = serde_json::from_value(v).expect("a test object");
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create")
+    }
+
+    /// Runs the all-in-one with the speaker pod `metallb-speaker-abcde` in
+    /// `metallb-system` and FRRConfigurations in `frr_ns`; returns the owner uids of the
+    /// BGPSessionState of node-1 once it exists, and the pod's uid.
+    async fn session_owners(frr_ns: &str) -> (Vec<String>, String) {
+        const NS: &str = "metallb-system";
+        let api = metallb_testkit::start().await.expect("api");
+        let client = api.client();
+        for ns in BTreeSet::from([NS, frr_ns]) {
+            let _: k8s_openapi::api::core::v1::Namespace =
+                create(&Api::all(client.clone()), json!({"metadata": {"name": ns}})).await;
+        }
+        let _: k8s_openapi::api::core::v1::Node = create(
+            &Api::all(client.clone()),
+            json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}}}),
+        )
+        .await;
+        let pod: Pod = create(
+            &Api::namespaced(client.clone(), NS),
+            json!({"metadata": {"name": "metallb-speaker-abcde", "namespace": NS},
+                   "spec": {"containers": [{"name": "speaker", "image": "speaker"}]}}),
+        )
+        .await;
+        let mut speaker = shell::Settings::new("node-1", NS, frr_ns);
+        speaker.pod_name = pod.metadata.name.clone();
+        let stop = CancellationToken::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let task = tokio::spawn(run(
+            client.clone(),
+            speaker,
+            Some(FrrComponent {
+                settings: NodeSettings {
+                    node_name: "node-1".into(),
+                    namespace: frr_ns.into(),
+                    render: RenderOptions::default(),
+                    poll_interval: Duration::from_millis(50),
+                    write_status: true,
+                    apply: ApplyOptions {
+                        verify: false,
+                        dry_run: false,
+                        ..ApplyOptions::default()
+                    },
+                },
+                control: OneSession,
+                metrics: FrrMetrics::register(&mut registry),
+            }),
+            Readiness::default(),
+            SpeakerMetrics::register(&mut registry),
+            stop.clone(),
+            Duration::from_secs(1),
+        ));
+        let sessions: Api<BGPSessionState> = Api::namespaced(client.clone(), frr_ns);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let owners = loop {
+            let l = sessions.list(&ListParams::default()).await.expect("list");
+            // the pod is read before the first write: the object is created with its owner
+            if let Some(s) = l.items.first() {
+                break s
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .map(|o| o.uid.clone())
+                    .collect();
+            }
+            assert!(Instant::now() < deadline, "no BGPSessionState");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        stop.cancel();
+        let _ = task.await;
+        (owners, pod.metadata.uid.expect("uid"))
+    }
+
+    #[tokio::test]
+    async fn the_speaker_pod_owns_the_embedded_components_session_states() {
+        let (owners, pod_uid) = session_owners("metallb-system").await;
+        assert_eq!(owners, [pod_uid]);
+        // FRRConfigurations (and BGPSessionStates) in another namespace: the pod cannot own
+        // them there
+        let (owners, _) = session_owners("frr-k8s-system").await;
+        assert!(owners.is_empty(), "{owners:?}");
+    }
 
     #[test]
     fn scans_networks_from_configs_and_batches() {

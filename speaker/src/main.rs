@@ -43,7 +43,8 @@ struct Args {
     #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
     ignore_exclude_lb: bool,
 
-    /// The speaker's pod name: owner of its ServiceBGPStatus and ConfigurationState objects.
+    /// The speaker's pod name: owner of its ServiceBGPStatus and ConfigurationState objects,
+    /// and of the embedded frr-k8s component's BGPSessionState objects.
     #[arg(long, env = "METALLB_POD_NAME")]
     pod_name: Option<String>,
 

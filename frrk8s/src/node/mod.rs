@@ -46,7 +46,7 @@ use crate::metrics::FrrMetrics;
 use crate::{merge, render, select, stub, RenderOptions};
 
 pub use secrets::SecretIndex;
-pub use status::{NodeStatus, SessionStatusWriter};
+pub use status::{owner_patch, pod_owner_reference, NodeStatus, PodRef, SessionStatusWriter};
 
 /// What the node component needs to know about where it runs.
 #[derive(Clone, Debug)]
@@ -104,7 +104,8 @@ pub fn compute(
     }
 }
 
-/// Run the node component until `shutdown`. `control` reaches this node's FRR.
+/// Run the node component until `shutdown`. `control` reaches this node's FRR. The
+/// objects it writes have no owner; see [`run_in_pod`].
 pub async fn run<C>(
     client: Client,
     settings: NodeSettings,
@@ -116,9 +117,33 @@ pub async fn run<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
+    run_in_pod(
+        client, settings, None, control, readiness, metrics, shutdown,
+    )
+    .await
+}
+
+/// [`run`] inside `pod` (the frr-k8s daemon pod, or the all-in-one speaker pod): the
+/// pod owns this node's BGPSessionState objects, so the garbage collector deletes them
+/// with it, as upstream. The pod must be in `settings.namespace` (an owner lives in its
+/// dependents' namespace); otherwise, or with `None`, the objects have no owner.
+/// FRRNodeState is cluster-scoped and cannot have a Pod owner (upstream's status cleaner
+/// deletes it instead).
+pub async fn run_in_pod<C>(
+    client: Client,
+    settings: NodeSettings,
+    pod: Option<PodRef>,
+    control: C,
+    readiness: Readiness,
+    metrics: Arc<FrrMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
     let (configs, writer) = reflector::store::<FRRConfiguration>();
-    run_with_store(
-        client, settings, control, readiness, metrics, shutdown, configs, writer,
+    run_full(
+        client, settings, pod, control, readiness, metrics, shutdown, configs, writer,
     )
     .await
 }
@@ -126,9 +151,39 @@ where
 /// [`run`], feeding the FRRConfiguration store the caller made (tests keep a reader to see
 /// what the component keeps).
 #[allow(clippy::too_many_arguments)]
+#[cfg(test)]
 async fn run_with_store<C>(
     client: Client,
     settings: NodeSettings,
+    control: C,
+    readiness: Readiness,
+    metrics: Arc<FrrMetrics>,
+    shutdown: CancellationToken,
+    configs: ConfigStore,
+    configs_writer: reflector::store::Writer<FRRConfiguration>,
+) -> anyhow::Result<()>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
+    run_full(
+        client,
+        settings,
+        None,
+        control,
+        readiness,
+        metrics,
+        shutdown,
+        configs,
+        configs_writer,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_full<C>(
+    client: Client,
+    settings: NodeSettings,
+    pod: Option<PodRef>,
     control: C,
     readiness: Readiness,
     metrics: Arc<FrrMetrics>,
@@ -231,7 +286,8 @@ where
             shutdown.clone(),
         ));
         let writer =
-            SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name);
+            SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name)
+                .owned_by(pod);
         tokio::spawn(writer.run(sessions_rx, metrics.clone(), shutdown.clone()));
     }
 

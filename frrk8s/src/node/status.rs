@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use metallb_api::frrk8s::bgpsessionstate::{peer_label_value, NODE_LABEL, PEER_LABEL, VRF_LABEL};
@@ -14,7 +16,7 @@ use metallb_api::frrk8s::{
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::frr::status::BgpNeighborStatus;
 use crate::metrics::FrrMetrics;
@@ -143,24 +145,130 @@ pub fn desired_sessions(
         .collect()
 }
 
+/// How soon a failed read of the owner pod is retried when nothing else happens.
+const OWNER_RETRY: Duration = Duration::from_secs(5);
+
+/// The Pod the component runs in (`POD_NAME` from the downward API): the owner of its
+/// BGPSessionState objects, so that they are garbage-collected with it (as upstream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The owner reference for `pod` (as controller-runtime's `SetOwnerReference`: no
+/// `controller`, no `blockOwnerDeletion`); `None` without a uid.
+pub fn pod_owner_reference(pod: &Pod) -> Option<OwnerReference> {
+    let uid = pod.metadata.uid.clone().filter(|u| !u.is_empty())?;
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid,
+        ..Default::default()
+    })
+}
+
+/// The merge patch giving an existing object `owner` (its other owners kept, as
+/// upstream), or `None` when it already has it. Carries the resourceVersion, so a
+/// concurrent change of the owners fails the write instead of being overwritten.
+pub fn owner_patch(meta: &ObjectMeta, owner: &OwnerReference) -> Option<serde_json::Value> {
+    let current = meta.owner_references.as_deref().unwrap_or(&[]);
+    if current.iter().any(|o| o.uid == owner.uid) {
+        return None;
+    }
+    let mut owners = current.to_vec();
+    owners.push(owner.clone());
+    let mut patch = json!({"metadata": {"ownerReferences": owners}});
+    if let Some(rv) = &meta.resource_version {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
+    Some(patch)
+}
+
+/// Who owns the objects the writer creates.
+#[derive(Clone, Debug)]
+enum Owner {
+    /// No pod known: no owner (as before the pod is known).
+    None,
+    /// The pod's uid is still to be read.
+    Pending(String),
+    Known(OwnerReference),
+}
+
 /// Writes this node's BGPSessionState objects (one per peer and VRF).
 #[derive(Clone, Debug)]
 pub struct SessionStatusWriter {
     api: Api<BGPSessionState>,
+    pods: Api<Pod>,
+    namespace: String,
     node: String,
+    owner: Owner,
 }
 
 impl SessionStatusWriter {
     pub fn new(client: Client, namespace: &str, node: &str) -> Self {
         SessionStatusWriter {
-            api: Api::namespaced(client, namespace),
+            api: Api::namespaced(client.clone(), namespace),
+            pods: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
             node: node.to_string(),
+            owner: Owner::None,
+        }
+    }
+
+    /// Make `pod` the owner of the objects (created ones, and existing ones that lack it).
+    /// An owner must live in its dependents' namespace: a pod elsewhere is ignored (an
+    /// owner reference cannot name it, and one naming a missing pod would have the
+    /// garbage collector delete the objects at once).
+    pub fn owned_by(mut self, pod: Option<PodRef>) -> Self {
+        self.owner = match pod {
+            Some(p) if p.namespace == self.namespace => Owner::Pending(p.name),
+            Some(p) => {
+                warn!(pod = %p.name, pod_namespace = %p.namespace, namespace = %self.namespace,
+                      "the pod is not in the BGPSessionState namespace: the objects get no owner");
+                Owner::None
+            }
+            None => Owner::None,
+        };
+        self
+    }
+
+    /// The owner reference, reading the pod's uid the first time (a failed read is retried
+    /// at the next write; meanwhile objects are written without owner, and given it later).
+    async fn owner(&mut self) -> Option<OwnerReference> {
+        if let Owner::Pending(name) = self.owner.clone() {
+            let name = name.as_str();
+            match self.pods.get_opt(name).await {
+                Ok(Some(pod)) => match pod_owner_reference(&pod) {
+                    Some(o) => {
+                        info!(pod = %name, uid = %o.uid, "BGPSessionState objects are owned by this pod");
+                        self.owner = Owner::Known(o);
+                    }
+                    None => {
+                        warn!(pod = %name, "the pod has no uid: BGPSessionState objects get no owner");
+                        self.owner = Owner::None;
+                    }
+                },
+                Ok(None) => {
+                    warn!(pod = %name, namespace = %self.namespace,
+                          "the pod does not exist: BGPSessionState objects get no owner");
+                    self.owner = Owner::None;
+                }
+                Err(e) => {
+                    warn!(pod = %name, error = %e, "cannot read the pod (retrying at the next write): BGPSessionState objects have no owner meanwhile");
+                }
+            }
+        }
+        match &self.owner {
+            Owner::Known(o) => Some(o.clone()),
+            _ => None,
         }
     }
 
     /// Follow `rx` until shutdown; the poller only sends when sessions changed.
     pub async fn run(
-        self,
+        mut self,
         mut rx: watch::Receiver<Option<Vec<BgpNeighborStatus>>>,
         metrics: Arc<FrrMetrics>,
         shutdown: CancellationToken,
@@ -182,15 +290,19 @@ impl SessionStatusWriter {
                     }
                 }
             }
+            // The pod could not be read yet: try again even if the sessions stay as they are.
+            let owner_pending = matches!(self.owner, Owner::Pending(_));
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(OWNER_RETRY), if owner_pending => {}
                 _ = shutdown.cancelled() => return,
             }
         }
     }
 
     /// Make the objects match `sessions`; returns how many writes it took.
-    pub async fn sync(&self, sessions: &[BgpNeighborStatus]) -> kube::Result<u64> {
+    pub async fn sync(&mut self, sessions: &[BgpNeighborStatus]) -> kube::Result<u64> {
+        let owner = self.owner().await;
         let desired = desired_sessions(&self.node, sessions);
         let existing = self
             .api
@@ -208,6 +320,13 @@ impl SessionStatusWriter {
             match desired.get(&key) {
                 Some(status) if !kept.contains(&key) => {
                     kept.insert(key);
+                    if let Some(patch) = owner.as_ref().and_then(|o| owner_patch(&obj.metadata, o))
+                    {
+                        self.api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                            .await?;
+                        writes += 1;
+                    }
                     if obj.status.as_ref() != Some(status) {
                         self.api
                             .patch_status(
@@ -242,6 +361,7 @@ impl SessionStatusWriter {
                 ]
                 .into(),
             );
+            obj.metadata.owner_references = owner.clone().map(|o| vec![o]);
             let created = self.api.create(&PostParams::default(), &obj).await?;
             let name = created.metadata.name.unwrap_or_default();
             self.api
@@ -254,5 +374,66 @@ impl SessionStatusWriter {
             writes += 2;
         }
         Ok(writes)
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: format!("pod-{uid}"),
+            uid: uid.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_pod_reference_is_upstreams() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "frr-k8s-abcde", "namespace": "frr-k8s-system", "uid": "u-1"}
+        }))
+        .unwrap();
+        let o = pod_owner_reference(&pod).unwrap();
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Pod", "name": "frr-k8s-abcde", "uid": "u-1"})
+        );
+        let no_uid: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}})).unwrap();
+        assert!(pod_owner_reference(&no_uid).is_none());
+    }
+
+    #[test]
+    fn a_missing_owner_is_added_and_others_are_kept() {
+        let meta = ObjectMeta {
+            resource_version: Some("7".into()),
+            ..Default::default()
+        };
+        let p = owner_patch(&meta, &owner("a")).unwrap();
+        assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "a");
+        assert_eq!(p["metadata"]["resourceVersion"], "7");
+
+        let meta = ObjectMeta {
+            owner_references: Some(vec![owner("old")]),
+            ..Default::default()
+        };
+        let p = owner_patch(&meta, &owner("new")).unwrap();
+        let uids: Vec<&str> = p["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["uid"].as_str().unwrap())
+            .collect();
+        assert_eq!(uids, ["old", "new"]);
+        assert!(p["metadata"].get("resourceVersion").is_none());
+
+        let owned = ObjectMeta {
+            owner_references: Some(vec![owner("a")]),
+            ..Default::default()
+        };
+        assert_eq!(owner_patch(&owned, &owner("a")), None);
     }
 }
