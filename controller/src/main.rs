@@ -70,7 +70,10 @@ struct Args {
     #[arg(long, env = "METALLB_WEBHOOK_INSECURE_HTTP", hide = true)]
     webhook_insecure_http: bool,
 
-    /// Reporting instance in events (set from the pod name by the chart).
+    /// The controller's pod name (the chart sets it from the downward API): reporting
+    /// instance in events, and owner of the `controller` ConfigurationState, so that it is
+    /// garbage-collected with the pod. When no such pod exists in the namespace, the object
+    /// has no owner.
     #[arg(long, env = "POD_NAME", default_value = "metallb-controller")]
     pod_name: String,
 
@@ -145,6 +148,18 @@ impl Args {
         if let Some(gate) = controller_gate {
             let mut settings = Settings::new(&namespace);
             settings.lb_class = lb_class;
+            settings.owner = match metallb_runtime::owner::pod_owner(&client, &namespace, &pod_name)
+                .await
+            {
+                Ok(owner) => owner,
+                Err(e) => {
+                    tracing::warn!(pod = %pod_name, error = %e, "cannot read the controller pod: its ConfigurationState gets no owner");
+                    None
+                }
+            };
+            if settings.owner.is_none() {
+                tracing::info!(pod = %pod_name, "no such pod: the ConfigurationState gets no owner");
+            }
             settings.instance = pod_name;
             Controller::new(client, settings, metrics)
                 .run(shutdown.clone(), Some(gate))

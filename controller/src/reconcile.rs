@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -67,6 +68,9 @@ pub struct Settings {
     pub write_concurrency: usize,
     /// Reporting instance in events (the pod name).
     pub instance: String,
+    /// The controller's Pod: owner of its ConfigurationState, so that the garbage
+    /// collector removes it with the pod (as upstream); `None`: no owner.
+    pub owner: Option<OwnerReference>,
 }
 
 impl Settings {
@@ -78,6 +82,7 @@ impl Settings {
             max_batch_delay: Duration::from_millis(250),
             write_concurrency: 32,
             instance: FIELD_MANAGER.to_string(),
+            owner: None,
         }
     }
 }
@@ -264,6 +269,7 @@ impl Controller {
             metrics,
             namespace: st.settings.namespace.clone(),
             instance: st.settings.instance.clone(),
+            owner: st.settings.owner.clone(),
             concurrency: st.settings.write_concurrency.max(1),
         };
         let started = Instant::now();
@@ -776,6 +782,8 @@ struct Io {
     metrics: Metrics,
     namespace: String,
     instance: String,
+    /// See [`Settings::owner`].
+    owner: Option<OwnerReference>,
     concurrency: usize,
 }
 
@@ -900,21 +908,26 @@ impl Io {
             previous.as_ref(),
             k8s_openapi::jiff::Timestamp::now(),
         );
-        if previous
-            .as_ref()
-            .is_some_and(|p| same_configuration_state(p, &want))
-        {
-            return Ok((want, false));
-        }
-        if existing.is_none() {
+        // Created when missing; given our pod as owner when it lacks it (a restarted
+        // controller takes over the object the previous pod owned).
+        let owned = |o: &ConfigurationState| {
+            self.owner.as_ref().is_none_or(|owner| {
+                metallb_runtime::owner::is_owned_by(o.metadata.owner_references.as_deref(), owner)
+            })
+        };
+        if existing.as_ref().is_none_or(|o| !owned(o)) {
+            let mut metadata = json!({
+                "name": CONTROLLER_CONFIGURATION_STATE,
+                "namespace": self.namespace,
+                "labels": { LABEL_COMPONENT_TYPE: "controller" },
+            });
+            if let Some(owner) = &self.owner {
+                metadata["ownerReferences"] = json!([owner]);
+            }
             let obj = json!({
                 "apiVersion": "metallb.io/v1beta1",
                 "kind": "ConfigurationState",
-                "metadata": {
-                    "name": CONTROLLER_CONFIGURATION_STATE,
-                    "namespace": self.namespace,
-                    "labels": { LABEL_COMPONENT_TYPE: "controller" },
-                },
+                "metadata": metadata,
             });
             api.patch(
                 CONTROLLER_CONFIGURATION_STATE,
@@ -922,6 +935,12 @@ impl Io {
                 &Patch::Apply(&obj),
             )
             .await?;
+        }
+        if previous
+            .as_ref()
+            .is_some_and(|p| same_configuration_state(p, &want))
+        {
+            return Ok((want, existing.as_ref().is_none_or(|o| !owned(o))));
         }
         let pp = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),

@@ -492,6 +492,19 @@ impl Lab {
                 let (name, ns) = lab.pod_of(n);
                 lab.apply(objects::pod(&name, ns, &n.name, POD_SERVICE_ACCOUNT))?;
             }
+            if lab.opts.stack == Stack::Full {
+                let node = lab
+                    .nodes
+                    .first()
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default();
+                lab.apply(objects::pod(
+                    CONTROLLER_POD,
+                    METALLB_NS,
+                    &node,
+                    POD_SERVICE_ACCOUNT,
+                ))?;
+            }
         }
         // FRR's netns VRF backend prints `vrf red` / ` netns /run/netns/red` in its running
         // configuration; frr-k8s leaves such FRR-owned lines alone (frr/diff.rs), so no
@@ -627,6 +640,8 @@ impl Lab {
                     "disabled".into(),
                     "--admin-addr".into(),
                     "127.0.0.1:0".into(),
+                    "--pod-name".into(),
+                    CONTROLLER_POD.into(),
                 ];
                 self.controller = Some(Managed::start(
                     "controller",
@@ -688,6 +703,8 @@ impl Lab {
                         "127.0.0.1:0".into(),
                         "--poll-interval-ms".into(),
                         "250".into(),
+                        "--pod-name".into(),
+                        self.pod_of(n).0,
                     ];
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
@@ -732,6 +749,15 @@ impl Lab {
             .as_mut()
             .context("no controller in this lab")?
             .restart()
+    }
+
+    /// Kills the controller with SIGKILL and does not start it again.
+    pub fn crash_controller(&mut self) -> anyhow::Result<()> {
+        self.controller
+            .as_mut()
+            .context("no controller in this lab")?
+            .crash();
+        Ok(())
     }
 
     /// Kills node `k`'s speaker (or frr-k8s) with SIGKILL and does not start it again: it
@@ -1108,6 +1134,8 @@ impl Lab {
 /// `BIN --help` (empty when it fails).
 /// The ServiceAccount of the lab's stand-in pods.
 const POD_SERVICE_ACCOUNT: &str = "metallb-e2e";
+/// The controller's stand-in pod (in the MetalLB namespace).
+pub const CONTROLLER_POD: &str = "controller";
 
 /// A real control plane with every CRD installed. kube-controller-manager runs for the
 /// garbage collector, without the node lifecycle controller: there is no kubelet, so it

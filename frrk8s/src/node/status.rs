@@ -156,18 +156,7 @@ pub struct PodRef {
     pub name: String,
 }
 
-/// The owner reference for `pod` (as controller-runtime's `SetOwnerReference`: no
-/// `controller`, no `blockOwnerDeletion`); `None` without a uid.
-pub fn pod_owner_reference(pod: &Pod) -> Option<OwnerReference> {
-    let uid = pod.metadata.uid.clone().filter(|u| !u.is_empty())?;
-    Some(OwnerReference {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: pod.metadata.name.clone().unwrap_or_default(),
-        uid,
-        ..Default::default()
-    })
-}
+pub use metallb_runtime::owner::pod_owner_reference;
 
 /// The merge patch giving an existing object `owner` (its other owners kept, as
 /// upstream), or `None` when it already has it. Carries the resourceVersion, so a

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -341,15 +341,12 @@ pub async fn run(
 }
 
 async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReference> {
-    match Api::<Pod>::namespaced(client.clone(), ns).get(pod).await {
-        Ok(p) => Some(OwnerReference {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            name: p.name_any(),
-            uid: p.metadata.uid.clone().unwrap_or_default(),
-            ..Default::default()
-        })
-        .filter(|o| !o.uid.is_empty()),
+    match metallb_runtime::owner::pod_owner(client, ns, pod).await {
+        Ok(Some(owner)) => Some(owner),
+        Ok(None) => {
+            warn!(pod, "the speaker pod does not exist: ServiceBGPStatus and ConfigurationState objects get no owner");
+            None
+        }
         Err(e) => {
             warn!(pod, error = %e, "cannot read the speaker pod: ServiceBGPStatus and ConfigurationState objects get no owner");
             None
