@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 # Benchmarks are not part of the suite (they are compiled by clippy --all-targets in CI and
-# run with `cargo bench`); doc tests are.
-exec cargo test --workspace "$@"
+# run with `cargo bench`); doc tests are. --no-fail-fast: a failing test binary does not stop
+# the others; cargo lists every failure at the end.
+exec cargo test --workspace --no-fail-fast "$@"

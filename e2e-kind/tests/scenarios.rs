@@ -358,23 +358,53 @@ fn bfd_link_cut_vs_hold_timer() {
     })
     .unwrap();
 
+    // Why the external router dropped a node's session last (FRR's `lastResetDueTo`, with
+    // the NOTIFICATION it sent, if any).
+    let last_reset = |addr: &str| {
+        lab.ext
+            .query_json(&format!("show bgp neighbors {addr} json"))
+            .and_then(|v| v.get(addr).cloned())
+            .map(|n| {
+                format!(
+                    "{} {}",
+                    n.get("lastResetDueTo")
+                        .and_then(|x| x.as_str())
+                        .unwrap_or(""),
+                    n.get("lastNotificationReason")
+                        .and_then(|x| x.as_str())
+                        .unwrap_or("")
+                )
+            })
+            .unwrap_or_default()
+    };
+
     let t = Instant::now();
     lab.set_node_link(1, false).unwrap();
-    lab.wait_ext_nexthops(&p, &[node_v4(2)], Duration::from_secs(15))
-        .unwrap();
+    lab.wait_ext_nexthops(&p, &[node_v4(2)], T).unwrap();
     let bfd = t.elapsed();
+    let bfd_reason = last_reset(&node_v4(1));
     lab.set_node_link(1, true).unwrap();
     lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
 
     let t = Instant::now();
     lab.set_node_link(2, false).unwrap();
-    lab.wait_ext_nexthops(&p, &[node_v4(1)], Duration::from_secs(20))
-        .unwrap();
+    lab.wait_ext_nexthops(&p, &[node_v4(1)], T).unwrap();
     let hold = t.elapsed();
+    let hold_reason = last_reset(&node_v4(2));
     lab.set_node_link(2, true).unwrap();
-    println!("link cut -> next hop gone: BFD 300ms x3 {bfd:?}, hold timer 9s {hold:?}");
-    assert!(bfd < Duration::from_secs(3), "BFD took {bfd:?}");
-    assert!(bfd < hold);
+    println!(
+        "link cut -> next hop gone: BFD 300ms x3 {bfd:?} ({bfd_reason}), hold timer 9s {hold:?} ({hold_reason})"
+    );
+    // what took each session down, rather than how long it took (a busy machine stretches
+    // both): BFD for node1, the hold timer for node2
+    assert!(
+        bfd_reason.contains("BFD Down"),
+        "node1's session did not go down on BFD: {bfd_reason}"
+    );
+    assert!(
+        hold_reason.contains("Hold Timer Expired"),
+        "node2's session did not go down on its hold timer: {hold_reason}"
+    );
 }
 
 #[test]
@@ -463,8 +493,8 @@ fn service_deleted_right_after_its_sessions_come_up() {
             .unwrap_or(0);
         std::thread::sleep(Duration::from_millis(d));
         lab.delete_service(&name).unwrap();
-        let took = lab.wait_ext_nexthops(&prefix, &[], Duration::from_secs(10));
-        // A lost withdrawal never comes; a late one would show up here too.
+        let took = lab.wait_ext_nexthops(&prefix, &[], T);
+        // A lost withdrawal never comes; one that comes back would show up here.
         std::thread::sleep(Duration::from_secs(2));
         let left = lab.ext.nexthops(&prefix);
         println!(
@@ -474,15 +504,25 @@ fn service_deleted_right_after_its_sessions_come_up() {
                 .saturating_sub(Duration::from_millis(d))
                 .min(routed)
         );
-        if !left.is_empty()
-            || took
-                .as_ref()
-                .is_ok_and(|t| *t > Duration::from_millis(1500))
-        {
+        // how fast the withdrawal came is a figure, not a verdict (a busy machine stretches
+        // it); that it came and stayed is
+        if !left.is_empty() || took.is_err() {
             stale.push((d, took, left));
         }
     }
-    assert!(stale.is_empty(), "withdrawals late or lost: {stale:?}");
+    // reported: withdrawals frr-k8s' audit found lost and repaired (its safety net)
+    let repaired: usize = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(lab.log_dir().join(format!("speaker-{}.log", n.name)))
+                .unwrap_or_default()
+                .matches("FRR still advertised withdrawn prefixes")
+                .count()
+        })
+        .sum();
+    println!("withdrawals repaired by frr-k8s' audit: {repaired}");
+    assert!(stale.is_empty(), "withdrawals lost: {stale:?}");
 }
 
 #[test]
@@ -516,7 +556,15 @@ fn restarts_keep_ips_and_routes() {
         }
     };
     lab.restart_controller().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // the new controller's initial resync is done, its writes included (a moved IP would be
+    // in the Services by now)
+    let log = lab.log_dir().join("controller.log");
+    metallb_netlab::wait_until("the restarted controller resynced", T, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let since = text.rfind("==== e2e: restart").map_or("", |i| &text[i..]);
+        since.contains("initial resync done")
+    })
+    .unwrap();
     check(&lab, "controller restart");
     lab.restart_speaker(1).unwrap();
     check(&lab, "speaker restart");

@@ -5,7 +5,7 @@
 //! asserts on the external router's tables, so it fails when the feature is broken.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -78,44 +78,127 @@ fn ext_state(lab: &Lab, addr: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The nodes whose speaker reports announcing Service `name` (their ServiceBGPStatus),
+/// sorted; `None` when the API cannot be read.
+fn bgp_status_nodes(lab: &Lab, name: &str) -> Option<Vec<String>> {
+    let mut nodes: Vec<String> = lab
+        .list("metallb.io/v1beta1", "ServiceBGPStatus", Some(METALLB_NS))
+        .ok()?
+        .iter()
+        .filter(|o| {
+            o.pointer("/metadata/labels/metallb.io~1service-name")
+                .and_then(Value::as_str)
+                == Some(name)
+        })
+        .filter_map(|o| o.pointer("/status/node")?.as_str().map(str::to_string))
+        .collect();
+    nodes.sort();
+    Some(nodes)
+}
+
+/// One observation of the external router's next hops for a prefix: the query started at
+/// `start` and returned at `end`, so the FIB held `hops` at some instant in between.
+#[derive(Clone, Debug)]
+struct Sample {
+    start: Instant,
+    end: Instant,
+    hops: Vec<String>,
+}
+
+/// Answers like [`Pathspace`] and remembers whether the last query worked, so that a
+/// failed `vtysh` call is not taken for "no next hop".
+struct Probe {
+    ext: Pathspace,
+    ok: std::cell::Cell<bool>,
+}
+
+impl FrrQueries for Probe {
+    fn query_json(&self, cmd: &str) -> Option<Value> {
+        let v = self.ext.query_json(cmd);
+        self.ok.set(v.is_some());
+        v
+    }
+}
+
 /// Samples the external router's next hops for one prefix in a thread until stopped:
-/// a restart must be watched while the test thread is busy restarting things.
+/// a restart must be watched while the test thread is busy restarting things. Each sample
+/// records when its query started and ended, so that a test can prove which interval the
+/// watch observed instead of counting samples (a query takes 10 ms on an idle machine and
+/// well over 100 ms on a busy one).
 struct Watch {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<(Duration, Vec<String>)>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    handle: JoinHandle<()>,
 }
 
 impl Watch {
     fn start(lab: &Lab, prefix: &str) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
-        let ext = Pathspace(lab.ext.pathspace().to_string());
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let probe = Probe {
+            ext: Pathspace(lab.ext.pathspace().to_string()),
+            ok: std::cell::Cell::new(false),
+        };
         let prefix = prefix.to_string();
-        let flag = stop.clone();
+        let (flag, out) = (stop.clone(), samples.clone());
         let handle = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut samples = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                samples.push((start.elapsed(), ext.fib_nexthops(&prefix)));
+                let start = Instant::now();
+                let hops = probe.fib_nexthops(&prefix);
+                let end = Instant::now();
+                // a failed query observed nothing
+                if probe.ok.get() {
+                    out.lock().unwrap().push(Sample { start, end, hops });
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            samples
         });
-        Watch { stop, handle }
+        Watch {
+            stop,
+            samples,
+            handle,
+        }
     }
 
-    /// Stops sampling; returns every sample (time since start, next hops).
-    fn finish(self) -> Vec<(Duration, Vec<String>)> {
+    /// Waits (up to `T`) until the watch has a sample whose query started at or after
+    /// `after`; returns it.
+    fn wait_sample_after(&self, what: &str, after: Instant) -> Sample {
+        wait_until_some(what, T, || {
+            self.samples
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|s| s.start >= after)
+                .cloned()
+        })
+        .unwrap()
+        .0
+    }
+
+    /// Stops sampling; returns every sample, in order.
+    fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("watch thread")
+        self.handle.join().expect("watch thread");
+        Arc::try_unwrap(self.samples)
+            .expect("watch thread ended")
+            .into_inner()
+            .unwrap()
     }
 }
 
 /// The first sample without `nh`, if any.
-fn first_gap(samples: &[(Duration, Vec<String>)], nh: &str) -> Option<(Duration, Vec<String>)> {
-    samples
-        .iter()
-        .find(|(_, hops)| !hops.iter().any(|h| h == nh))
-        .cloned()
+fn first_gap<'a>(samples: &'a [Sample], nh: &str) -> Option<&'a Sample> {
+    samples.iter().find(|s| !s.hops.iter().any(|h| h == nh))
+}
+
+/// Whether a sample was taken entirely within `[from, to]`.
+fn sampled_within(samples: &[Sample], from: Instant, to: Instant) -> bool {
+    samples.iter().any(|s| s.start >= from && s.end <= to)
+}
+
+/// Whether a sample was started at or after `from`.
+fn sampled_after(samples: &[Sample], from: Instant) -> bool {
+    samples.iter().any(|s| s.start >= from)
 }
 
 // ------------------------------------------------------------------------ passwordSecret
@@ -275,7 +358,18 @@ fn aggregation_length() {
     }
 
     // the aggregate stays while one Service in it remains, and goes with the last
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    wait_until("every speaker announces a", T, || {
+        bgp_status_nodes(&lab, "a").as_ref() == Some(&names)
+    })
+    .unwrap();
     lab.delete_service("a").unwrap();
+    // every speaker has processed the deletion (its ServiceBGPStatus for a is gone); then
+    // 2 s for a wrong withdrawal to reach the router
+    wait_until("every speaker dropped a", T, || {
+        bgp_status_nodes(&lab, "a").is_some_and(|n| n.is_empty())
+    })
+    .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         lab.ext.nexthops(&agg_ab),
@@ -312,6 +406,24 @@ fn peer_node_selectors() {
     let p = host_prefix(&ip);
     let took = lab.wait_ext_nexthops(&p, &[node_v4(1)], T).unwrap();
     println!("peer nodeSelectors: {p} via node1 only after {took:?}");
+    // A probe peer for node2 only (nobody listens at its address), created after `ext`:
+    // once node2's FRR has it, node2's speaker has processed `ext` too and its frr-k8s has
+    // applied the result.
+    lab.apply(bgp_peer(
+        "probe",
+        64512,
+        64599,
+        "192.0.2.99",
+        json!({"nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "node2"}}]}),
+    ))
+    .unwrap();
+    wait_until("node2's FRR has the probe peer", T, || {
+        lab.node(2)
+            .frr
+            .running_config()
+            .is_ok_and(|rc| rc.contains("neighbor 192.0.2.99 remote-as 64599"))
+    })
+    .unwrap();
     // node2 is not selected: it never peers, and the route never gets its next hop
     never_for(
         "node2 peered although not selected",
@@ -328,6 +440,8 @@ fn peer_node_selectors() {
         !rc.contains("neighbor 192.0.2.1"),
         "node2's FRR has the peer:\n{rc}"
     );
+    lab.delete("metallb.io/v1beta2", "BGPPeer", Some(METALLB_NS), "probe")
+        .unwrap();
 
     // labelling node2 selects it, unlabelling node1 deselects it
     label_node(&lab, "node2", "e2e.metallb.io/peer", Some("ext"));
@@ -364,6 +478,22 @@ fn advertisement_node_selectors() {
             .all(|n| ext_state(&lab, &n.v4) == "Established")
     })
     .unwrap();
+    // A probe Service in its own pool, advertised everywhere, created after `seed` and
+    // `web`: once node1 announces it, node1's speaker has processed those too.
+    lab.apply(ip_pool("probe", &["198.18.9.0/24"])).unwrap();
+    lab.apply(bgp_advertisement(
+        "probe",
+        json!({"ipAddressPools": ["probe"]}),
+    ))
+    .unwrap();
+    let probe = service(
+        &lab,
+        "probe",
+        2,
+        json!({"metallb.io/address-pool": "probe"}),
+    );
+    lab.wait_ext_nexthops(&host_prefix(&probe), &lab.all_node_v4(), T)
+        .unwrap();
     never_for(
         "node1 announced although not selected",
         Duration::from_secs(3),
@@ -396,13 +526,15 @@ fn advertisement_selects_pools() {
         json!({"ipAddressPools": ["loud"]}),
     ))
     .unwrap();
-    let loud = service(&lab, "loud", 1, json!({"metallb.io/address-pool": "loud"}));
+    // quiet first: once every node announces loud, every speaker has processed quiet too
+    // (each kind's events arrive in order)
     let quiet = service(
         &lab,
         "quiet",
         2,
         json!({"metallb.io/address-pool": "quiet"}),
     );
+    let loud = service(&lab, "loud", 1, json!({"metallb.io/address-pool": "loud"}));
     assert!(loud.starts_with("198.18.0."), "{loud}");
     assert!(quiet.starts_with("198.18.1."), "{quiet}");
     let took = lab
@@ -516,6 +648,7 @@ fn graceful_restart() {
     let watch = Watch::start(&lab, &p);
     let t = Instant::now();
     lab.node_mut(1).frr.crash_daemon("bgpd");
+    let crashed = Instant::now();
     let (stale, _) = wait_until_some("ext keeps node1's path as stale", T, || {
         let v = lab
             .ext
@@ -530,16 +663,21 @@ fn graceful_restart() {
             .map(|x| x.to_string())
     })
     .unwrap();
+    let stale_seen = Instant::now();
     println!(
         "after {:?} ext holds node1's stale path: {stale}",
         t.elapsed()
     );
+    // bgpd stays down until the watch has looked at the router while it holds node1's path
+    // only as stale (however long a query takes on a busy machine)
+    watch.wait_sample_after("a sample while node1's bgpd is down", stale_seen);
+    let restarting = Instant::now();
     lab.node_mut(1).frr.start_missing(false).unwrap();
     wait_until("node1's session back", T, || {
         dropped(&lab, &n1) > drops_before && ext_state(&lab, &n1) == "Established"
     })
     .unwrap();
-    let back = t.elapsed();
+    let back = Instant::now();
     // end-of-RIB from the restarted node replaces the stale path
     wait_until("node1's path no longer stale", T, || {
         lab.ext
@@ -548,24 +686,38 @@ fn graceful_restart() {
             .unwrap_or(false)
     })
     .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
+    let fresh = Instant::now();
+    watch.wait_sample_after("a sample after node1's path was refreshed", fresh);
     let samples = watch.finish();
     println!(
-        "node1 bgpd crash: session back after {back:?}; {} samples over {:?}",
+        "node1 bgpd crash: session back after {:?}; {} samples over {:?}",
+        back - t,
         samples.len(),
         t.elapsed()
     );
-    assert!(samples.len() > 20, "too few samples: {samples:?}");
-    if let Some((at, hops)) = first_gap(&samples, &n1) {
-        panic!("node1's route left the external router {at:?} after its bgpd crashed (next hops {hops:?}) despite graceful restart");
+    if let Some(s) = first_gap(&samples, &n1) {
+        panic!(
+            "node1's route left the external router {:?} after its bgpd crashed (next hops {:?}) despite graceful restart",
+            s.start.saturating_duration_since(crashed),
+            s.hops
+        );
     }
+    // the watch saw the outage itself and its end, not only the time around it
+    assert!(
+        sampled_within(&samples, crashed, restarting),
+        "no sample while node1's bgpd was down: {samples:?}"
+    );
+    assert!(
+        sampled_after(&samples, back),
+        "no sample after node1's session came back: {samples:?}"
+    );
     assert_eq!(lab.ext.nexthops(&p), lab.all_node_v4());
 
     // ---- control: node2 (no graceful restart) loses its next hop at once
     let t = Instant::now();
     lab.node_mut(2).frr.crash_daemon("bgpd");
     let gone = lab
-        .wait_ext_nexthops(&p, std::slice::from_ref(&n1), Duration::from_secs(10))
+        .wait_ext_nexthops(&p, std::slice::from_ref(&n1), T)
         .unwrap();
     println!(
         "control: node2 bgpd crash without graceful restart removed its next hop after {gone:?}"
@@ -575,11 +727,11 @@ fn graceful_restart() {
     println!("node2 back after {:?}", t.elapsed());
 
     // ---- speaker restarts: node1 (graceful restart) withdraws nothing
+    let log = lab.log_dir().join("speaker-node1.log");
     let watch = Watch::start(&lab, &p);
     let t = Instant::now();
     lab.restart_speaker(1).unwrap();
-    // watch until the new speaker has applied its configuration, and a bit longer
-    let log = lab.log_dir().join("speaker-node1.log");
+    // watch until the new speaker has applied its configuration, and 2 s longer
     wait_until(
         "the restarted speaker1 applied its configuration",
         T,
@@ -590,28 +742,65 @@ fn graceful_restart() {
         },
     )
     .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    let applied = Instant::now();
+    watch.wait_sample_after(
+        "a sample 2 s after speaker1 applied its configuration",
+        applied + Duration::from_secs(2),
+    );
     let samples = watch.finish();
     lab.check_processes().unwrap();
-    if let Some((at, hops)) = first_gap(&samples, &n1) {
-        panic!("node1's route left the external router {at:?} into its speaker restart (next hops {hops:?})");
+    if let Some(s) = first_gap(&samples, &n1) {
+        panic!(
+            "node1's route left the external router {:?} into its speaker restart (next hops {:?})",
+            s.start.saturating_duration_since(t),
+            s.hops
+        );
     }
-    println!(
-        "speaker1 restart: node1's next hop kept ({} samples over {:?})",
-        samples.len(),
-        t.elapsed()
+    assert!(
+        sampled_after(&samples, t),
+        "no sample during speaker1's restart"
     );
-    // control: node2's speaker withdraws on SIGTERM, the route comes back after
+    // the old speaker decided to leave its announcements to graceful restart (logged on
+    // SIGTERM, before the restart marker)
+    let old = previous_run(&log);
+    assert!(
+        old.contains("graceful restart configured: leaving the announcements to it"),
+        "speaker1 did not keep its announcements for graceful restart:\n{old}"
+    );
+    println!(
+        "speaker1 restart: node1's next hop kept ({} samples over {:?}, {} before the new speaker applied its configuration)",
+        samples.len(),
+        t.elapsed(),
+        samples.iter().filter(|s| s.start >= t && s.end <= applied).count()
+    );
+    // control: node2's speaker withdraws on SIGTERM (and waits until its FRR applied the
+    // withdrawal), the route comes back after
+    let log = lab.log_dir().join("speaker-node2.log");
     let watch = Watch::start(&lab, &p);
     lab.restart_speaker(2).unwrap();
     lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
     let samples = watch.finish();
-    let gap = first_gap(&samples, &n2);
-    println!(
-        "control: speaker2 restart without graceful restart: first sample without node2: {gap:?}"
+    let old = previous_run(&log);
+    assert!(
+        old.contains("announcements withdrawn")
+            && old.contains("FRR no longer originates the withdrawn prefixes"),
+        "node2's speaker did not withdraw on SIGTERM:\n{old}"
     );
-    assert!(gap.is_some(), "node2's speaker did not withdraw on SIGTERM");
+    // how long the external router went without node2 depends on how fast the new speaker
+    // comes back: reported, not asserted
+    println!(
+        "control: speaker2 restart without graceful restart: first sample without node2: {:?}",
+        first_gap(&samples, &n2).map(|s| &s.hops)
+    );
+}
+
+/// The log of a managed process before its last restart (since the one before, if any).
+fn previous_run(log: &std::path::Path) -> String {
+    const MARKER: &str = "==== e2e: restart";
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let end = text.rfind(MARKER).unwrap_or(text.len());
+    let start = text[..end].rfind(MARKER).unwrap_or(0);
+    text[start..end].to_string()
 }
 
 // ------------------------------------------------------------------------ dynamicASN

@@ -1,6 +1,7 @@
 //! Timing figures of the full stack, printed as a table (min / p50 / p90 / max of
-//! `E2E_SAMPLES` samples, default 20). Only generous sanity bounds are asserted; the
-//! targets are printed next to the figures.
+//! `E2E_SAMPLES` samples, default 20) and written to `target/e2e-timings.txt`. The figures
+//! are measurements: the targets are printed next to them, and only generous sanity bounds
+//! (about 10x the target) are asserted, after the table is written.
 //!
 //! Run: `cargo test -p metallb-e2e --test timings -- --nocapture`
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use metallb_e2e::objects::{self, bfd_profile, bgp_advertisement, bgp_peer, host_prefix, ip_pool};
 use metallb_e2e::router::node_v4;
 use metallb_e2e::stats::{table, Samples};
-use metallb_e2e::{require_full_stack, Lab, LabOptions, Stack};
+use metallb_e2e::{require_full_stack, FrrQueries, Lab, LabOptions, Stack};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -29,6 +30,8 @@ fn timing_table() {
     let n = samples();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    // failed checks, asserted once the table is written
+    let mut failures: Vec<String> = Vec::new();
 
     // ---- lab 1: service → route, Local withdrawal, unrelated changes vs sessions ----
     {
@@ -40,8 +43,8 @@ fn timing_table() {
         // waits for session set-up; not what is measured)
         lab.create_service("warmup", false, &lab.endpoints_everywhere(1))
             .unwrap();
-        let ip = lab.wait_service_ips("warmup", 1, T).unwrap()[0].clone();
-        lab.wait_ext_nexthops(&host_prefix(&ip), &lab.all_node_v4(), T)
+        let warmup = host_prefix(&lab.wait_service_ips("warmup", 1, T).unwrap()[0]);
+        lab.wait_ext_nexthops(&warmup, &lab.all_node_v4(), T)
             .unwrap();
 
         let mut created = Samples::new(
@@ -111,6 +114,19 @@ fn timing_table() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // one more change, which every node's path shows: once ext has it from every node,
+        // every node has applied the 100 before it; then 3 s for a reset to show
+        lab.apply(bgp_advertisement(
+            "seed",
+            json!({"communities": ["64512:1000"]}),
+        ))
+        .unwrap();
+        metallb_netlab::wait_until("every node applied the last change", T, || {
+            let paths = lab.ext.bgp_paths(&warmup);
+            paths.len() == lab.nodes.len()
+                && paths.iter().all(|p| p.communities.contains("64512:1000"))
+        })
+        .unwrap();
         std::thread::sleep(Duration::from_secs(3));
         let (d1, e1) = lab.ext.session_counters();
         notes.push(format!(
@@ -120,7 +136,12 @@ fn timing_table() {
             e0,
             e1
         ));
-        assert_eq!(d1 - d0, 0, "sessions were reset by unrelated changes");
+        if d1 != d0 {
+            failures.push(format!(
+                "{} sessions were reset by unrelated changes",
+                d1 - d0
+            ));
+        }
         lab.check_processes().unwrap();
         rows.push(ip_assigned);
         rows.push(created);
@@ -165,7 +186,6 @@ fn timing_table() {
         let mut bfd = Samples::new("BFD 300ms x3: link cut -> next hop gone on ext", "< 1.2 s");
         let mut recover = Samples::new("BFD node: link up -> next hop back", "-");
         for _ in 0..n {
-            use metallb_e2e::FrrQueries as _;
             metallb_netlab::wait_until("BFD up for node1", T, || {
                 lab.ext
                     .neighbors()
@@ -177,8 +197,7 @@ fn timing_table() {
             .unwrap();
             let t = Instant::now();
             lab.set_node_link(1, false).unwrap();
-            lab.wait_ext_nexthops(&p, &[node_v4(2)], Duration::from_secs(15))
-                .unwrap();
+            lab.wait_ext_nexthops(&p, &[node_v4(2)], T).unwrap();
             bfd.push(t.elapsed());
             let t = Instant::now();
             lab.set_node_link(1, true).unwrap();
@@ -196,14 +215,11 @@ fn timing_table() {
         for _ in 0..holds {
             let t = Instant::now();
             lab.set_node_link(2, false).unwrap();
-            lab.wait_ext_nexthops(&p, &[node_v4(1)], Duration::from_secs(20))
-                .unwrap();
+            lab.wait_ext_nexthops(&p, &[node_v4(1)], T).unwrap();
             hold.push(t.elapsed());
             lab.set_node_link(2, true).unwrap();
             lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
         }
-        assert!(bfd.median().unwrap() < Duration::from_secs(3));
-        assert!(bfd.median().unwrap() < hold.median().unwrap());
         rows.push(bfd);
         rows.push(recover);
         rows.push(hold);
@@ -224,9 +240,22 @@ fn timing_table() {
     if let Err(e) = std::fs::write(target.join("e2e-timings.txt"), &report) {
         eprintln!("could not write e2e-timings.txt: {e}");
     }
-    // generous sanity bounds only
-    let created = &rows[1];
-    assert!(created.median().unwrap() < Duration::from_secs(5));
-    let local = &rows[2];
-    assert!(local.median().unwrap() < Duration::from_secs(5));
+    // generous sanity bounds only (about 10x the targets): they catch a broken path, not a
+    // slow machine
+    // (rows: 1 Service -> route, 2 Local withdrawal, 4 BFD link cut)
+    for (row, bound) in [
+        (1, Duration::from_secs(5)),
+        (2, Duration::from_secs(5)),
+        (4, Duration::from_secs(12)),
+    ] {
+        let r = &rows[row];
+        let median = r.median().unwrap();
+        if median >= bound {
+            failures.push(format!(
+                "{}: median {median:?}, over the sanity bound {bound:?} (target {})",
+                r.name, r.target
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

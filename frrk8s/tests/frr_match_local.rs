@@ -112,8 +112,14 @@ fn empty_as_path_admits_only_originated_routes() {
         "no network 198.18.0.1/32",
     ])
     .unwrap();
-    wait_until("withdrawn from ext2", Duration::from_secs(10), || {
+    wait_until("withdrawn from ext2", Duration::from_secs(30), || {
         !has_route(&ext2, "198.18.0.1/32")
     })
     .unwrap();
+    // The node's updates to ext2 kept flowing after the window above (this withdrawal
+    // went out seconds after the node learned ext1's route), and still no leak.
+    assert!(
+        !has_route(&ext2, "198.18.100.0/24"),
+        "a route learned from ext1 leaked to ext2"
+    );
 }

@@ -52,7 +52,7 @@ fn ebgp_route_arrives_between_two_frrs() {
     .unwrap();
     println!("route arrived after {took:?}");
     // and into ext's kernel
-    wait_until("kernel route on ext", Duration::from_secs(5), || {
+    wait_until("kernel route on ext", Duration::from_secs(30), || {
         b.ip(&["route", "show", "198.18.0.1"])
             .map(|s| s.contains("192.0.2.11"))
             .unwrap_or(false)

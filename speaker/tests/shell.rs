@@ -52,7 +52,7 @@ async fn announces_withdraws_and_writes_only_on_change() {
     let router = &cfg.spec.bgp.as_ref().expect("bgp").routers[0];
     assert_eq!(router.prefixes, vec!["192.168.10.1/32"]);
     assert_eq!(router.neighbors[0].address.as_deref(), Some("172.18.0.1"));
-    assert_eq!(s.writes(), 1, "one create");
+    count_reaches("writes (one create)", || s.writes(), 1).await;
 
     // ETP Local: the endpoint moves to another node → withdrawn from this node
     move_slice(&client, "web", &["node-2"]).await;
@@ -67,7 +67,7 @@ async fn announces_withdraws_and_writes_only_on_change() {
         async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
     })
     .await;
-    assert_eq!(s.writes(), 3);
+    count_reaches("writes", || s.writes(), 3).await;
 
     // unrelated changes: another node's labels, a Service of another class, a ClusterIP
     // Service and its slice, a pod-only update of our own slice → no write
@@ -119,7 +119,7 @@ async fn announces_withdraws_and_writes_only_on_change() {
     assert!(after.spec.bgp.as_ref().expect("bgp").routers[0]
         .prefixes
         .is_empty());
-    assert_eq!(s.writes(), 4);
+    count_reaches("writes", || s.writes(), 4).await;
 
     let user_now = Api::<FRRConfiguration>::namespaced(client.clone(), NS)
         .get("user-extra")
@@ -173,7 +173,7 @@ async fn restart_writes_nothing() {
         async move { advertised_now(&c).await.len() == 19 }
     })
     .await;
-    assert_eq!(s2.writes(), 1);
+    count_reaches("writes after the restart", || s2.writes(), 1).await;
     s2.stop().await;
 }
 
@@ -393,11 +393,12 @@ async fn configuration_state_reports_this_nodes_issues_and_heals() {
     assert_eq!(status.conditions[0].type_, "configReconcilerValid");
     assert_eq!(status.conditions[0].status, "True");
     assert_eq!(status.conditions[0].reason, "Reconciled");
-    assert_eq!(
-        s.metrics.configuration_state_writes_total.get(),
+    count_reaches(
+        "ConfigurationState writes (create + status)",
+        || s.metrics.configuration_state_writes_total.get(),
         2,
-        "create + status"
-    );
+    )
+    .await;
 
     // A broken peer for another node only: this speaker does not run it, stays Valid and
     // writes nothing.

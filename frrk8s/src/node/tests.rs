@@ -24,6 +24,8 @@ struct FakeFrr {
 #[derive(Default)]
 struct FakeState {
     batches: Vec<String>,
+    /// Every call, in order: `apply: BATCH`, `show: COMMAND`, `token`.
+    calls: Vec<String>,
     neighbors: Value,
     reject: bool,
     /// Answers to other show commands, by command.
@@ -40,11 +42,29 @@ impl FakeFrr {
     fn set_neighbors(&self, v: Value) {
         self.inner.lock().unwrap().neighbors = v;
     }
+    fn calls(&self) -> Vec<String> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+}
+
+const NEIGHBORS: &str = "show bgp vrf all neighbors json";
+
+/// Whether a withdrawal audit ran to its end among `calls`. The worker does one thing at a
+/// time: a status poll reads the instance token, then the neighbors; an audit reads the
+/// neighbors first (not after a token), and whatever the worker does next (the next poll
+/// starts with the token) comes after the audit, repairs and metrics included.
+fn audit_completed(calls: &[String]) -> bool {
+    calls
+        .iter()
+        .enumerate()
+        .position(|(i, c)| c.ends_with(NEIGHBORS) && (i == 0 || calls[i - 1] != "token"))
+        .is_some_and(|start| calls[start + 1..].iter().any(|c| c == "token"))
 }
 
 impl FrrControl for FakeFrr {
     fn apply(&self, batch: &str) -> Result<(), ControlError> {
         let mut st = self.inner.lock().unwrap();
+        st.calls.push(format!("apply: {batch}"));
         if st.reject {
             return Err(ControlError::Rejected("% Unknown command: bogus".into()));
         }
@@ -58,10 +78,11 @@ impl FrrControl for FakeFrr {
         Ok(self.applied_text())
     }
     fn show_json(&self, command: &str) -> Result<Value, ControlError> {
-        let st = self.inner.lock().unwrap();
+        let mut st = self.inner.lock().unwrap();
+        st.calls.push(format!("show: {command}"));
         if let Some(v) = st.shows.get(command) {
             Ok(v.clone())
-        } else if command == "show bgp vrf all neighbors json" {
+        } else if command == NEIGHBORS {
             Ok(st.neighbors.clone())
         } else if command.contains("bgp") {
             Ok(json!({}))
@@ -70,22 +91,27 @@ impl FrrControl for FakeFrr {
         }
     }
     fn instance_token(&self) -> Option<String> {
+        self.inner.lock().unwrap().calls.push("token".into());
         Some("fake".into())
     }
 }
+
+/// Generous: what is awaited takes milliseconds, but a busy machine can stall for seconds.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("timed out waiting for: {what}");
 }
 
 /// The namespace `NS` and Node `node-1` with `labels`.
@@ -335,7 +361,7 @@ async fn merges_applies_and_reports_status() {
     .await;
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(TIMEOUT, task)
         .await
         .expect("stops on shutdown")
         .unwrap()
@@ -569,7 +595,7 @@ async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change
     assert!(same_as_unstubbed().await);
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(TIMEOUT, task)
         .await
         .expect("stops on shutdown")
         .unwrap()
@@ -657,12 +683,23 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
     assert_eq!(metrics.stale_advertisement_repairs_total.get(), 0);
 
     // Withdrawn but still in the RIB: not stale.
+    let since = frr.calls().len();
     keep(configs.clone(), &["198.18.0.1/32", "198.18.0.3/32"]).await;
     eventually("198.18.0.2/32 withdrawn", || async {
         frr.applied_text().contains("no network 198.18.0.2/32")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually("the audit after the withdrawal", || async {
+        audit_completed(&frr.calls()[since..])
+    })
+    .await;
+    assert!(
+        frr.calls()[since..]
+            .iter()
+            .any(|c| c == "show: show bgp ipv4 unicast 198.18.0.2/32 json"),
+        "the audit looked at the withdrawn prefix: {:?}",
+        &frr.calls()[since..]
+    );
     assert_eq!(metrics.stale_advertisement_repairs_total.get(), 0);
 
     // Withdrawn, gone from the RIB, still in the adj-out: repaired.
@@ -686,22 +723,33 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
     );
     assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
 
-    // A mature session is never audited, whatever its adj-out says.
+    // A mature session is never audited, whatever its adj-out says (the audit reads the
+    // sessions itself).
     frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {
         "bgpState": "Established", "remoteAs": 64513, "bgpTimerUpMsec": 600000}}}));
-    tokio::time::sleep(Duration::from_millis(200)).await; // the poll has read it
     let batches = frr.batches().len();
+    let since = frr.calls().len();
     keep(configs.clone(), &[]).await;
     eventually("the last prefix removed", || async {
         frr.batches().len() > batches && frr.batches().last().unwrap().contains("198.18.0.3/32")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the audit after the removal", || async {
+        audit_completed(&frr.calls()[since..])
+    })
+    .await;
+    assert!(
+        !frr.calls()[since..]
+            .iter()
+            .any(|c| c.contains("advertised-routes")),
+        "a mature session was audited: {:?}",
+        &frr.calls()[since..]
+    );
     assert_eq!(metrics.stale_advertisement_repairs_total.get(), 1);
     assert!(!frr.batches().last().unwrap().contains("198.18.0.1/32"));
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(TIMEOUT, task)
         .await
         .expect("stops on shutdown")
         .unwrap()

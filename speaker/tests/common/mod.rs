@@ -24,18 +24,33 @@ pub fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("valid test object")
 }
 
+/// Polls `f` until it holds, for up to 30 s (what is awaited takes milliseconds; the
+/// margin is for a busy machine).
 pub async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..500 {
-        if f().await {
-            return;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("timed out waiting for: {what}");
+}
+
+/// Waits until `counter` reaches `n`, then checks it did not pass it. A counter of writes
+/// is incremented when the speaker has the API server's answer, which can be after the
+/// test already sees the written object.
+pub async fn count_reaches(what: &str, counter: impl Fn() -> u64, n: u64) {
+    eventually(&format!("{what} reach {n}"), || {
+        let c = counter();
+        async move { c >= n }
+    })
+    .await;
+    assert_eq!(counter(), n, "{what}");
 }
 
 pub async fn create<K>(api: &Api<K>, v: Value) -> K
