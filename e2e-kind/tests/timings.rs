@@ -1,5 +1,8 @@
 //! Timing figures of the full stack, printed as a table (min / p50 / p90 / max of
-//! `E2E_SAMPLES` samples, default 20) and written to `target/e2e-timings.txt`. The figures
+//! `E2E_SAMPLES` samples, default 20) and written to `target/e2e-timings-<api>.txt`
+//! (`real` or `test`, the lab's [`ApiKind`]; `E2E_TIMINGS_FILE` overrides the path). The
+//! heading names the API server and the binaries measured (`E2E_BIN_DIR`, e.g.
+//! `target/release`, picks them). The figures
 //! are measurements: the targets are printed next to them, and only generous sanity bounds
 //! (about 10x the target) are asserted, after the table is written.
 //!
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 use metallb_e2e::objects::{self, bfd_profile, bgp_advertisement, bgp_peer, host_prefix, ip_pool};
 use metallb_e2e::router::node_v4;
 use metallb_e2e::stats::{table, Samples};
-use metallb_e2e::{require_full_stack, FrrQueries, Lab, LabOptions, Stack};
+use metallb_e2e::{bins, require_full_stack, ApiKind, FrrQueries, Lab, LabOptions, Stack};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -225,7 +228,12 @@ fn timing_table() {
         rows.push(hold);
     }
 
-    let mut report = format!("\n===== metallb-e2e timing figures ({n} samples) =====\n");
+    let api = ApiKind::auto();
+    let speaker = bins::find("metallb-speaker").map_or_else(|| "?".into(), |p| p.display().to_string());
+    let mut report = format!(
+        "\n===== metallb-e2e timing figures ({n} samples; API: {}; binaries: {speaker}) =====\n",
+        api.name()
+    );
     report.push_str(&table(&rows));
     for note in &notes {
         report.push_str(note);
@@ -237,8 +245,17 @@ fn timing_table() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    if let Err(e) = std::fs::write(target.join("e2e-timings.txt"), &report) {
-        eprintln!("could not write e2e-timings.txt: {e}");
+    let file = std::env::var_os("E2E_TIMINGS_FILE").map_or_else(
+        || {
+            target.join(match api {
+                ApiKind::Real => "e2e-timings-real.txt",
+                ApiKind::Test => "e2e-timings-test.txt",
+            })
+        },
+        std::path::PathBuf::from,
+    );
+    if let Err(e) = std::fs::write(&file, &report) {
+        eprintln!("could not write {}: {e}", file.display());
     }
     // generous sanity bounds only (about 10x the targets): they catch a broken path, not a
     // slow machine
