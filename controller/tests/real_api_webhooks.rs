@@ -261,6 +261,22 @@ async fn webhooks_are_called_by_the_real_api_server() {
         &l2s,
         Some(
             &json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+        "metadata": {"name": "bad-l2", "namespace": NS},
+        "spec": {"nodeSelectors": [{"matchExpressions": [{"key": "rack", "operator": "Near"}]}]}}),
+        ),
+    )
+    .await;
+    assert_denied(
+        &a,
+        "l2advertisementvalidationwebhook.metallb.io",
+        &["spec.nodeSelectors[0]"],
+    );
+    let a = send(
+        &c,
+        "POST",
+        &l2s,
+        Some(
+            &json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
         "metadata": {"name": "l2", "namespace": NS}, "spec": {"ipAddressPools": ["seed"]}}),
         ),
     )
