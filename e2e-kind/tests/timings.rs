@@ -229,7 +229,8 @@ fn timing_table() {
     }
 
     let api = ApiKind::auto();
-    let speaker = bins::find("metallb-speaker").map_or_else(|| "?".into(), |p| p.display().to_string());
+    let speaker =
+        bins::find("metallb-speaker").map_or_else(|| "?".into(), |p| p.display().to_string());
     let mut report = format!(
         "\n===== metallb-e2e timing figures ({n} samples; API: {}; binaries: {speaker}) =====\n",
         api.name()
