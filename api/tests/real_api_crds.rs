@@ -126,14 +126,19 @@ const MSG_2B: &str =
 const MSG_WILD: &str =
     "RT with wildcard administrator must have format *:OPQR where OPQR <= 4294967295";
 
-/// An FRRConfiguration with one L2VNI carrying `rd`, `import` and `export`.
-fn frr_evpn(ns: &str, name: &str, rd: &str, import: &str, export: &str) -> Value {
+/// An FRRConfiguration with one L2VNI (`vni == "l2"`) or the L3VNI carrying `rd`,
+/// `import` and `export`: the rules stand at both places in the schema.
+fn frr_evpn(ns: &str, name: &str, vni: &str, rd: &str, import: &str, export: &str) -> Value {
+    let evpn = if vni == "l2" {
+        json!({"l2vnis": [{"vni": 100, "rd": rd, "importRTs": [import], "exportRTs": [export]}]})
+    } else {
+        json!({"l3vni": {"vni": 100, "rd": rd, "importRTs": [import], "exportRTs": [export],
+                         "advertisePrefixes": ["unicast"]}})
+    };
     json!({
         "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"bgp": {"routers": [{"asn": 64512, "evpn": {"l2vnis": [
-            {"vni": 100, "rd": rd, "importRTs": [import], "exportRTs": [export]}
-        ]}}]}}
+        "metadata": {"name": format!("{vni}-{name}"), "namespace": ns},
+        "spec": {"bgp": {"routers": [{"asn": 64512, "evpn": evpn}]}}
     })
 }
 
@@ -146,74 +151,77 @@ async fn evpn_rd_and_rt_rules_are_enforced() {
     let c = client(cp).await;
     let ns = namespace(&c, "cel-evpn").await;
     let coll = path("frrk8s.metallb.io/v1beta1", &ns, "frrconfigurations");
-    // Good values of every administrator kind, in every position.
-    for (i, (rd, import, export)) in [
-        ("65000:100", "65000:4294967295", "65000:100"),
-        ("192.0.2.1:65535", "192.0.2.1:100", "255.255.255.255:65535"),
-        ("4200000000:65535", "*:4294967295", "4200000000:100"),
-        ("0.0.0.0:1", "*:1", "10.0.0.1:1"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        admit(
-            &c,
-            &coll,
-            frr_evpn(&ns, &format!("good-{i}"), rd, import, export),
-        )
-        .await;
-    }
-    // (which field is bad, value, expected message fragment)
-    let bad = [
-        ("rd", "65000", format!("RD {MSG_COLON}")),
-        ("rd", "1:2:3", format!("RD {MSG_COLON}")),
-        ("rd", "192.0.2.1:65536", format!("RD {MSG_V4}")),
-        ("rd", "192.0.2.256:1", format!("RD {MSG_V4}")),
-        ("rd", "192.0.2.01:1", format!("RD {MSG_V4}")),
-        ("rd", "192.0.2:1", format!("RD {MSG_V4}")),
-        ("rd", "65536:65536", format!("RD {MSG_4B}")),
-        ("rd", "65000:4294967296", format!("RD {MSG_2B}")),
-        ("import", "65000", format!("RT {MSG_COLON}")),
-        ("import", "*:4294967296", MSG_WILD.to_string()),
-        ("import", "300.1.1.1:1", format!("RT {MSG_V4}")),
-        ("import", "192.0.2.1:70000", format!("RT {MSG_V4}")),
-        ("import", "4200000000:70000", format!("RT {MSG_4B}")),
-        ("import", "100:4294967296", format!("RT {MSG_2B}")),
-        ("export", "1:2:3", format!("RT {MSG_COLON}")),
-        ("export", "999.0.0.1:1", format!("RT {MSG_V4}")),
-        ("export", "192.0.2.1:65536", format!("RT {MSG_V4}")),
-        ("export", "4200000000:65536", format!("RT {MSG_4B}")),
-        ("export", "65000:4294967296", format!("RT {MSG_2B}")),
-    ];
-    for (i, (field, value, message)) in bad.iter().enumerate() {
-        let (mut rd, mut import, mut export) = ("65000:1", "65000:1", "65000:1");
-        match *field {
-            "rd" => rd = value,
-            "import" => import = value,
-            _ => export = value,
+    for vni in ["l2", "l3"] {
+        // Good values of every administrator kind, in every position.
+        for (i, (rd, import, export)) in [
+            ("65000:100", "65000:4294967295", "65000:100"),
+            ("192.0.2.1:65535", "192.0.2.1:100", "255.255.255.255:65535"),
+            ("4200000000:65535", "*:4294967295", "4200000000:100"),
+            ("0.0.0.0:1", "*:1", "10.0.0.1:1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            admit(
+                &c,
+                &coll,
+                frr_evpn(&ns, &format!("good-{i}"), vni, rd, import, export),
+            )
+            .await;
         }
+        // (which field is bad, value, expected message fragment)
+        let bad = [
+            ("rd", "65000", format!("RD {MSG_COLON}")),
+            ("rd", "1:2:3", format!("RD {MSG_COLON}")),
+            ("rd", "192.0.2.1:65536", format!("RD {MSG_V4}")),
+            ("rd", "192.0.2.256:1", format!("RD {MSG_V4}")),
+            ("rd", "192.0.2.01:1", format!("RD {MSG_V4}")),
+            ("rd", "192.0.2:1", format!("RD {MSG_V4}")),
+            ("rd", "65536:65536", format!("RD {MSG_4B}")),
+            ("rd", "65000:4294967296", format!("RD {MSG_2B}")),
+            ("import", "65000", format!("RT {MSG_COLON}")),
+            ("import", "*:4294967296", MSG_WILD.to_string()),
+            ("import", "300.1.1.1:1", format!("RT {MSG_V4}")),
+            ("import", "192.0.2.1:70000", format!("RT {MSG_V4}")),
+            ("import", "4200000000:70000", format!("RT {MSG_4B}")),
+            ("import", "100:4294967296", format!("RT {MSG_2B}")),
+            ("export", "1:2:3", format!("RT {MSG_COLON}")),
+            ("export", "999.0.0.1:1", format!("RT {MSG_V4}")),
+            ("export", "192.0.2.1:65536", format!("RT {MSG_V4}")),
+            ("export", "4200000000:65536", format!("RT {MSG_4B}")),
+            ("export", "65000:4294967296", format!("RT {MSG_2B}")),
+        ];
+        for (i, (field, value, message)) in bad.iter().enumerate() {
+            let (mut rd, mut import, mut export) = ("65000:1", "65000:1", "65000:1");
+            match *field {
+                "rd" => rd = value,
+                "import" => import = value,
+                _ => export = value,
+            }
+            deny(
+                &c,
+                &coll,
+                frr_evpn(&ns, &format!("bad-{i}"), vni, rd, import, export),
+                message,
+            )
+            .await;
+        }
+        // Longer than any valid value: refused by the schema before CEL.
         deny(
             &c,
             &coll,
-            frr_evpn(&ns, &format!("bad-{i}"), rd, import, export),
-            message,
+            frr_evpn(
+                &ns,
+                "too-long",
+                vni,
+                "65000:1",
+                "0000000065000:0000000001",
+                "65000:1",
+            ),
+            "Too long",
         )
         .await;
     }
-    // Longer than any valid value: refused by the schema before CEL.
-    deny(
-        &c,
-        &coll,
-        frr_evpn(
-            &ns,
-            "too-long",
-            "65000:1",
-            "0000000065000:0000000001",
-            "65000:1",
-        ),
-        "Too long",
-    )
-    .await;
 }
 
 /// `connectTime` on an FRRConfiguration neighbor and on a BGPPeer.
