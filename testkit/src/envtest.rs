@@ -23,7 +23,8 @@
 //! its daemon by PID (SIGTERM, then SIGKILL) and removes nothing else. If the test process
 //! itself is killed, the pipes close all the same, so no etcd or kube-apiserver outlives
 //! the test. The temporary directory (certificates, etcd data, logs) goes with the
-//! [`ControlPlane`].
+//! [`ControlPlane`], or, when it is never dropped (a `static`, a killed process), a
+//! janitor on the same kind of pipe removes it a few seconds after the process ends.
 
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -180,6 +181,7 @@ pub struct ControlPlane {
     client: kube::Client,
     // Dropped before `dir` (fields drop in order): the daemons stop, then their files go.
     daemons: Vec<Daemon>,
+    janitor: Option<Janitor>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -200,6 +202,7 @@ impl ControlPlane {
             .tempdir()
             .context("creating the control plane's directory")?;
         let d = dir.path().to_path_buf();
+        let janitor = Janitor::start(&d)?;
         let pki = tokio::task::spawn_blocking({
             let d = d.clone();
             move || Pki::generate(&d)
@@ -306,6 +309,7 @@ impl ControlPlane {
             kubeconfig_yaml,
             client,
             daemons,
+            janitor: Some(janitor),
         })
     }
 
@@ -375,6 +379,47 @@ impl Drop for ControlPlane {
             drop(d.pipe.take());
         }
         self.daemons.clear();
+        drop(self.janitor.take());
+    }
+}
+
+/// Removes the control plane's directory once this process lets go of it, even when the
+/// [`ControlPlane`] is never dropped (a `static` shared by a test binary's tests, or a
+/// killed test process): `cat` returns when the pipe closes, then, once the lifelines
+/// have stopped the daemons (they give them 5 s), the directory goes.
+struct Janitor {
+    child: Option<Child>,
+    pipe: Option<ChildStdin>,
+}
+
+impl Janitor {
+    fn start(dir: &Path) -> anyhow::Result<Janitor> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"cat >/dev/null; sleep 7; rm -rf -- "$0""#)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the clean-up helper")?;
+        let pipe = child.stdin.take();
+        Ok(Janitor {
+            child: Some(child),
+            pipe,
+        })
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        drop(self.pipe.take());
+        // Reaped in the background: it sleeps before it removes anything.
+        if let Some(mut child) = self.child.take() {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
     }
 }
 
