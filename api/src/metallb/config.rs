@@ -1,13 +1,20 @@
 //! Cross-object validation: rules that need several objects at once.
 //!
-//! Every function is pure, takes plain slices, processes objects in `namespace/name` order
-//! (so output does not depend on list order) and returns one [`ObjectError`] per offending
+//! Every function is pure, takes plain slices, processes objects in precedence order (so
+//! output does not depend on list order) and returns one [`ObjectError`] per offending
 //! object, naming it and, for conflicts, the other object. For a conflict between two objects
-//! the error is reported on the later one in `namespace/name` order.
+//! the error is reported on the later one in precedence order: the older object wins.
+//!
+//! Precedence is `metadata.creationTimestamp` (oldest first; an object without one, such as
+//! a candidate at admission, comes last), then `namespace/name`, as frr-k8s folds
+//! FRRConfigurations. Which *version* of an object is in effect (an edit that breaks a
+//! rule does not win by the object's age) is decided by [`super::effective`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use super::bfdprofile::BFDProfile;
@@ -23,9 +30,18 @@ use crate::validation::{object_ref, FieldErrors, FieldPath, ObjectError};
 /// Node labels, one map per node (only labels matter to these rules).
 pub type NodeLabels = BTreeMap<String, String>;
 
+/// Sort key of [`precedence_key`].
+pub type Key = (bool, Option<Timestamp>, String);
+
+/// The precedence key: creation time (absent = newest), then `namespace/name`.
+pub fn precedence_key(meta: &ObjectMeta) -> Key {
+    let created = meta.creation_timestamp.as_ref().map(|t| t.0);
+    (created.is_none(), created, object_ref(meta))
+}
+
 fn sorted<T: ResourceExt>(items: &[T]) -> Vec<&T> {
     let mut v: Vec<&T> = items.iter().collect();
-    v.sort_by_key(|o| object_ref(o.meta()));
+    v.sort_by_cached_key(|o| precedence_key(o.meta()));
     v
 }
 
@@ -125,7 +141,7 @@ pub fn community_alias_conflicts(communities: &[Community]) -> Vec<ObjectError> 
     out
 }
 
-/// Every valid alias across all Community objects (first definition in name order wins).
+/// Every valid alias across all Community objects (first definition in precedence order wins).
 pub fn community_aliases(communities: &[Community]) -> BTreeMap<String, BgpCommunity> {
     let mut out = BTreeMap::new();
     for c in sorted(communities) {

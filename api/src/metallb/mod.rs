@@ -23,6 +23,7 @@ pub mod bgppeer;
 pub mod bgppeer_v1beta1;
 pub mod community;
 pub mod config;
+pub mod effective;
 pub mod ipaddresspool;
 pub mod l2advertisement;
 pub mod status;
