@@ -1,39 +1,44 @@
 //! IPAddressPool objects → allocator [`Pool`]s.
 //!
-//! A pool that fails its own validation, or overlaps a valid pool that sorts before it, is
-//! reported and skipped; every other pool keeps serving. `serviceAllocation.namespaceSelectors`
-//! are resolved against the current Namespace labels here, so the allocator only sees names.
+//! Which version of each pool is in effect is decided by
+//! [`metallb_api::metallb::effective::Resolver`]: a pool edited into an invalid state keeps
+//! its last valid version, a new pool that overlaps an established one is the one skipped,
+//! and every problem is reported. `serviceAllocation.namespaceSelectors` are resolved
+//! against the current Namespace labels here, so the allocator only sees names.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::{Resource, ResourceExt};
-use metallb_api::metallb::config::pool_overlaps;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use metallb_api::metallb::config::ConfigObjects;
+use metallb_api::metallb::effective::{Problem, Resolver};
 use metallb_api::metallb::IPAddressPool;
 use metallb_api::selector::Selector;
-use metallb_api::validation::{object_ref, FieldPath, ObjectError};
+use metallb_api::validation::FieldPath;
 
 use crate::allocator::{Pool, ServiceAllocation};
 
 /// Labels of one namespace, by namespace name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
 
-/// The usable pools and the problems with the others.
+/// The pools in effect and the problems with the others.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PoolConfig {
-    /// Valid pools, sorted by name.
+    /// Pools in effect, sorted by name.
     pub pools: Vec<Pool>,
-    /// One entry per skipped pool, sorted by name.
-    pub errors: Vec<ObjectError>,
+    /// One entry per pool whose current version is not in effect (kept at its last valid
+    /// version, or skipped), sorted by name.
+    pub problems: Vec<Problem>,
 }
 
 impl PoolConfig {
     /// `ConfigurationState.status.errorSummary`: one line per problem.
     pub fn error_summary(&self) -> Option<String> {
-        if self.errors.is_empty() {
+        if self.problems.is_empty() {
             None
         } else {
             Some(
-                self.errors
+                self.problems
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
@@ -43,37 +48,29 @@ impl PoolConfig {
     }
 }
 
-/// Parse every pool; skip (and report) invalid and overlapping ones.
-pub fn build_pools(objects: &[IPAddressPool], namespaces: &NamespaceLabels) -> PoolConfig {
-    let mut sorted: Vec<&IPAddressPool> = objects.iter().collect();
-    sorted.sort_by_key(|p| object_ref(p.meta()));
-    let mut errors = Vec::new();
-    let mut valid: Vec<IPAddressPool> = Vec::new();
-    for p in sorted {
-        match p.validate() {
-            Ok(()) => valid.push(p.clone()),
-            Err(errs) => errors.push(ObjectError {
-                kind: "IPAddressPool",
-                name: object_ref(p.meta()),
-                errors: errs,
-            }),
-        }
-    }
-    let overlapping = pool_overlaps(&valid);
-    let bad: BTreeSet<&str> = overlapping.iter().map(|e| e.name.as_str()).collect();
-    let mut pools = Vec::new();
-    for p in &valid {
-        if bad.contains(object_ref(p.meta()).as_str()) {
-            continue;
-        }
-        if let Some(pool) = to_pool(p, namespaces) {
-            pools.push(pool);
-        }
-    }
-    errors.extend(overlapping);
-    errors.sort_by(|a, b| a.name.cmp(&b.name));
+/// Decide which version of every pool is in effect (remembering the decision in
+/// `resolver`) and turn those into allocator pools.
+pub fn build_pools(
+    objects: &[IPAddressPool],
+    namespaces: &NamespaceLabels,
+    resolver: &mut Resolver,
+    now: Timestamp,
+) -> PoolConfig {
+    let current = ConfigObjects {
+        pools: objects.to_vec(),
+        ..Default::default()
+    };
+    // The pool rules: each pool's own and the overlap rule (the only rules over pools
+    // alone; the speakers check the rules that involve advertisements).
+    let resolution = resolver.resolve(&current, now, ConfigObjects::validate);
+    let mut pools: Vec<Pool> = (resolution.effective.pools.iter())
+        .filter_map(|p| to_pool(p, namespaces))
+        .collect();
     pools.sort_by(|a, b| a.name.cmp(&b.name));
-    PoolConfig { pools, errors }
+    PoolConfig {
+        pools,
+        problems: resolution.problems,
+    }
 }
 
 /// One validated pool as the allocator sees it (`None` only if validation was skipped and
@@ -153,13 +150,60 @@ mod tests {
             mk_pool("c", &["10.0.0.0/33"]),
             mk_pool("d", &["198.18.0.0/24"]),
         ];
-        let cfg = build_pools(&pools, &NamespaceLabels::new());
+        let now = Timestamp::UNIX_EPOCH;
+        let mut r = Resolver::new();
+        let cfg = build_pools(&pools, &NamespaceLabels::new(), &mut r, now);
         let names: Vec<&str> = cfg.pools.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "d"]);
-        let bad: Vec<&str> = cfg.errors.iter().map(|e| e.name.as_str()).collect();
+        let bad: Vec<&str> = cfg.problems.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(bad, ["metallb-system/b", "metallb-system/c"]);
         let summary = cfg.error_summary().unwrap();
         assert!(summary.contains("overlaps with 192.0.2.0/24 in IPAddressPool metallb-system/a"));
+    }
+
+    #[test]
+    fn a_new_overlapping_pool_never_takes_addresses_from_the_established_one() {
+        // The incident of issue 13: `overlap` sorts before `seed` by name, and was created
+        // later; `seed` serves on, `overlap` is the one skipped.
+        let now = Timestamp::UNIX_EPOCH;
+        let mut r = Resolver::new();
+        let seed = mk_pool("seed", &["198.18.0.0/24"]);
+        let cfg = build_pools(
+            std::slice::from_ref(&seed),
+            &NamespaceLabels::new(),
+            &mut r,
+            now,
+        );
+        assert!(cfg.problems.is_empty());
+        let both = [mk_pool("a-overlap", &["198.18.0.128/25"]), seed.clone()];
+        let cfg = build_pools(&both, &NamespaceLabels::new(), &mut r, now);
+        let names: Vec<&str> = cfg.pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["seed"]);
+        let summary = cfg.error_summary().unwrap();
+        assert!(
+            summary.starts_with("IPAddressPool metallb-system/a-overlap: skipped: ")
+                && summary.contains("IPAddressPool metallb-system/seed"),
+            "{summary}"
+        );
+        // An invalid edit of `seed` keeps its last valid version.
+        let mut typo = seed.clone();
+        typo.spec.addresses = vec!["198.18.0.0/33".into()];
+        typo.metadata.generation = Some(2);
+        let cfg = build_pools(
+            &[both[0].clone(), typo],
+            &NamespaceLabels::new(),
+            &mut r,
+            now,
+        );
+        assert_eq!(cfg.pools.len(), 1);
+        assert_eq!(cfg.pools[0].cidrs, ["198.18.0.0/24".parse().unwrap()]);
+        assert!(
+            cfg.error_summary()
+                .unwrap()
+                .contains("IPAddressPool metallb-system/seed: keeping the last valid version"),
+            "{:?}",
+            cfg.error_summary()
+        );
     }
 
     #[test]

@@ -49,9 +49,15 @@ use crate::status::{
     ServicePatch,
 };
 use crate::Error;
+use metallb_api::metallb::effective::{KeptVersion, Resolver};
+use metallb_runtime::memo::{Memo, MemoError};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "metallb-controller";
+
+/// The ConfigMap holding the pools whose current version is refused and the version kept
+/// instead ([`KeptVersion`]), so that a restarted controller makes the same choice.
+pub const KEPT_VERSIONS: &str = "metallb-controller-kept-versions";
 
 /// Reconciler settings.
 #[derive(Clone, Debug)]
@@ -71,6 +77,10 @@ pub struct Settings {
     /// The controller's Pod: owner of its ConfigurationState, so that the garbage
     /// collector removes it with the pod (as upstream); `None`: no owner.
     pub owner: Option<OwnerReference>,
+    /// Name of the ConfigMap that persists the kept versions across restarts (no owner:
+    /// it must outlive the pod); `None`: not persisted (a restart then takes every pool
+    /// without a record as in effect as it is).
+    pub kept_versions: Option<String>,
 }
 
 impl Settings {
@@ -83,6 +93,7 @@ impl Settings {
             write_concurrency: 32,
             instance: FIELD_MANAGER.to_string(),
             owner: None,
+            kept_versions: Some(KEPT_VERSIONS.to_string()),
         }
     }
 }
@@ -164,6 +175,8 @@ enum Write {
     ConfigState {
         config: PoolConfig,
     },
+    /// Persist the kept versions (before any other write of the batch).
+    KeptVersions(Vec<KeptVersion>),
 }
 
 enum Outcome {
@@ -177,6 +190,7 @@ enum Outcome {
     },
     Event(Result<(), kube::Error>),
     ConfigState(Result<(ConfigurationStateStatus, bool), kube::Error>),
+    KeptVersions(Result<Vec<KeptVersion>, MemoError>),
 }
 
 /// Everything the reconciler task owns.
@@ -186,6 +200,10 @@ struct State {
     config: Option<PoolConfig>,
     config_state: Option<ConfigurationStateStatus>,
     config_state_dirty: bool,
+    /// Which version of each pool is in effect.
+    resolver: Resolver,
+    /// The record last persisted (or loaded at start).
+    kept_saved: Vec<KeptVersion>,
     events: EventLog,
     pending: BTreeSet<ServiceKey>,
     svc_written: HashMap<ServiceKey, Written<Observed>>,
@@ -264,7 +282,31 @@ impl Controller {
             namespaces: ns_store,
         };
         let mut st = State::new(settings);
+        let memo = st.settings.kept_versions.as_ref().map(|name| {
+            Memo::new(
+                Api::namespaced(client.clone(), &st.settings.namespace),
+                name.clone(),
+                None,
+                [(LABEL_COMPONENT_TYPE.to_string(), "controller".to_string())].into(),
+                FIELD_MANAGER,
+            )
+        });
+        if let Some(m) = &memo {
+            // Without the record a restart could take an invalid edit for the version in
+            // effect: do not start deciding until it is read.
+            let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+            if !record.is_empty() {
+                info!(
+                    configmap = m.name(),
+                    objects = record.len(),
+                    "resuming with pools kept at their last valid version"
+                );
+            }
+            st.resolver = Resolver::seeded(&record);
+            st.kept_saved = record;
+        }
         let io = Io {
+            memo,
             client,
             metrics,
             namespace: st.settings.namespace.clone(),
@@ -366,6 +408,8 @@ impl State {
             config: None,
             config_state: None,
             config_state_dirty: false,
+            resolver: Resolver::new(),
+            kept_saved: Vec::new(),
             events: EventLog::default(),
             pending: BTreeSet::new(),
             svc_written: HashMap::new(),
@@ -438,6 +482,10 @@ impl State {
         }
         if std::mem::take(&mut self.config_dirty) {
             self.apply_config(stores);
+        }
+        let kept = self.resolver.record();
+        if kept != self.kept_saved {
+            writes.push(Write::KeptVersions(kept));
         }
         if std::mem::take(&mut self.config_state_dirty) {
             if let Some(cfg) = &self.config {
@@ -519,14 +567,21 @@ impl State {
             .collect();
         let objects: Vec<IPAddressPool> =
             stores.pools.state().iter().map(|p| (**p).clone()).collect();
-        let cfg = build_pools(&objects, &namespaces);
+        let cfg = build_pools(
+            &objects,
+            &namespaces,
+            &mut self.resolver,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         if self.config.as_ref() == Some(&cfg) {
             return;
         }
-        for e in &cfg.errors {
-            warn!(error = %e, "skipping invalid IPAddressPool");
+        let errors_changed = self.config.as_ref().map(|c| &c.problems) != Some(&cfg.problems);
+        if errors_changed {
+            for p in &cfg.problems {
+                warn!(problem = %p, "IPAddressPool not in effect as it is");
+            }
         }
-        let errors_changed = self.config.as_ref().map(|c| &c.errors) != Some(&cfg.errors);
         let pools_changed = self.config.as_ref().map(|c| &c.pools) != Some(&cfg.pools);
         if pools_changed {
             let evicted = self.alloc.set_pools(cfg.pools.clone());
@@ -705,6 +760,17 @@ impl State {
                         false
                     }
                 },
+                Outcome::KeptVersions(r) => match r {
+                    Ok(record) => {
+                        self.kept_saved = record;
+                        true
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "persisting the kept pool versions failed; will retry");
+                        self.retry_pools = true;
+                        false
+                    }
+                },
                 Outcome::ConfigState(r) => match r {
                     Ok((s, wrote)) => {
                         self.config_state = Some(s);
@@ -740,7 +806,9 @@ impl State {
     fn export_metrics(&mut self, metrics: &Metrics) {
         let Some(cfg) = &self.config else { return };
         metrics.config_loaded.set(1);
-        metrics.config_stale.set(i64::from(!cfg.errors.is_empty()));
+        metrics
+            .config_stale
+            .set(i64::from(!cfg.problems.is_empty()));
         let mut per_pool: HashMap<String, usize> = HashMap::new();
         for a in self.alloc.assignments().values() {
             *per_pool.entry(a.pool.clone()).or_default() += 1;
@@ -785,6 +853,8 @@ struct Io {
     /// See [`Settings::owner`].
     owner: Option<OwnerReference>,
     concurrency: usize,
+    /// Where the kept versions are persisted (see [`Settings::kept_versions`]).
+    memo: Option<Memo>,
 }
 
 impl Io {
@@ -793,12 +863,21 @@ impl Io {
             return Vec::new();
         }
         debug!(writes = writes.len(), "writing");
+        // The record first: once a decision shows in a Service or a route, a restart must
+        // find the record that explains it.
+        let (first, writes): (Vec<Write>, Vec<Write>) = writes
+            .into_iter()
+            .partition(|w| matches!(w, Write::KeptVersions(_)));
+        let mut done = Vec::new();
+        for w in first {
+            done.push(self.write(w).await);
+        }
         let run = stream::iter(writes)
             .map(|w| self.write(w))
             .buffer_unordered(self.concurrency)
             .collect::<Vec<_>>();
         tokio::select! {
-            out = run => out,
+            out = run => done.into_iter().chain(out).collect(),
             // Abandon in-flight writes on shutdown; the next controller recomputes them.
             _ = shutdown.cancelled() => Vec::new(),
         }
@@ -891,6 +970,10 @@ impl Io {
             Write::ConfigState { config } => {
                 Outcome::ConfigState(self.write_config_state(&config).await)
             }
+            Write::KeptVersions(record) => Outcome::KeptVersions(match &self.memo {
+                Some(m) => m.save(&record).await.map(|()| record),
+                None => Ok(record),
+            }),
         }
     }
 

@@ -161,9 +161,11 @@ mod tests {
         assert_eq!(ok.error_summary, None);
         let bad = PoolConfig {
             pools: vec![],
-            errors: vec![metallb_api::validation::ObjectError {
+            problems: vec![metallb_api::metallb::effective::Problem {
                 kind: "IPAddressPool",
                 name: "ns/p".into(),
+                generation: 1,
+                kept: None,
                 errors: Default::default(),
             }],
         };

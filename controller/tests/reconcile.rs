@@ -283,6 +283,113 @@ async fn invalid_pool_is_skipped_and_reported_while_valid_pool_serves() {
     ctl.stop().await;
 }
 
+/// Issue 13: a new overlapping pool and an invalid edit of the pool in use move no IP,
+/// before or after a restart; the record lives in the controller's kept-versions ConfigMap.
+#[tokio::test]
+async fn configuration_mistakes_move_no_ip_even_across_a_restart() {
+    let api = server().await;
+    let c = api.client();
+    create_pool(&c, "seed", &["198.18.0.0/30"]).await;
+    let mut ctl = spawn(c.clone());
+    ctl.synced().await;
+    create_svc(&c, lb("a", json!({}))).await;
+    wait_ingress(&c, "a", &["198.18.0.0"]).await;
+    let states: Api<ConfigurationState> = Api::namespaced(c.clone(), NS);
+    let summary = |want: &'static str| {
+        let states = states.clone();
+        eventually(want, move || {
+            let states = states.clone();
+            async move {
+                let s = states.get("controller").await.ok()?.status?;
+                let text = s.error_summary.unwrap_or_default();
+                text.contains(want).then_some(text)
+            }
+        })
+    };
+    // A newcomer that sorts first by name and overlaps: skipped, naming the pool it
+    // conflicts with.
+    create_pool(&c, "a-overlap", &["198.18.0.0/31"]).await;
+    let text = summary("IPAddressPool metallb-system/a-overlap: skipped").await;
+    assert!(text.contains("IPAddressPool metallb-system/seed"), "{text}");
+    create_svc(&c, lb("b", json!({}))).await;
+    wait_ingress(&c, "b", &["198.18.0.1"]).await;
+    // An invalid edit of the pool in use keeps its last valid version.
+    let pools: Api<IPAddressPool> = Api::namespaced(c.clone(), NS);
+    pools
+        .patch(
+            "seed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"addresses": ["198.18.0.0/33"]}})),
+        )
+        .await
+        .unwrap();
+    summary(
+        "IPAddressPool metallb-system/seed: keeping the last valid version (generation 1) since",
+    )
+    .await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), NS);
+    let record = eventually("kept versions persisted", || {
+        let cms = cms.clone();
+        async move {
+            let data = cms
+                .get("metallb-controller-kept-versions")
+                .await
+                .ok()?
+                .data?;
+            let text = data.get("memo.json")?.clone();
+            (text.contains("seed") && text.contains("a-overlap")).then_some(text)
+        }
+    })
+    .await;
+    assert!(record.contains("198.18.0.0/30"), "{record}");
+    ctl.stop().await;
+
+    // A restart with both mistakes still there makes the same choices.
+    let mut ctl = spawn(c.clone());
+    ctl.synced().await;
+    create_svc(&c, lb("c", json!({}))).await;
+    wait_ingress(&c, "c", &["198.18.0.2"]).await;
+    assert_eq!(ingress_of(&c, "a").await, ["198.18.0.0"]);
+    assert_eq!(ingress_of(&c, "b").await, ["198.18.0.1"]);
+    let text = summary("IPAddressPool metallb-system/seed: keeping the last valid version").await;
+    assert!(
+        text.contains("IPAddressPool metallb-system/a-overlap: skipped"),
+        "{text}"
+    );
+
+    // Fixing the edit and deleting the newcomer: Valid, nothing kept.
+    pools
+        .delete("a-overlap", &DeleteParams::default())
+        .await
+        .unwrap();
+    pools
+        .patch(
+            "seed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"addresses": ["198.18.0.0/29"]}})),
+        )
+        .await
+        .unwrap();
+    eventually("ConfigurationState valid and the record empty", || {
+        let (states, cms) = (states.clone(), cms.clone());
+        async move {
+            let s = states.get("controller").await.ok()?.status?;
+            let data = cms
+                .get("metallb-controller-kept-versions")
+                .await
+                .ok()?
+                .data?;
+            (s.result == Some(ConfigurationResult::Valid) && data.get("memo.json")? == "[]")
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(ingress_of(&c, "a").await, ["198.18.0.0"]);
+    assert_eq!(ingress_of(&c, "b").await, ["198.18.0.1"]);
+    assert_eq!(ingress_of(&c, "c").await, ["198.18.0.2"]);
+    ctl.stop().await;
+}
+
 #[tokio::test]
 async fn other_load_balancer_class_is_left_alone() {
     let api = server().await;

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod client;
 pub mod logging;
+pub mod memo;
 pub mod owner;
 pub mod rt;
 pub mod shutdown;
