@@ -1,5 +1,6 @@
 //! A small piece of a component's memory that must survive its restarts, kept as JSON in a
-//! ConfigMap of its own.
+//! ConfigMap of its own, or a Secret when it may hold credentials (a kept BGPPeer version
+//! carries its `password`).
 //!
 //! Why a ConfigMap and not the component's ConfigurationState: the ConfigurationState is
 //! owned by the component's Pod, so the garbage collector removes it when the Pod is
@@ -11,8 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::ByteString;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde::de::DeserializeOwned;
@@ -22,10 +24,17 @@ use serde_json::json;
 /// The data key holding the JSON value.
 const KEY: &str = "memo.json";
 
-/// One ConfigMap holding one JSON value.
+/// Where the value is kept.
+#[derive(Clone)]
+enum Backing {
+    ConfigMap(Api<ConfigMap>),
+    Secret(Api<Secret>),
+}
+
+/// One ConfigMap (or Secret) holding one JSON value.
 #[derive(Clone)]
 pub struct Memo {
-    api: Api<ConfigMap>,
+    backing: Backing,
     name: String,
     owner: Option<OwnerReference>,
     labels: BTreeMap<String, String>,
@@ -35,19 +44,21 @@ pub struct Memo {
 /// Reading a memo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoError {
-    #[error("reading ConfigMap {name}: {source}")]
+    #[error("reading {name}: {source}")]
     Read {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("writing ConfigMap {name}: {source}")]
+    #[error("writing {name}: {source}")]
     Write {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("ConfigMap {name}: key {KEY} is not the expected JSON (delete the ConfigMap to start afresh): {source}")]
+    #[error(
+        "{name}: key {KEY} is not the expected JSON (delete the object to start afresh): {source}"
+    )]
     Decode {
         name: String,
         #[source]
@@ -56,8 +67,8 @@ pub enum MemoError {
 }
 
 impl Memo {
-    /// The memo `name` in `api`'s namespace, written by `field_manager`, owned by `owner`
-    /// when given, carrying `labels` (so that an operator can list every memo).
+    /// The ConfigMap `name` in `api`'s namespace, written by `field_manager`, owned by
+    /// `owner` when given, carrying `labels` (so that an operator can list every memo).
     pub fn new(
         api: Api<ConfigMap>,
         name: impl Into<String>,
@@ -65,8 +76,29 @@ impl Memo {
         labels: BTreeMap<String, String>,
         field_manager: impl Into<String>,
     ) -> Self {
+        Self::with(Backing::ConfigMap(api), name, owner, labels, field_manager)
+    }
+
+    /// As [`Memo::new`], kept in a Secret.
+    pub fn secret(
+        api: Api<Secret>,
+        name: impl Into<String>,
+        owner: Option<OwnerReference>,
+        labels: BTreeMap<String, String>,
+        field_manager: impl Into<String>,
+    ) -> Self {
+        Self::with(Backing::Secret(api), name, owner, labels, field_manager)
+    }
+
+    fn with(
+        backing: Backing,
+        name: impl Into<String>,
+        owner: Option<OwnerReference>,
+        labels: BTreeMap<String, String>,
+        field_manager: impl Into<String>,
+    ) -> Self {
         Memo {
-            api,
+            backing,
             name: name.into(),
             owner,
             labels,
@@ -74,26 +106,35 @@ impl Memo {
         }
     }
 
-    /// The ConfigMap's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// `ConfigMap <name>` or `Secret <name>`, for messages.
+    pub fn name(&self) -> String {
+        let kind = match self.backing {
+            Backing::ConfigMap(_) => "ConfigMap",
+            Backing::Secret(_) => "Secret",
+        };
+        format!("{kind} {}", self.name)
     }
 
     /// The stored value; `None` when there is no memo yet.
     pub async fn load<T: DeserializeOwned>(&self) -> Result<Option<T>, MemoError> {
-        let cm = self
-            .api
-            .get_opt(&self.name)
-            .await
-            .map_err(|source| MemoError::Read {
-                name: self.name.clone(),
-                source,
-            })?;
-        let Some(text) = cm.and_then(|c| c.data).and_then(|mut d| d.remove(KEY)) else {
+        let read = |source| MemoError::Read {
+            name: self.name(),
+            source,
+        };
+        let text = match &self.backing {
+            Backing::ConfigMap(api) => (api.get_opt(&self.name).await.map_err(read)?)
+                .and_then(|c| c.data)
+                .and_then(|mut d| d.remove(KEY)),
+            Backing::Secret(api) => (api.get_opt(&self.name).await.map_err(read)?)
+                .and_then(|c| c.data)
+                .and_then(|mut d| d.remove(KEY))
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned()),
+        };
+        let Some(text) = text else {
             return Ok(None);
         };
         let value = serde_json::from_str(&text).map_err(|source| MemoError::Decode {
-            name: self.name.clone(),
+            name: self.name(),
             source,
         })?;
         Ok(Some(value))
@@ -102,30 +143,39 @@ impl Memo {
     /// Store `value` (server-side apply: creates the ConfigMap when missing).
     pub async fn save<T: Serialize>(&self, value: &T) -> Result<(), MemoError> {
         let text = serde_json::to_string(value).map_err(|source| MemoError::Decode {
-            name: self.name.clone(),
+            name: self.name(),
             source,
         })?;
         let mut metadata = json!({ "name": self.name, "labels": self.labels });
         if let Some(owner) = &self.owner {
             metadata["ownerReferences"] = json!([owner]);
         }
-        let cm = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": metadata,
-            "data": { KEY: text },
-        });
-        self.api
-            .patch(
-                &self.name,
-                &PatchParams::apply(&self.field_manager).force(),
-                &Patch::Apply(&cm),
-            )
-            .await
-            .map_err(|source| MemoError::Write {
-                name: self.name.clone(),
-                source,
-            })?;
+        let params = PatchParams::apply(&self.field_manager).force();
+        let write = |source| MemoError::Write {
+            name: self.name(),
+            source,
+        };
+        match &self.backing {
+            Backing::ConfigMap(api) => {
+                let obj = json!({
+                    "apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+                    "data": { KEY: text },
+                });
+                api.patch(&self.name, &params, &Patch::Apply(&obj))
+                    .await
+                    .map_err(write)?;
+            }
+            Backing::Secret(api) => {
+                let data = BTreeMap::from([(KEY.to_string(), ByteString(text.into_bytes()))]);
+                let obj = json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": metadata,
+                    "type": "Opaque", "data": data,
+                });
+                api.patch(&self.name, &params, &Patch::Apply(&obj))
+                    .await
+                    .map_err(write)?;
+            }
+        }
         Ok(())
     }
 }

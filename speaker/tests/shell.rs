@@ -484,3 +484,121 @@ async fn configuration_state_reports_this_nodes_issues_and_heals() {
     );
     s.stop().await;
 }
+
+/// Issue 13: an invalid edit of the peer in use keeps its last valid version (the session
+/// and the announcements stay), before and after a restart; the record lives in the node's
+/// kept-versions Secret, owned by the Node.
+#[tokio::test]
+async fn an_invalid_edit_keeps_the_session_and_a_restart_writes_nothing() {
+    let api = metallb_testkit::start().await.expect("api");
+    let client = api.client();
+    base_config(&client).await;
+    lb_service(&client, "web", "192.168.10.1", false, None).await;
+    slice(&client, "web", &[NODE]).await;
+    let s = Speaker::start(&client, false);
+    let c = client.clone();
+    eventually("/32 advertised to the peer", || {
+        let c = c.clone();
+        async move { advertised_now(&c).await == vec!["192.168.10.1/32"] }
+    })
+    .await;
+    count_reaches("writes (one create)", || s.writes(), 1).await;
+    let before = frr_config(&client).await;
+
+    // holdTime below 3s is invalid; the webhook is not in the path here.
+    Api::<BGPPeer>::namespaced(client.clone(), NS)
+        .patch(
+            "tor",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holdTime": "2500ms", "peerASN": 65099}})),
+        )
+        .await
+        .expect("break the peer");
+    let invalid = config_state_when(&client, "Invalid, keeping tor", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.error_summary.as_deref())
+            .is_some_and(|t| {
+                t.contains("BGPPeer metallb-system/tor: keeping the last valid version (generation 1) since")
+            })
+    })
+    .await;
+    assert_eq!(result_of(&invalid), Some(ConfigurationResult::Invalid));
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NS);
+    let c2 = secrets.clone();
+    eventually("kept versions persisted", || {
+        let c2 = c2.clone();
+        async move {
+            c2.get_opt("metallb-speaker-kept-node-1")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("memo.json").cloned())
+                .is_some_and(|b| String::from_utf8_lossy(&b.0).contains("\"peerASN\":65000"))
+        }
+    })
+    .await;
+    let secret = secrets.get("metallb-speaker-kept-node-1").await.unwrap();
+    let owner = &secret.metadata.owner_references.expect("owner")[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", NODE));
+    // Nothing was withdrawn or rewritten.
+    assert_eq!(rv(&frr_config(&client).await), rv(&before));
+    assert_eq!(s.writes(), 1);
+    s.stop().await;
+
+    // A restart with the peer still invalid: same choice, zero writes.
+    let s2 = Speaker::start(&client, false);
+    let r = s2.readiness.clone();
+    eventually("restarted speaker synced", || {
+        let r = r.clone();
+        async move { r.is_ready() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s2.writes(), 0);
+    assert_eq!(rv(&frr_config(&client).await), rv(&before));
+    let neighbors = frr_config(&client).await.unwrap().spec.bgp.unwrap().routers[0]
+        .neighbors
+        .clone();
+    assert_eq!(neighbors[0].asn, Some(65000), "{neighbors:?}");
+
+    // Fixed: the new version takes effect, Valid, the record empties.
+    Api::<BGPPeer>::namespaced(client.clone(), NS)
+        .patch(
+            "tor",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holdTime": "3s"}})),
+        )
+        .await
+        .expect("fix the peer");
+    config_state_when(&client, "Valid again", |o| {
+        result_of(o) == Some(ConfigurationResult::Valid)
+    })
+    .await;
+    eventually("the new peer ASN in effect", || {
+        let c = c.clone();
+        async move {
+            frr_config(&c).await.is_some_and(|f| {
+                f.spec
+                    .bgp
+                    .is_some_and(|b| b.routers[0].neighbors[0].asn == Some(65099))
+            })
+        }
+    })
+    .await;
+    eventually("the record empties", || {
+        let c2 = secrets.clone();
+        async move {
+            c2.get_opt("metallb-speaker-kept-node-1")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("memo.json").cloned())
+                .is_some_and(|b| b.0 == b"[]")
+        }
+    })
+    .await;
+    s2.stop().await;
+}

@@ -505,17 +505,22 @@ pub struct Problem {
     pub errors: FieldErrors,
 }
 
+impl Problem {
+    /// What happens to the object and why, without the object's name.
+    pub fn message(&self) -> String {
+        match self.kept {
+            Some((g, since)) => format!(
+                "keeping the last valid version (generation {g}) since {since}: {}",
+                self.errors
+            ),
+            None => format!("skipped: {}", self.errors),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: ", self.kind, self.name)?;
-        match self.kept {
-            Some((g, since)) => write!(
-                f,
-                "keeping the last valid version (generation {g}) since {since}: "
-            )?,
-            None => write!(f, "skipped: ")?,
-        }
-        write!(f, "{}", self.errors)
+        write!(f, "{} {}: {}", self.kind, self.name, self.message())
     }
 }
 

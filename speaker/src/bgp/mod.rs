@@ -8,6 +8,7 @@
 //! * [`status`]: `ServiceBGPStatus` intents.
 
 pub mod announce;
+pub mod effective;
 pub mod frrconfig;
 pub mod index;
 pub mod input;

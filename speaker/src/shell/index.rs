@@ -29,6 +29,8 @@ use metallb_api::metallb::{
     ServiceBGPStatus,
 };
 
+use metallb_api::metallb::effective::{KeptVersion, Resolver};
+
 use crate::bgp::input::{is_serving, slice_service};
 use crate::bgp::{
     spec_changed, BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer,
@@ -731,6 +733,9 @@ pub struct Inputs {
     options: SpeakerOptions,
     pub node: Option<NodeInfo>,
     pub config: ConfigObjects,
+    /// Which version of each configuration object is in effect (seeded at start from the
+    /// persisted record, see [`Inputs::seed_kept_versions`]).
+    resolver: Resolver,
     config_dirty: bool,
     last_issues: Vec<ConfigIssue>,
     pub announcer: NodeAnnouncer,
@@ -759,6 +764,7 @@ impl Inputs {
             options,
             node: None,
             config: ConfigObjects::default(),
+            resolver: Resolver::new(),
             config_dirty: true,
             last_issues: Vec::new(),
             announcer: NodeAnnouncer::new(empty),
@@ -822,8 +828,17 @@ impl Inputs {
         }
         let node = self.node.as_ref()?;
         self.config_dirty = false;
-        let cfg = NodeConfig::compile(&self.config.to_config(), node, &self.options);
-        let issues = cfg.issues.clone();
+        let (effective, mut kept) = crate::bgp::effective::resolve(
+            &mut self.resolver,
+            &self.config.to_config(),
+            node,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let cfg = NodeConfig::compile(&effective, node, &self.options);
+        let mut issues = cfg.issues.clone();
+        issues.append(&mut kept);
+        issues.sort();
+        issues.dedup();
         if self.announcer.set_config(cfg) {
             self.metrics_dirty.mark_all();
             self.status_dirty.mark_all();
@@ -834,6 +849,18 @@ impl Inputs {
             return Some(issues);
         }
         None
+    }
+
+    /// Continue from a persisted record. Before the first compile, which must see every
+    /// object (the shell compiles only once every watch has listed): an object the first
+    /// resolution does not see loses its record.
+    pub fn seed_kept_versions(&mut self, record: &[KeptVersion]) {
+        self.resolver = Resolver::seeded(record);
+    }
+
+    /// What to persist so that a restart makes the same choices.
+    pub fn kept_versions(&self) -> Vec<KeptVersion> {
+        self.resolver.record()
     }
 
     pub fn config_issues(&self) -> &[ConfigIssue] {

@@ -41,12 +41,14 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
+use metallb_api::metallb::effective::KeptVersion;
 use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
     ServiceBGPStatus,
 };
 use metallb_runtime::admin::Gate;
+use metallb_runtime::memo::{Memo, MemoError};
 use metallb_runtime::Readiness;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -87,6 +89,10 @@ pub struct Settings {
     pub withdraw_on_shutdown: bool,
     /// Bound on the final withdrawal write.
     pub shutdown_write_timeout: Duration,
+    /// Persist the kept versions in the node's Secret ([`kept_versions_name`]), so that a
+    /// restart makes the same choices; off: a restart takes every object without a record
+    /// as in effect as it is.
+    pub kept_versions: bool,
 }
 
 impl Settings {
@@ -99,6 +105,7 @@ impl Settings {
             pod_name: None,
             withdraw_on_shutdown: true,
             shutdown_write_timeout: Duration::from_secs(3),
+            kept_versions: true,
         }
     }
 
@@ -148,6 +155,21 @@ pub async fn run(
         settings.options.clone(),
         WATCHES,
     )));
+    // The kept versions are read before the first decision: without them a restart could
+    // take an invalid edit for the version in effect.
+    let memo = match settings.kept_versions {
+        true => Some(kept_versions_memo(&client, &settings).await),
+        false => None,
+    };
+    let mut kept_saved = Vec::new();
+    if let Some(m) = &memo {
+        let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+        if !record.is_empty() {
+            info!(memo = %m.name(), objects = record.len(), "resuming with objects kept at their last valid version");
+        }
+        lock(&shared).seed_kept_versions(&record);
+        kept_saved = record;
+    }
     let frr_trigger = Arc::new(Notify::new());
     let status_trigger = Arc::new(Notify::new());
     let config_state_trigger = Arc::new(Notify::new());
@@ -309,6 +331,8 @@ pub async fn run(
         metrics: metrics.clone(),
         exported: HashMap::new(),
         node: settings.node_name.as_str().into(),
+        memo,
+        kept_saved,
     };
     let span = info_span!("frr-writer", node = %settings.node_name);
     async {
@@ -321,9 +345,9 @@ pub async fn run(
             match writer.sync(false).await {
                 Ok(()) => backoff.reset(),
                 Err(WriteError::Retry) => frr_trigger.notify_one(),
-                Err(WriteError::Failed(e)) => {
+                Err(e) => {
                     let wait = backoff.next();
-                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRConfiguration failed");
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRConfiguration or the kept versions failed");
                     wake_after(&frr_trigger, wait, &shutdown);
                 }
             }
@@ -338,6 +362,61 @@ pub async fn run(
     let _ = config_state_task.await;
     info!(?outcome, "speaker stopped");
     Ok(outcome)
+}
+
+/// Name of the Secret holding a node's kept versions (a Secret: a kept BGPPeer version
+/// carries its password). Names longer than an object name allows are shortened with a
+/// hash of the node name, so that they stay unique.
+pub fn kept_versions_name(node: &str) -> String {
+    let name = format!("metallb-speaker-kept-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    // FNV-1a: stable across builds and platforms.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep: String = node.chars().take(200).collect();
+    format!(
+        "metallb-speaker-kept-{}-{hash:016x}",
+        keep.trim_end_matches(['-', '.'])
+    )
+}
+
+/// The node's kept-versions Secret, owned by the Node (it outlives the speaker's Pods and
+/// goes with the Node).
+async fn kept_versions_memo(client: &Client, settings: &Settings) -> Memo {
+    let owner = match Api::<Node>::all(client.clone())
+        .get_opt(&settings.node_name)
+        .await
+    {
+        Ok(Some(n)) => n.metadata.uid.clone().map(|uid| OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: settings.node_name.clone(),
+            uid,
+            ..Default::default()
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            warn!(error = %e, "reading the Node for the kept-versions owner failed; no owner");
+            None
+        }
+    };
+    Memo::secret(
+        Api::namespaced(client.clone(), &settings.namespace),
+        kept_versions_name(&settings.node_name),
+        owner,
+        [
+            (LABEL_NODE.to_string(), settings.node_name.clone()),
+            (
+                metallb_api::metallb::status::LABEL_COMPONENT_TYPE.to_string(),
+                "speaker".to_string(),
+            ),
+        ]
+        .into(),
+        FIELD_MANAGER,
+    )
 }
 
 async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReference> {
@@ -468,6 +547,18 @@ enum WriteError {
     /// The observed object was refreshed (conflict): try again at once.
     Retry,
     Failed(kube::Error),
+    /// The kept versions could not be persisted (the FRRConfiguration was still written).
+    Kept(MemoError),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Retry => write!(f, "conflict"),
+            WriteError::Failed(e) => write!(f, "{e}"),
+            WriteError::Kept(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// A planned write: the JSON body, serialised under the lock straight from the
@@ -529,6 +620,9 @@ struct FrrWriter {
     /// What `metallb_speaker_announced` shows, per Service.
     exported: HashMap<ServiceKey, Vec<IpAddr>>,
     node: Arc<str>,
+    /// Where the kept versions are persisted, and what was last persisted.
+    memo: Option<Memo>,
+    kept_saved: Vec<KeptVersion>,
 }
 
 impl FrrWriter {
@@ -609,7 +703,11 @@ impl FrrWriter {
 
     /// Bring `metallb-<node>` in line with the index (or with the withdrawn form of it).
     async fn sync(&mut self, withdraw: bool) -> Result<(), WriteError> {
-        let Some((write, generation)) = self.plan(withdraw) else {
+        let planned = self.plan(withdraw);
+        // The record first: once a decision shows in the FRRConfiguration, a restart must
+        // find the record that explains it.
+        self.persist_kept_versions().await?;
+        let Some((write, generation)) = planned else {
             return Ok(());
         };
         let (pp, _) = write_params();
@@ -659,6 +757,21 @@ impl FrrWriter {
         }
     }
 
+    /// Persist the kept versions when they changed.
+    async fn persist_kept_versions(&mut self) -> Result<(), WriteError> {
+        let Some(memo) = &self.memo else {
+            return Ok(());
+        };
+        let record = lock(&self.shared).kept_versions();
+        if record == self.kept_saved {
+            return Ok(());
+        }
+        memo.save(&record).await.map_err(WriteError::Kept)?;
+        debug!(objects = record.len(), memo = %memo.name(), "kept versions persisted");
+        self.kept_saved = record;
+        Ok(())
+    }
+
     /// The final write on shutdown.
     async fn shutdown(&mut self, settings: &Settings) -> ShutdownOutcome {
         if !settings.withdraw_on_shutdown {
@@ -697,6 +810,9 @@ impl FrrWriter {
                 match self.sync(true).await {
                     Ok(()) => return Ok(()),
                     Err(WriteError::Retry) => continue,
+                    Err(WriteError::Kept(e)) => {
+                        warn!(error = %e, "persisting the kept versions failed")
+                    }
                     Err(WriteError::Failed(e)) => return Err(e.to_string()),
                 }
             }
