@@ -581,14 +581,16 @@ fn advertisement_selects_pools() {
 /// node1 peers with `enableGracefulRestart`, node2 without (the control); the external
 /// router has graceful restart on both neighbors. A crash of a node's bgpd (SIGKILL: the
 /// TCP session closes without a NOTIFICATION) keeps node1's route as a stale path until
-/// node1 is back, and drops node2's at once. A speaker restart keeps node1's route
-/// (the speaker withdraws nothing when a session has graceful restart).
+/// node1 is back, and drops node2's at once. With `--withdraw-on-shutdown` a speaker
+/// restart still keeps node1's route (the speaker withdraws nothing when a session has
+/// graceful restart) and withdraws node2's.
 #[test]
 fn graceful_restart() {
     if !require_full_stack("graceful_restart") {
         return;
     }
     let mut lab = lab("gr", |o| {
+        o.speaker_args.push("--withdraw-on-shutdown".into());
         o.ext.extra = "router bgp 64513\n neighbor 192.0.2.11 graceful-restart\n \
                        neighbor 192.0.2.12 graceful-restart\nexit\n"
             .into();
@@ -792,6 +794,109 @@ fn graceful_restart() {
         "control: speaker2 restart without graceful restart: first sample without node2: {:?}",
         first_gap(&samples, &n2).map(|s| &s.hops)
     );
+}
+
+/// Issue 13, item 5: with default flags a speaker restart (SIGTERM, then a new process)
+/// withdraws nothing: no session has graceful restart here, yet across 10 restarts,
+/// alternating nodes, the external router always has both next hops (sampled continuously
+/// from before the first SIGTERM until the last new speaker has applied its configuration),
+/// and the old speakers logged that they left their announcements in place.
+#[test]
+fn speaker_restarts_never_withdraw() {
+    if !require_full_stack("speaker_restarts_never_withdraw") {
+        return;
+    }
+    let mut lab = lab("restarts", |_| {});
+    lab.apply(ip_pool("seed", &["198.18.0.0/24"])).unwrap();
+    lab.apply(bgp_peer("ext", 64512, 64513, "192.0.2.1", json!({})))
+        .unwrap();
+    lab.apply(bgp_advertisement("seed", json!({}))).unwrap();
+    let ip = service(&lab, "web", 1, json!({}));
+    let p = host_prefix(&ip);
+    lab.wait_ext_nexthops(&p, &lab.all_node_v4(), T).unwrap();
+    let hops = lab.all_node_v4();
+    let watch = Watch::start(&lab, &p);
+    let t = Instant::now();
+    for i in 0..10 {
+        let k = 1 + i % 2;
+        let log = lab.log_dir().join(format!("speaker-node{k}.log"));
+        let restarts_before = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("==== e2e: restart")
+            .count();
+        lab.restart_speaker(k).unwrap();
+        wait_until(
+            &format!("restart {i}: the new speaker on node{k} is running its writer"),
+            T,
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.matches("==== e2e: restart").count() > restarts_before
+                    && text
+                        .rfind("==== e2e: restart")
+                        .is_some_and(|at| text[at..].contains("FRR configuration applied"))
+            },
+        )
+        .unwrap_or_else(|e| {
+            lab.dump_logs(80);
+            panic!("{e}")
+        });
+        // The new process took over with no FRR command: nothing changed.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let since = text.rfind("==== e2e: restart").map_or("", |at| &text[at..]);
+        let applied = since
+            .lines()
+            .find(|l| l.contains("FRR configuration applied"))
+            .map(strip_ansi)
+            .unwrap_or_default();
+        assert!(
+            applied.contains("commands=0"),
+            "restart {i}: speaker{k}'s first apply sent commands: {applied}"
+        );
+        let old = previous_run(&log);
+        assert!(
+            old.contains("speaker stopped") && !old.contains("announcements withdrawn"),
+            "restart {i}: speaker{k} withdrew on SIGTERM:\n{old}"
+        );
+    }
+    watch.wait_sample_after(
+        "a sample 2 s after the last restart",
+        Instant::now() + Duration::from_secs(2),
+    );
+    let samples = watch.finish();
+    lab.check_processes().unwrap();
+    for nh in &hops {
+        if let Some(s) = first_gap(&samples, nh) {
+            panic!(
+                "{nh} left the external router {:?} into the restarts (next hops {:?})",
+                s.start.saturating_duration_since(t),
+                s.hops
+            );
+        }
+    }
+    assert!(sampled_after(&samples, t), "no sample during the restarts");
+    println!(
+        "10 speaker restarts over {:?}: both next hops in all {} samples",
+        t.elapsed(),
+        samples.len()
+    );
+}
+
+/// `line` without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The log of a managed process before its last restart (since the one before, if any).

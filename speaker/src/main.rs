@@ -65,6 +65,14 @@ struct Args {
     #[arg(long, env = "FRRK8S_POLL_INTERVAL_MS", default_value_t = 1000)]
     frrk8s_poll_interval_ms: u64,
 
+    /// Withdraw every announcement of this node on SIGTERM (and wait until FRR applied it),
+    /// unless graceful restart is configured on its sessions. Off by default: a restart
+    /// (an upgrade, a rollout) leaves FRR announcing, and the new process takes over with
+    /// no FRR command when nothing changed. Turn it on where stopping means leaving: the
+    /// node is being excluded, MetalLB is being uninstalled.
+    #[arg(long, env = "METALLB_WITHDRAW_ON_SHUTDOWN")]
+    withdraw_on_shutdown: bool,
+
     /// Longest wait on SIGTERM for FRR to apply the withdrawal, in milliseconds.
     #[arg(long, env = "METALLB_SHUTDOWN_WITHDRAW_MS", default_value_t = 5000)]
     shutdown_withdraw_ms: u64,
@@ -93,6 +101,7 @@ impl Args {
             external_frr_k8s,
             frrk8s_poll_interval_ms,
             shutdown_withdraw_ms,
+            withdraw_on_shutdown,
             client,
             log,
             admin,
@@ -122,6 +131,7 @@ impl Args {
             ignore_exclude_lb,
         };
         settings.pod_name = pod_name;
+        settings.withdraw_on_shutdown = withdraw_on_shutdown;
 
         let frr = (!external_frr_k8s).then(|| FrrComponent {
             settings: NodeSettings {

@@ -78,9 +78,12 @@ async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
     let metrics = SpeakerMetrics::register(&mut registry);
     let frr_metrics = FrrMetrics::register(&mut registry);
     let readiness = Readiness::default();
+    // `--withdraw-on-shutdown`: this test follows the withdrawal into FRR.
+    let mut settings = Settings::new(NODE, NS, NS);
+    settings.withdraw_on_shutdown = true;
     let task = tokio::spawn(allinone::run(
         client.clone(),
-        Settings::new(NODE, NS, NS),
+        settings,
         Some(FrrComponent {
             settings: NodeSettings {
                 node_name: NODE.into(),
@@ -158,7 +161,7 @@ async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
         "the conflicting object was applied: {t}"
     );
 
-    // SIGTERM: the withdrawal reaches FRR before the process ends
+    // SIGTERM (withdrawing): the withdrawal reaches FRR before the process ends
     let started = Instant::now();
     stop.cancel();
     let outcome = task.await.expect("join").expect("run");

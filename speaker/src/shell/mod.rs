@@ -86,6 +86,7 @@ pub struct Settings {
     /// have no owner.
     pub pod_name: Option<String>,
     /// On shutdown, withdraw the announcements (unless graceful restart is configured).
+    /// Off by default: a restart keeps announcing (`--withdraw-on-shutdown`).
     pub withdraw_on_shutdown: bool,
     /// Bound on the final withdrawal write.
     pub shutdown_write_timeout: Duration,
@@ -103,7 +104,7 @@ impl Settings {
             frr_namespace: frr_namespace.to_string(),
             options: SpeakerOptions::default(),
             pod_name: None,
-            withdraw_on_shutdown: true,
+            withdraw_on_shutdown: false,
             shutdown_write_timeout: Duration::from_secs(3),
             kept_versions: true,
         }
