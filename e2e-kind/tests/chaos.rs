@@ -34,6 +34,8 @@ use serde_json::{json, Value};
 const T: Duration = Duration::from_secs(30);
 const SERVICES: usize = 6;
 const MIN_MISTAKES: usize = 50;
+/// What the user's FRRConfiguration announces.
+const USER_PREFIX: &str = "198.19.0.0/24";
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -217,7 +219,7 @@ fn mistake(rng: &mut Rng, i: usize, established: &BTreeMap<&str, Value>) -> Mist
             format!("z-{base}-{i}")
         }
     };
-    match rng.below(13) {
+    match rng.below(14) {
         0 => {
             let cidr = [
                 "198.18.0.0/24",
@@ -326,6 +328,19 @@ fn mistake(rng: &mut Rng, i: usize, established: &BTreeMap<&str, Value>) -> Mist
                     "neighbors": [{"address": "192.0.2.1", "asn": 64513}]}]}}),
             ),
         ),
+        12 => {
+            let mut o = established["frr"].clone();
+            let asn = [64999, 64512][rng.below(2)];
+            o["spec"]["bgp"]["routers"][0]["asn"] = json!(asn);
+            if asn == 64512 {
+                o["spec"]["bgp"]["routers"][0]["prefixes"] = json!(["198.19.0.0/40"]);
+            }
+            edited(
+                "the user's FRRConfiguration edited into a conflict or a malformed prefix".into(),
+                o,
+                &established["frr"],
+            )
+        }
         _ => created(
             "new user FRRConfiguration with a malformed prefix".into(),
             frr_configuration(
@@ -369,10 +384,22 @@ fn configuration_mistakes_never_move_an_ip_or_withdraw_a_route() {
             "ad",
             bgp_advertisement("seed", json!({"communities": ["tagged"]})),
         ),
+        // A user's FRRConfiguration beside MetalLB's: one more prefix to the same router.
+        (
+            "frr",
+            frr_configuration(
+                "user-extra",
+                json!({"bgp": {"routers": [{"asn": 64512, "prefixes": [USER_PREFIX],
+                    "neighbors": [{"address": "192.0.2.1", "asn": 64513, "connectTime": "1s",
+                        "toAdvertise": {"allowed": {"prefixes": [USER_PREFIX]}}}]}]}}),
+            ),
+        ),
     ]
     .into();
-    for o in established.values() {
-        lab.apply(o.clone()).unwrap();
+    // MetalLB's configuration first, so that the speakers' FRRConfigurations are in
+    // effect before the user's joins them.
+    for k in ["pool", "peer", "community", "ad"] {
+        lab.apply(established[k].clone()).unwrap();
     }
     let mut ips = BTreeMap::new();
     for i in 0..SERVICES {
@@ -381,11 +408,13 @@ fn configuration_mistakes_never_move_an_ip_or_withdraw_a_route() {
             .unwrap();
         ips.insert(name.clone(), lab.wait_service_ips(&name, 1, T).unwrap());
     }
+    lab.apply(established["frr"].clone()).unwrap();
     let hops = lab.all_node_v4();
-    let want: BTreeMap<String, Vec<String>> = ips
+    let mut want: BTreeMap<String, Vec<String>> = ips
         .values()
         .map(|v| (host_prefix(&v[0]), hops.clone()))
         .collect();
+    want.insert(USER_PREFIX.to_string(), hops.clone());
     for p in want.keys() {
         lab.wait_ext_nexthops(p, &hops, T).unwrap();
     }

@@ -16,6 +16,7 @@ pub mod render;
 pub mod secrets;
 pub mod select;
 pub mod stub;
+pub mod versions;
 pub mod webhook;
 
 pub use merge::{merge, Conflict, MergeError, MergeErrors, MergeOutcome, ObjectIssue};

@@ -191,6 +191,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(50)),
             write_status: !args.disable_status,
+            persist_versions: !args.disable_status,
             apply: ApplyOptions::default(),
         };
         node::run_in_pod(client, settings, pod, control, readiness, metrics, shutdown).await?;

@@ -163,6 +163,7 @@ async fn bgpsessionstates_are_owned_by_the_pod_and_collected_with_it() {
         render: RenderOptions::default(),
         poll_interval: Duration::from_millis(100),
         write_status: true,
+        persist_versions: true,
         apply: ApplyOptions {
             verify: false,
             dry_run: false,

@@ -414,6 +414,7 @@ mod tests {
                     render: RenderOptions::default(),
                     poll_interval: Duration::from_millis(50),
                     write_status: true,
+                    persist_versions: true,
                     apply: ApplyOptions {
                         verify: false,
                         dry_run: false,

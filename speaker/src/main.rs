@@ -140,6 +140,7 @@ impl Args {
                 render: RenderOptions::default(),
                 poll_interval: Duration::from_millis(frrk8s_poll_interval_ms.max(50)),
                 write_status: true,
+                persist_versions: true,
                 apply: ApplyOptions::default(),
             },
             control: match &frr_pathspace {

@@ -91,6 +91,7 @@ async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
                 render: RenderOptions::default(),
                 poll_interval: Duration::from_millis(100),
                 write_status: true,
+                persist_versions: true,
                 apply: ApplyOptions {
                     verify: false,
                     dry_run: false,

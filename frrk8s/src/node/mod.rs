@@ -43,7 +43,11 @@ use crate::frr::apply::{redact, Applier, ApplyOptions, FrrControl};
 use crate::frr::audit::{self, Audits};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
 use crate::metrics::FrrMetrics;
+use crate::versions::Versions;
 use crate::{merge, render, select, stub, RenderOptions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use metallb_api::metallb::effective::KeptVersion;
+use metallb_runtime::memo::Memo;
 
 pub use secrets::SecretIndex;
 pub use status::{owner_patch, pod_owner_reference, NodeStatus, PodRef, SessionStatusWriter};
@@ -60,6 +64,9 @@ pub struct NodeSettings {
     pub poll_interval: Duration,
     /// Write FRRNodeState and BGPSessionState objects.
     pub write_status: bool,
+    /// Persist the refused FRRConfiguration versions and the versions kept instead in the
+    /// node's Secret ([`kept_versions_name`]), so that a restart makes the same choices.
+    pub persist_versions: bool,
     /// How FRR is driven (verification, dry-run checks).
     pub apply: ApplyOptions,
 }
@@ -75,21 +82,64 @@ pub struct Desired {
     pub complete: bool,
 }
 
-/// Pure: from the current objects to the desired FRR text and conversion result.
+/// Pure: from the current objects to the desired FRR text and conversion result, taking
+/// every object as it is (a component's first computation; see [`compute_versions`]).
 pub fn compute(
     configs: &[Arc<FRRConfiguration>],
     node_labels: &BTreeMap<String, String>,
     secrets: &dyn crate::SecretLookup,
     settings: &NodeSettings,
 ) -> Desired {
+    compute_versions(
+        &mut Versions::default(),
+        configs,
+        node_labels,
+        secrets,
+        settings,
+        k8s_openapi::jiff::Timestamp::now(),
+    )
+}
+
+/// From the current objects to the desired FRR text and conversion result; which version
+/// of each object is merged is decided by `versions` (an edit that cannot be merged keeps
+/// the version in effect, see [`crate::versions`]), which remembers the decision.
+pub fn compute_versions(
+    versions: &mut Versions,
+    configs: &[Arc<FRRConfiguration>],
+    node_labels: &BTreeMap<String, String>,
+    secrets: &dyn crate::SecretLookup,
+    settings: &NodeSettings,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Desired {
     let selection = select(
         configs.iter().map(|c| c.as_ref()),
         &settings.namespace,
         node_labels,
     );
-    let outcome = merge(&selection.selected, secrets, &settings.namespace);
+    let picked: std::collections::HashSet<*const FRRConfiguration> = (selection.selected.iter())
+        .map(|c| *c as *const FRRConfiguration)
+        .collect();
+    let selected: Vec<Arc<FRRConfiguration>> = configs
+        .iter()
+        .filter(|c| picked.contains(&Arc::as_ptr(c)))
+        .cloned()
+        .collect();
+    let merge_set = |set: &[Arc<FRRConfiguration>]| {
+        let refs: Vec<&FRRConfiguration> = set.iter().map(|c| c.as_ref()).collect();
+        merge(&refs, secrets, &settings.namespace)
+    };
+    let resolved = versions.resolve(&selected, now, |set| {
+        (merge_set(set).errors.iter())
+            .map(|e| {
+                let why: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+                (e.object.clone(), why.join("; "))
+            })
+            .collect()
+    });
+    let outcome = merge_set(&resolved.chosen);
     let text = render(&outcome.config, &settings.render);
     let mut problems: Vec<String> = selection.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(resolved.problems);
     problems.extend(outcome.errors.iter().map(|e| e.to_string()));
     let complete = problems.is_empty();
     let conversion_result = if complete {
@@ -102,6 +152,53 @@ pub fn compute(
         conversion_result,
         complete,
     }
+}
+
+/// Name of the Secret holding a node's kept FRRConfiguration versions (a Secret: an
+/// FRRConfiguration can carry a password).
+pub fn kept_versions_name(node: &str) -> String {
+    let name = format!("frr-k8s-kept-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    // FNV-1a: stable across builds, keeps long names unique.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep: String = node.chars().take(200).collect();
+    format!(
+        "frr-k8s-kept-{}-{hash:016x}",
+        keep.trim_end_matches(['-', '.'])
+    )
+}
+
+/// The node's kept-versions Secret, owned by the Node (it outlives the daemon's Pods and
+/// goes with the Node).
+fn kept_versions_memo(
+    client: &Client,
+    settings: &NodeSettings,
+    nodes: &reflector::Store<Node>,
+) -> Memo {
+    let owner = nodes.state().into_iter().next().and_then(|n| {
+        n.metadata.uid.clone().map(|uid| OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: settings.node_name.clone(),
+            uid,
+            ..Default::default()
+        })
+    });
+    Memo::secret(
+        Api::namespaced(client.clone(), &settings.namespace),
+        kept_versions_name(&settings.node_name),
+        owner,
+        [(
+            "app.kubernetes.io/component".to_string(),
+            "frr-k8s".to_string(),
+        )]
+        .into(),
+        "frr-k8s",
+    )
 }
 
 /// Run the node component until `shutdown`. `control` reaches this node's FRR. The
@@ -291,6 +388,23 @@ where
         tokio::spawn(writer.run(sessions_rx, metrics.clone(), shutdown.clone()));
     }
 
+    // Which version of each FRRConfiguration is in effect, continued from the record a
+    // previous process persisted (read before the first computation).
+    let memo = match settings.persist_versions {
+        true => Some(kept_versions_memo(&client, &settings, &nodes)),
+        false => None,
+    };
+    let mut versions = Versions::default();
+    let mut kept_saved = Vec::new();
+    if let Some(m) = &memo {
+        let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+        if !record.is_empty() {
+            info!(memo = %m.name(), objects = record.len(), "resuming with FRRConfigurations kept at their last valid version");
+        }
+        versions = Versions::seeded(&record);
+        kept_saved = record;
+    }
+
     // The compute loop: the only producer of desired configurations.
     trigger.notify_one();
     loop {
@@ -316,7 +430,30 @@ where
         for ns in secrets::referenced_namespaces(&all, &settings.namespace) {
             secrets.ensure(&ns);
         }
-        let desired = compute(&all, &labels, &secrets, &settings);
+        let desired = compute_versions(
+            &mut versions,
+            &all,
+            &labels,
+            &secrets,
+            &settings,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        // The record first: once a decision reaches FRR, a restart must find the record
+        // that explains it.
+        let record = versions.record();
+        if let Some(m) = memo.as_ref().filter(|_| record != kept_saved) {
+            match m.save(&record).await {
+                Ok(()) => kept_saved = record,
+                Err(e) => {
+                    warn!(error = %e, "persisting the kept FRRConfiguration versions failed; will retry");
+                    let t = trigger.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        t.notify_one();
+                    });
+                }
+            }
+        }
         metrics
             .k8s_client_config_loaded_bool
             .set(desired.complete as i64);

@@ -186,6 +186,7 @@ async fn merges_applies_and_reports_status() {
         render: RenderOptions::default(),
         poll_interval: Duration::from_millis(50),
         write_status: true,
+        persist_versions: true,
         apply: ApplyOptions {
             verify: false,
             dry_run: false,
@@ -376,6 +377,7 @@ fn compute_is_pure_and_reports_skips() {
         render: RenderOptions::default(),
         poll_interval: Duration::from_secs(1),
         write_status: false,
+        persist_versions: false,
         apply: ApplyOptions::default(),
     };
     let mut a = config("a", 64512, 64513, &["198.18.0.1/32"]);
@@ -459,6 +461,7 @@ async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change
         render: RenderOptions::default(),
         poll_interval: Duration::from_millis(50),
         write_status: false,
+        persist_versions: false,
         apply: ApplyOptions {
             verify: false,
             dry_run: false,
@@ -658,6 +661,7 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         render: RenderOptions::default(),
         poll_interval: Duration::from_millis(50),
         write_status: false,
+        persist_versions: false,
         apply: ApplyOptions {
             verify: false,
             dry_run: false,
