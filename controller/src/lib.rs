@@ -36,8 +36,6 @@ pub enum Error {
     Tls(String),
     #[error("webhook server: {0}")]
     Io(#[from] std::io::Error),
-    #[error("reading the kept pool versions: {0}")]
-    KeptVersions(#[from] metallb_runtime::memo::MemoError),
 }
 
 impl Error {
@@ -47,7 +45,6 @@ impl Error {
             Error::WatchEnded => "watch_ended",
             Error::Tls(_) => "tls",
             Error::Io(_) => "io",
-            Error::KeptVersions(_) => "kept_versions",
         }
     }
 }

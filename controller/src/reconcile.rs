@@ -294,10 +294,10 @@ impl Controller {
         if let Some(m) = &memo {
             // Without the record a restart could take an invalid edit for the version in
             // effect: do not start deciding until it is read.
-            let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+            let record: Vec<KeptVersion> = m.load_or_default().await;
             if !record.is_empty() {
                 info!(
-                    configmap = m.name(),
+                    memo = %m.name(),
                     objects = record.len(),
                     "resuming with pools kept at their last valid version"
                 );

@@ -140,6 +140,34 @@ impl Memo {
         Ok(Some(value))
     }
 
+    /// [`Memo::load`], retried a few times (about 10 s in all); when it still fails the
+    /// component starts from `T::default()` with a loud error rather than not at all
+    /// (missing RBAC after an upgrade should not take the component down; it then only
+    /// loses the memory of a restart, and says so).
+    pub async fn load_or_default<T: DeserializeOwned + Default>(&self) -> T {
+        let mut wait = std::time::Duration::from_millis(250);
+        for attempt in 1..=6 {
+            match self.load().await {
+                Ok(v) => return v.unwrap_or_default(),
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(error = %e, attempt, "reading the memo failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(4));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "reading the memo failed: starting without it, so objects kept at \
+                         their last valid version before this restart are taken as they are \
+                         now (check the RBAC rules for {})",
+                        self.name()
+                    );
+                }
+            }
+        }
+        T::default()
+    }
+
     /// Store `value` (server-side apply: creates the ConfigMap when missing).
     pub async fn save<T: Serialize>(&self, value: &T) -> Result<(), MemoError> {
         let text = serde_json::to_string(value).map_err(|source| MemoError::Decode {

@@ -397,7 +397,7 @@ where
     let mut versions = Versions::default();
     let mut kept_saved = Vec::new();
     if let Some(m) = &memo {
-        let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+        let record: Vec<KeptVersion> = m.load_or_default().await;
         if !record.is_empty() {
             info!(memo = %m.name(), objects = record.len(), "resuming with FRRConfigurations kept at their last valid version");
         }

@@ -164,7 +164,7 @@ pub async fn run(
     };
     let mut kept_saved = Vec::new();
     if let Some(m) = &memo {
-        let record: Vec<KeptVersion> = m.load().await?.unwrap_or_default();
+        let record: Vec<KeptVersion> = m.load_or_default().await;
         if !record.is_empty() {
             info!(memo = %m.name(), objects = record.len(), "resuming with objects kept at their last valid version");
         }
@@ -706,10 +706,11 @@ impl FrrWriter {
     async fn sync(&mut self, withdraw: bool) -> Result<(), WriteError> {
         let planned = self.plan(withdraw);
         // The record first: once a decision shows in the FRRConfiguration, a restart must
-        // find the record that explains it.
-        self.persist_kept_versions().await?;
+        // find the record that explains it. A failure to persist it does not hold the
+        // announcements back (it is retried with the writer's backoff).
+        let kept = self.persist_kept_versions().await;
         let Some((write, generation)) = planned else {
-            return Ok(());
+            return kept;
         };
         let (pp, _) = write_params();
         let request = kube::core::Request::new(self.api.resource_url());
@@ -734,7 +735,7 @@ impl FrrWriter {
                 lock(&self.shared)
                     .frr
                     .record_write(written.metadata, written.status, generation);
-                Ok(())
+                kept
             }
             Err(kube::Error::Api(s))
                 if s.is_conflict() || s.is_already_exists() || s.is_not_found() =>
