@@ -24,6 +24,32 @@ use serde_json::json;
 /// The data key holding the JSON value.
 const KEY: &str = "memo.json";
 
+/// `<prefix><node>`, shortened with a hash of `node` when longer than an object name may
+/// be (253 characters), so that names stay unique per node.
+pub fn per_node_name(prefix: &str, node: &str) -> String {
+    let name = format!("{prefix}{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    // FNV-1a: stable across builds and platforms.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep: String = node.chars().take(200).collect();
+    format!("{prefix}{}-{hash:016x}", keep.trim_end_matches(['-', '.']))
+}
+
+/// An owner reference to the Node `name` (a per-node memo goes with its Node).
+pub fn node_owner(name: &str, uid: Option<&str>) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: name.to_string(),
+        uid: uid.filter(|u| !u.is_empty())?.to_string(),
+        ..Default::default()
+    })
+}
+
 /// Where the value is kept.
 #[derive(Clone)]
 enum Backing {
@@ -205,5 +231,23 @@ impl Memo {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_node_names_fit_and_stay_unique() {
+        assert_eq!(per_node_name("kept-", "node1"), "kept-node1");
+        let long_a = format!("{}a", "n".repeat(252));
+        let long_b = format!("{}b", "n".repeat(252));
+        let (a, b) = (
+            per_node_name("kept-", &long_a),
+            per_node_name("kept-", &long_b),
+        );
+        assert!(a.len() <= 253 && b.len() <= 253, "{} {}", a.len(), b.len());
+        assert_ne!(a, b);
     }
 }

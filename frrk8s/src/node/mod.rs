@@ -45,9 +45,8 @@ use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNei
 use crate::metrics::FrrMetrics;
 use crate::versions::Versions;
 use crate::{merge, render, select, stub, RenderOptions};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use metallb_api::metallb::effective::KeptVersion;
-use metallb_runtime::memo::Memo;
+use metallb_runtime::memo::{node_owner, Memo};
 
 pub use secrets::SecretIndex;
 pub use status::{owner_patch, pod_owner_reference, NodeStatus, PodRef, SessionStatusWriter};
@@ -157,19 +156,7 @@ pub fn compute_versions(
 /// Name of the Secret holding a node's kept FRRConfiguration versions (a Secret: an
 /// FRRConfiguration can carry a password).
 pub fn kept_versions_name(node: &str) -> String {
-    let name = format!("frr-k8s-kept-{node}");
-    if name.len() <= 253 {
-        return name;
-    }
-    // FNV-1a: stable across builds, keeps long names unique.
-    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let keep: String = node.chars().take(200).collect();
-    format!(
-        "frr-k8s-kept-{}-{hash:016x}",
-        keep.trim_end_matches(['-', '.'])
-    )
+    metallb_runtime::memo::per_node_name("frr-k8s-kept-", node)
 }
 
 /// The node's kept-versions Secret, owned by the Node (it outlives the daemon's Pods and
@@ -179,15 +166,8 @@ fn kept_versions_memo(
     settings: &NodeSettings,
     nodes: &reflector::Store<Node>,
 ) -> Memo {
-    let owner = nodes.state().into_iter().next().and_then(|n| {
-        n.metadata.uid.clone().map(|uid| OwnerReference {
-            api_version: "v1".into(),
-            kind: "Node".into(),
-            name: settings.node_name.clone(),
-            uid,
-            ..Default::default()
-        })
-    });
+    let owner = (nodes.state().into_iter().next())
+        .and_then(|n| node_owner(&settings.node_name, n.metadata.uid.as_deref()));
     Memo::secret(
         Api::namespaced(client.clone(), &settings.namespace),
         kept_versions_name(&settings.node_name),

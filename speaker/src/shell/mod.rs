@@ -48,7 +48,7 @@ use metallb_api::metallb::{
     ServiceBGPStatus,
 };
 use metallb_runtime::admin::Gate;
-use metallb_runtime::memo::{Memo, MemoError};
+use metallb_runtime::memo::{node_owner, Memo, MemoError};
 use metallb_runtime::Readiness;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -366,22 +366,9 @@ pub async fn run(
 }
 
 /// Name of the Secret holding a node's kept versions (a Secret: a kept BGPPeer version
-/// carries its password). Names longer than an object name allows are shortened with a
-/// hash of the node name, so that they stay unique.
+/// carries its password).
 pub fn kept_versions_name(node: &str) -> String {
-    let name = format!("metallb-speaker-kept-{node}");
-    if name.len() <= 253 {
-        return name;
-    }
-    // FNV-1a: stable across builds and platforms.
-    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let keep: String = node.chars().take(200).collect();
-    format!(
-        "metallb-speaker-kept-{}-{hash:016x}",
-        keep.trim_end_matches(['-', '.'])
-    )
+    metallb_runtime::memo::per_node_name("metallb-speaker-kept-", node)
 }
 
 /// The node's kept-versions Secret, owned by the Node (it outlives the speaker's Pods and
@@ -391,13 +378,7 @@ async fn kept_versions_memo(client: &Client, settings: &Settings) -> Memo {
         .get_opt(&settings.node_name)
         .await
     {
-        Ok(Some(n)) => n.metadata.uid.clone().map(|uid| OwnerReference {
-            api_version: "v1".into(),
-            kind: "Node".into(),
-            name: settings.node_name.clone(),
-            uid,
-            ..Default::default()
-        }),
+        Ok(Some(n)) => node_owner(&settings.node_name, n.metadata.uid.as_deref()),
         Ok(None) => None,
         Err(e) => {
             warn!(error = %e, "reading the Node for the kept-versions owner failed; no owner");
