@@ -13,6 +13,7 @@ pub mod frrk8s;
 pub mod metallb;
 pub mod selector;
 pub mod validation;
+pub mod versions;
 pub mod webhooks;
 
 pub use duration::Duration;

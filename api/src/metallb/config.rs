@@ -13,8 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use super::bfdprofile::BFDProfile;
@@ -30,14 +28,7 @@ use crate::validation::{object_ref, FieldErrors, FieldPath, ObjectError};
 /// Node labels, one map per node (only labels matter to these rules).
 pub type NodeLabels = BTreeMap<String, String>;
 
-/// Sort key of [`precedence_key`].
-pub type Key = (bool, Option<Timestamp>, String);
-
-/// The precedence key: creation time (absent = newest), then `namespace/name`.
-pub fn precedence_key(meta: &ObjectMeta) -> Key {
-    let created = meta.creation_timestamp.as_ref().map(|t| t.0);
-    (created.is_none(), created, object_ref(meta))
-}
+pub use crate::versions::{precedence_key, Key};
 
 fn sorted<T: ResourceExt>(items: &[T]) -> Vec<&T> {
     let mut v: Vec<&T> = items.iter().collect();

@@ -45,7 +45,7 @@ use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNei
 use crate::metrics::FrrMetrics;
 use crate::versions::Versions;
 use crate::{merge, render, select, stub, RenderOptions};
-use metallb_api::metallb::effective::KeptVersion;
+use metallb_api::versions::KeptVersion;
 use metallb_runtime::memo::{node_owner, Memo};
 
 pub use secrets::SecretIndex;

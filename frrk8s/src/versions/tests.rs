@@ -1,5 +1,12 @@
+use std::collections::BTreeSet;
+
 use super::*;
 use crate::{merge, NoSecrets};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+fn generation(c: &FRRConfiguration) -> i64 {
+    c.metadata.generation.unwrap_or(0)
+}
 use serde_json::json;
 
 fn ts(secs: i64) -> Timestamp {

@@ -41,12 +41,12 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
-use metallb_api::metallb::effective::KeptVersion;
 use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
     ServiceBGPStatus,
 };
+use metallb_api::versions::KeptVersion;
 use metallb_runtime::admin::Gate;
 use metallb_runtime::memo::{node_owner, Memo, MemoError};
 use metallb_runtime::Readiness;

@@ -1,6 +1,9 @@
 use super::*;
 use crate::metallb::config::ConfigObjects;
 use crate::metallb::IPAddressPoolSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use proptest::prelude::*;
 
