@@ -180,5 +180,9 @@ impl Args {
 // see little traffic; a multi-threaded runtime mostly adds per-thread malloc arenas (RSS).
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.runtime.check_args {
+        println!("{args:#?}");
+        return Ok(());
+    }
     args.runtime.clone().block_on(args.run())?
 }

@@ -118,6 +118,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.runtime.check_args {
+        println!("{args:#?}");
+        return Ok(());
+    }
     args.runtime.clone().block_on(run(args))?
 }
 

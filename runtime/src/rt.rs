@@ -24,6 +24,12 @@ pub struct RuntimeArgs {
     #[arg(long, env = "METALLB_MAX_BLOCKING_THREADS", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=512))]
     pub max_blocking_threads: u16,
+
+    /// Parse the arguments and environment, print the settings they give, and exit
+    /// without contacting anything (the chart's tests run every rendered container's
+    /// `args` and `env` through this).
+    #[arg(long)]
+    pub check_args: bool,
 }
 
 impl Default for RuntimeArgs {
@@ -31,6 +37,7 @@ impl Default for RuntimeArgs {
         RuntimeArgs {
             worker_threads: 1,
             max_blocking_threads: 8,
+            check_args: false,
         }
     }
 }

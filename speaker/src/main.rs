@@ -167,5 +167,9 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.runtime.check_args {
+        println!("{args:#?}");
+        return Ok(());
+    }
     args.runtime.clone().block_on(args.run())?
 }
