@@ -4,6 +4,7 @@
 //! controller, the speaker and the standalone frr-k8s daemon.
 
 pub mod admin;
+pub mod certs;
 pub mod client;
 pub mod logging;
 pub mod memo;
@@ -13,7 +14,8 @@ pub mod shutdown;
 pub mod tls_server;
 
 pub use admin::{AdminArgs, Readiness};
+pub use certs::{CertSettings, WebhookTls};
 pub use client::ClientArgs;
 pub use logging::LogArgs;
 pub use rt::RuntimeArgs;
-pub use tls_server::TlsFiles;
+pub use tls_server::{CertStore, TlsFiles};
