@@ -17,7 +17,8 @@ use frr_k8s::{webhook, RenderOptions};
 use ipnet::IpNet;
 use metallb_api::frrk8s::LogLevel;
 use metallb_runtime::{
-    admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs, TlsFiles,
+    admin, shutdown, AdminArgs, CertSettings, ClientArgs, LogArgs, Readiness, RuntimeArgs,
+    TlsFiles, WebhookTls,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,7 +63,11 @@ struct Args {
     #[arg(long, env = "FRRK8S_WEBHOOK_ADDR", default_value = "0.0.0.0:19443")]
     webhook_addr: SocketAddr,
 
-    /// Webhook serving certificate (PEM).
+    #[command(flatten)]
+    certs: CertArgs,
+
+    /// Webhook serving certificate (PEM), with --disable-cert-rotation; reloaded when it
+    /// changes.
     #[arg(
         long,
         env = "FRRK8S_WEBHOOK_CERT",
@@ -70,7 +75,7 @@ struct Args {
     )]
     webhook_cert: PathBuf,
 
-    /// Webhook serving key (PEM).
+    /// Webhook serving key (PEM), with --disable-cert-rotation.
     #[arg(
         long,
         env = "FRRK8S_WEBHOOK_KEY",
@@ -116,6 +121,75 @@ struct Args {
     runtime: RuntimeArgs,
 }
 
+/// The webhook certificate (webhook modes only): self-managed (upstream's cert rotator)
+/// unless disabled.
+#[derive(Debug, clap::Args)]
+struct CertArgs {
+    /// Do not generate the webhook certificate: serve --webhook-cert/--webhook-key
+    /// (cert-manager or another issuer) instead.
+    #[arg(long, env = "FRRK8S_DISABLE_CERT_ROTATION")]
+    disable_cert_rotation: bool,
+
+    /// The webhook Service (the certificate's names: svc, svc.ns, svc.ns.svc,
+    /// svc.ns.svc.cluster.local), in --namespace.
+    #[arg(
+        long,
+        env = "FRRK8S_CERT_SERVICE_NAME",
+        default_value = "frr-k8s-webhook-service"
+    )]
+    cert_service_name: String,
+
+    /// The Secret holding the CA and the serving certificate, in --namespace.
+    #[arg(
+        long,
+        env = "FRRK8S_CERT_SECRET_NAME",
+        default_value = "frr-k8s-webhook-server-cert"
+    )]
+    cert_secret_name: String,
+
+    /// The ValidatingWebhookConfiguration that gets the caBundle (repeatable or
+    /// comma-separated).
+    #[arg(
+        long,
+        env = "FRRK8S_WEBHOOK_CONFIGURATION_NAME",
+        value_delimiter = ',',
+        default_value = "frr-k8s-validating-webhook-configuration"
+    )]
+    webhook_configuration_name: Vec<String>,
+
+    /// CRDs whose conversion webhook gets the caBundle (repeatable or comma-separated;
+    /// none by default).
+    #[arg(long, env = "FRRK8S_CONVERSION_CRDS", value_delimiter = ',')]
+    conversion_crd: Vec<String>,
+
+    /// The Lease that elects the one replica writing the certificate, in --namespace.
+    #[arg(
+        long,
+        env = "FRRK8S_CERT_LEASE_NAME",
+        default_value = "frr-k8s-webhook-cert-writer"
+    )]
+    cert_lease_name: String,
+}
+
+impl CertArgs {
+    fn tls(&self, namespace: &str, pod: Option<&str>, files: TlsFiles) -> WebhookTls {
+        if self.disable_cert_rotation {
+            return WebhookTls::Files(files);
+        }
+        let mut s = CertSettings::new(
+            namespace,
+            &self.cert_secret_name,
+            &self.cert_service_name,
+            &self.cert_lease_name,
+            &metallb_runtime::certs::unique_identity(pod.unwrap_or("frr-k8s-webhook")),
+        );
+        let names = |v: &[String]| v.iter().filter(|n| !n.is_empty()).cloned().collect();
+        s.webhook_configurations = names(&self.webhook_configuration_name);
+        s.conversion_crds = names(&self.conversion_crd);
+        WebhookTls::Rotate(Box::new(s))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.runtime.check_args {
@@ -159,14 +233,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let webhook_task = match args.webhook_mode {
         WebhookMode::Disabled => None,
         WebhookMode::Enabled | WebhookMode::Onlywebhook => {
-            let tls = TlsFiles {
+            let files = TlsFiles {
                 cert: args.webhook_cert.clone(),
                 key: args.webhook_key.clone(),
             };
-            let (_, task) = webhook::serve(
+            let tls = args
+                .certs
+                .tls(&args.namespace, args.pod_name.as_deref(), files);
+            let (_, task) = metallb_runtime::certs::serve_webhook(
                 args.webhook_addr,
-                client.clone(),
-                Some(tls),
+                webhook::router(client.clone()),
+                &client,
+                tls,
+                &readiness,
                 shutdown.clone(),
             )
             .await

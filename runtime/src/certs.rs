@@ -22,6 +22,14 @@
 //! type, which is immutable): `tls.crt` (serving certificate), `tls.key` (its key, PKCS#8),
 //! `ca.crt` (the CA, also the caBundle), `ca.key` (the CA's key, to renew the serving
 //! certificate under the same CA) — upstream's layout.
+//!
+//! RBAC: secrets `get`, `list`, `watch`, `patch` (resourceNames: the Secret; list/watch
+//! use a `metadata.name` field selector, which resourceNames authorizes) and `create` (no
+//! resourceNames possible; only needed when the Secret does not exist); leases
+//! (coordination.k8s.io) `get`, `update` (resourceNames: the Lease) and `create`;
+//! validatingwebhookconfigurations `get`, `patch` (resourceNames); customresourcedefinitions
+//! `get`, `patch` (resourceNames: the conversion CRDs). Writes carry the resourceVersion
+//! read, so a concurrent change makes them fail and the next round reads again.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -808,11 +816,20 @@ impl CertRotator {
                     .map(|(k, v)| (k.clone(), ByteString(v.clone())))
                     .collect();
                 match existing {
-                    Some(mut secret) => {
-                        secret.data = Some(bytes);
-                        secret.string_data = None;
+                    Some(secret) => {
+                        // A merge patch carrying the resourceVersion read: the API server
+                        // refuses it (409) when the Secret changed meanwhile, and the next
+                        // round reads again. (`patch` is the verb the chart grants.)
+                        let patch = serde_json::json!({
+                            "metadata": {"resourceVersion": secret.metadata.resource_version},
+                            "data": bytes,
+                        });
                         secrets
-                            .replace(&s.secret_name, &PostParams::default(), &secret)
+                            .patch(
+                                &s.secret_name,
+                                &PatchParams::default(),
+                                &Patch::Merge(&patch),
+                            )
                             .await?;
                     }
                     None => {
@@ -930,9 +947,15 @@ pub async fn inject_webhook_configuration(
         }
     }
     if changed {
-        // Replaced with the resourceVersion read: a concurrent change makes it fail, and
-        // the next round reads again.
-        api.replace(name, &PostParams::default(), &vwc).await?;
+        // A merge patch of the whole list (merge patches replace lists) carrying the
+        // resourceVersion read: a concurrent change makes it fail (409), and the next round
+        // reads again.
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": vwc.metadata.resource_version},
+            "webhooks": vwc.webhooks,
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         info!(%name, "caBundle written into the ValidatingWebhookConfiguration");
     }
     Ok(true)
@@ -983,7 +1006,7 @@ pub enum WebhookTls {
     /// PEM files from another issuer (cert-manager), reloaded when they change.
     Files(TlsFiles),
     /// Self-managed: the [`CertRotator`] with these settings.
-    Rotate(CertSettings),
+    Rotate(Box<CertSettings>),
 }
 
 /// Serve `router` on `addr` with the certificate from `tls` until `shutdown`. With
@@ -1008,7 +1031,7 @@ pub async fn serve_webhook(
             let (local, server) =
                 tls_server::serve_store(addr, router, store.clone(), shutdown.clone()).await?;
             let rotator = tokio::spawn(
-                CertRotator::new(client.clone(), settings, store.clone()).run(shutdown.clone()),
+                CertRotator::new(client.clone(), *settings, store.clone()).run(shutdown.clone()),
             );
             tokio::spawn(async move {
                 tokio::select! {
