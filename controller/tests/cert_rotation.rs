@@ -51,7 +51,7 @@ async fn count(
     next.run(req).await
 }
 
-async fn replica(c: &Client, identity: &str) -> Replica {
+fn settings(identity: &str) -> CertSettings {
     let mut s = CertSettings::new(NS, SECRET, "metallb-webhook-service", LEASE, identity);
     s.extra_sans = vec!["127.0.0.1".into()];
     s.webhook_configurations = vec![VWC.into()];
@@ -59,6 +59,11 @@ async fn replica(c: &Client, identity: &str) -> Replica {
     s.lease_duration = Duration::from_secs(6);
     s.lease_renew_period = Duration::from_secs(1);
     s.check_period = Duration::from_secs(3);
+    s
+}
+
+async fn replica(c: &Client, identity: &str) -> Replica {
+    let s = settings(identity);
     let store = CertStore::new();
     let calls = Arc::new(AtomicUsize::new(0));
     let router = webhook::router(c.clone(), NS)
@@ -380,4 +385,61 @@ async fn certificates_are_self_managed_by_one_replica_and_served_by_all() {
     alive.rotator_stop.cancel();
     let _ = alive.rotator.await;
     assert_eq!(holder(&c).await, None);
+
+    // As the binaries wire it: the readiness gate `webhook-cert` opens once a certificate
+    // is served, and the API server calls the new server.
+    let readiness = metallb_runtime::Readiness::default();
+    let stop = CancellationToken::new();
+    let (addr, task) = metallb_runtime::certs::serve_webhook(
+        "127.0.0.1:0".parse().unwrap(),
+        webhook::router(c.clone(), NS),
+        &c,
+        metallb_runtime::WebhookTls::Rotate(Box::new(settings("replica-d"))),
+        &readiness,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("webhook-cert ready", || async {
+        if readiness.is_ready() {
+            Ok(())
+        } else {
+            Err(format!("pending {:?}", readiness.pending()))
+        }
+    })
+    .await;
+    let d = Replica {
+        identity: "replica-d".into(),
+        addr,
+        store: CertStore::new(),
+        calls: Arc::new(AtomicUsize::new(0)),
+        rotator: tokio::spawn(async {}),
+        rotator_stop: stop.clone(),
+        _server_stop: CancellationToken::new().drop_guard(),
+    };
+    point_at(&c, &d).await;
+    let pools = format!("/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools");
+    eventually("the wired server denies an invalid pool", || async {
+        let a = send(
+            &c,
+            "POST",
+            &pools,
+            Some(
+                &json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {"name": "probe", "namespace": NS},
+                "spec": {"addresses": ["not-an-address"]}}),
+            ),
+        )
+        .await;
+        if a.message().contains("denied the request") {
+            Ok(())
+        } else {
+            Err(format!("{} {}", a.status, a.body))
+        }
+    })
+    .await;
+    assert_eq!(holder(&c).await.as_deref(), Some("replica-d"));
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(holder(&c).await, None, "the Lease is given up on shutdown");
 }

@@ -678,10 +678,9 @@ impl LeaseElector {
     }
 
     /// Give the Lease up (on shutdown) so that another replica takes it at once.
+    /// Only a Lease that still names us is released (the write carries the resourceVersion
+    /// read).
     pub async fn release(&mut self) {
-        if !self.is_leader() {
-            return;
-        }
         self.renewed = None;
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
