@@ -6,6 +6,7 @@
 //! the external router's tables. See `README.md`.
 
 pub mod bins;
+pub mod chart;
 pub mod lab;
 pub mod objects;
 pub mod process;

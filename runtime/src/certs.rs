@@ -856,7 +856,8 @@ impl CertRotator {
             all &= inject_webhook_configuration(&self.client, name, &ca).await?;
         }
         for name in &s.conversion_crds {
-            all &= inject_crd_conversion(&self.client, name, &ca).await?;
+            let service = (s.service_name.as_str(), s.service_namespace.as_str());
+            all &= inject_crd_conversion(&self.client, name, &ca, Some(service)).await?;
         }
         Ok(all)
     }
@@ -962,10 +963,16 @@ pub async fn inject_webhook_configuration(
 
 /// Set `spec.conversion.webhook.clientConfig.caBundle` of a CRD (no write when it holds it
 /// already; nothing when the CRD converts without a webhook). `Ok(false)`: no such CRD (yet).
+///
+/// With `service` (name, namespace), a conversion that goes through a Service is also
+/// pointed at that one: the generated CRD names `metallb-system/metallb-webhook-service`,
+/// and Helm never templates files in a chart's `crds/`, so an installation under another
+/// namespace or release name would otherwise convert through a Service that does not exist.
 pub async fn inject_crd_conversion(
     client: &Client,
     name: &str,
     ca: &[u8],
+    service: Option<(&str, &str)>,
 ) -> Result<bool, kube::Error> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let Some(crd) = api.get_opt(name).await? else {
@@ -983,12 +990,26 @@ pub async fn inject_crd_conversion(
         .client_config
         .as_ref()
         .and_then(|c| c.ca_bundle.as_ref());
-    if !same_bundle(have, ca) {
+    let moved = match (
+        service,
+        webhook
+            .client_config
+            .as_ref()
+            .and_then(|c| c.service.as_ref()),
+    ) {
+        (Some((svc, ns)), Some(have)) => (have.name.as_str(), have.namespace.as_str()) != (svc, ns),
+        _ => false,
+    };
+    if !same_bundle(have, ca) || moved {
         let bundle = serde_json::to_value(ByteString(ca.to_vec())).unwrap_or_default();
-        let patch = serde_json::json!({"spec": {"conversion": {"webhook": {"clientConfig": {"caBundle": bundle}}}}});
+        let mut client_config = serde_json::json!({"caBundle": bundle});
+        if let (true, Some((svc, ns))) = (moved, service) {
+            client_config["service"] = serde_json::json!({"name": svc, "namespace": ns});
+        }
+        let patch = serde_json::json!({"spec": {"conversion": {"webhook": {"clientConfig": client_config}}}});
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        info!(%name, "caBundle written into the CRD's conversion webhook");
+        info!(%name, moved, "caBundle written into the CRD's conversion webhook");
     }
     Ok(true)
 }
