@@ -361,3 +361,27 @@ fn every_rendered_object_is_accepted_by_the_real_api_server() {
         assert!(applied > 50, "{applied}");
     });
 }
+
+#[test]
+fn plain_manifests_are_up_to_date() {
+    if !chart::require("plain_manifests_are_up_to_date") {
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(chart::render_script())
+        .args(["manifests", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "config/manifests/ differ from the chart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // each is a YAML stream that starts with its Namespace
+    for f in ["metallb-frr.yaml", "metallb-frr-k8s.yaml", "frr-k8s.yaml"] {
+        let path = bins::workspace_root().join("config/manifests").join(f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first: Value = serde_yaml::from_str(text.split("\n---\n").next().unwrap()).unwrap();
+        assert_eq!(first["kind"], "Namespace", "{f}");
+    }
+}
