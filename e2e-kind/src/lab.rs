@@ -280,6 +280,9 @@ pub struct Lab {
     resources: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
     client: kube::Client,
     kubeconfig: PathBuf,
+    /// Per component ("controller", "speaker", "frr-k8s"): a kubeconfig with the token of
+    /// the chart's ServiceAccount for it (real API server); absent: the admin kubeconfig.
+    component_kubeconfigs: HashMap<&'static str, PathBuf>,
     rt: tokio::runtime::Runtime,
     pub bird: Option<BirdRouter>,
     pub ext: ExtRouter,
@@ -447,7 +450,7 @@ impl Lab {
                 (Backend::Test(Box::new(api)), client)
             }
             ApiKind::Real => {
-                let cp = rt.block_on(start_control_plane())?;
+                let cp = rt.block_on(start_control_plane(logs.path()))?;
                 std::fs::write(&kubeconfig, cp.kubeconfig_yaml())?;
                 let client = cp.client();
                 (Backend::Real(Box::new(cp)), client)
@@ -460,6 +463,7 @@ impl Lab {
             resources: Mutex::new(HashMap::new()),
             client,
             kubeconfig,
+            component_kubeconfigs: HashMap::new(),
             rt,
             bird,
             ext,
@@ -509,8 +513,86 @@ impl Lab {
         // FRR's netns VRF backend prints `vrf red` / ` netns /run/netns/red` in its running
         // configuration; frr-k8s leaves such FRR-owned lines alone (frr/diff.rs), so no
         // workaround is needed here and the VRF scenario checks reloads succeed.
+        if lab.opts.stack != Stack::Nothing {
+            lab.use_chart_service_accounts()?;
+        }
         lab.start_processes()?;
         Ok(lab)
+    }
+
+    /// On the real API server: installs the chart's ServiceAccounts and RBAC and gives
+    /// each product process a token of its ServiceAccount instead of admin credentials, so
+    /// that a permission the chart lacks fails the scenario (and shows in the audit log,
+    /// [`Lab::audit_log`]).
+    fn use_chart_service_accounts(&mut self) -> anyhow::Result<()> {
+        let Some(Backend::Real(cp)) = &self.backend else {
+            return Ok(());
+        };
+        if let Some(why) = crate::chart::unavailable() {
+            metallb_testkit::envtest::skip_or_fail(
+                &format!("{}: the chart's RBAC", self.opts.name),
+                &format!("{why}; the product runs with admin credentials"),
+            );
+            return Ok(());
+        }
+        let (values, accounts) = match self.opts.stack {
+            Stack::FrrK8s => (
+                serde_json::json!({"controller": {"enabled": false}, "speaker": {"enabled": false},
+                                   "frrk8s": {"enabled": true, "namespace": FRRK8S_NS}}),
+                vec![("frr-k8s", "metallb-frr-k8s", FRRK8S_NS)],
+            ),
+            _ => (
+                serde_json::json!({"frrk8s": {"namespace": FRRK8S_NS}}),
+                vec![
+                    ("controller", "metallb-controller", METALLB_NS),
+                    ("speaker", "metallb-speaker", METALLB_NS),
+                ],
+            ),
+        };
+        let objs = crate::chart::render_release(&[values], "metallb", METALLB_NS)?;
+        let rbac: Vec<Value> = objs
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o["kind"].as_str(),
+                    Some(
+                        "ServiceAccount"
+                            | "ClusterRole"
+                            | "ClusterRoleBinding"
+                            | "Role"
+                            | "RoleBinding"
+                    )
+                )
+            })
+            .collect();
+        let client = self.client.clone();
+        self.rt
+            .block_on(crate::chart::apply_all(&client, &rbac))
+            .context("installing the chart's RBAC")?;
+        for (component, sa, ns) in accounts {
+            let token = self
+                .rt
+                .block_on(service_account_token(&client, ns, sa))
+                .with_context(|| format!("a token for ServiceAccount {ns}/{sa}"))?;
+            let path = self.logs.path().join(format!("{component}.kubeconfig"));
+            std::fs::write(&path, cp.token_kubeconfig(&token))?;
+            self.component_kubeconfigs.insert(component, path);
+        }
+        Ok(())
+    }
+
+    /// The kube-apiserver's audit log (real API server), one JSON event per line.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        matches!(self.backend, Some(Backend::Real(_))).then(|| self.logs.path().join(AUDIT_LOG))
+    }
+
+    /// The kubeconfig `component` runs with.
+    fn kubeconfig_of(&self, component: &str) -> String {
+        self.component_kubeconfigs
+            .get(component)
+            .unwrap_or(&self.kubeconfig)
+            .display()
+            .to_string()
     }
 
     /// `E2E_KUBECONFIG` path: an existing cluster (kind). The nodes, their FRR and the
@@ -536,6 +618,7 @@ impl Lab {
             resources: Mutex::new(HashMap::new()),
             client,
             kubeconfig,
+            component_kubeconfigs: HashMap::new(),
             rt,
             bird: None,
             ext: ExtRouter {
@@ -626,7 +709,9 @@ impl Lab {
     // ---------------------------------------------------------------- processes
 
     fn start_processes(&mut self) -> anyhow::Result<()> {
-        let kc = self.kubeconfig.display().to_string();
+        let kc = self.kubeconfig_of("controller");
+        let speaker_kc = self.kubeconfig_of("speaker");
+        let frrk8s_kc = self.kubeconfig_of("frr-k8s");
         match self.opts.stack {
             Stack::Nothing => {}
             Stack::Full => {
@@ -662,7 +747,7 @@ impl Lab {
                 for n in &self.nodes {
                     let mut args = vec![
                         "--kubeconfig".into(),
-                        kc.clone(),
+                        speaker_kc.clone(),
                         "--node-name".into(),
                         n.name.clone(),
                         "--namespace".into(),
@@ -692,7 +777,7 @@ impl Lab {
                 for n in &self.nodes {
                     let mut args = vec![
                         "--kubeconfig".into(),
-                        kc.clone(),
+                        frrk8s_kc.clone(),
                         "--node-name".into(),
                         n.name.clone(),
                         "--namespace".into(),
@@ -1140,14 +1225,35 @@ pub const CONTROLLER_POD: &str = "controller";
 /// A real control plane with every CRD installed. kube-controller-manager runs for the
 /// garbage collector, without the node lifecycle controller: there is no kubelet, so it
 /// would mark every Node unreachable after 40 s and evict the stand-in pods.
-async fn start_control_plane() -> anyhow::Result<ControlPlane> {
+/// File name of the API server's audit log in the lab's log directory.
+const AUDIT_LOG: &str = "audit.log";
+
+/// Every request of a ServiceAccount, at Metadata level (who, verb, resource, name,
+/// response code): what the least-privilege test compares with the chart's grants.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: [system:serviceaccounts]
+  - level: None
+";
+
+async fn start_control_plane(logs: &Path) -> anyhow::Result<ControlPlane> {
     let assets = envtest::assets()?.map_err(|why| anyhow::anyhow!("the real API server: {why}"))?;
+    let policy = logs.join("audit-policy.yaml");
+    std::fs::write(&policy, AUDIT_POLICY)?;
     let cp = ControlPlane::start(
         &assets,
         envtest::Options {
             controller_manager: true,
             controllers: Some("*,-node-lifecycle-controller".into()),
-            ..Default::default()
+            apiserver_args: vec![
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", logs.join(AUDIT_LOG).display()),
+                "--audit-log-format=json".into(),
+                "--audit-log-mode=blocking".into(),
+            ],
         },
     )
     .await?;
@@ -1156,6 +1262,32 @@ async fn start_control_plane() -> anyhow::Result<ControlPlane> {
         bail!("the CRDs installed with warnings: {warnings:?}");
     }
     Ok(cp)
+}
+
+/// A bound token for `ns/sa` (TokenRequest), valid for a day.
+async fn service_account_token(
+    client: &kube::Client,
+    ns: &str,
+    sa: &str,
+) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
+    let req = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![envtest::SA_ISSUER.to_string()],
+            expiration_seconds: Some(86_400),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = api
+        .create_token_request(sa, &kube::api::PostParams::default(), &req)
+        .await?;
+    out.status
+        .map(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .context("the API server returned no token")
 }
 
 fn help_text(bin: &Path) -> String {
