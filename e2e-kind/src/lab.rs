@@ -586,6 +586,19 @@ impl Lab {
         matches!(self.backend, Some(Backend::Real(_))).then(|| self.logs.path().join(AUDIT_LOG))
     }
 
+    /// The kubeconfig with the chart ServiceAccount's token for `component` ("controller",
+    /// "speaker", "frr-k8s"), when the lab runs them so.
+    pub fn component_kubeconfig(&self, component: &str) -> Option<&Path> {
+        self.component_kubeconfigs
+            .get(component)
+            .map(PathBuf::as_path)
+    }
+
+    /// The lab's log directory.
+    pub fn log_path(&self) -> &Path {
+        self.logs.path()
+    }
+
     /// The kubeconfig `component` runs with.
     fn kubeconfig_of(&self, component: &str) -> String {
         self.component_kubeconfigs

@@ -35,31 +35,11 @@ const NOT_EXERCISED_HERE: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "metallb-controller",
-        "admissionregistration.k8s.io",
-        "*",
-        "*",
-        "webhook certificates: caBundle injection (controller/tests/cert_rotation.rs)",
-    ),
-    (
-        "metallb-controller",
-        "apiextensions.k8s.io",
-        "*",
-        "*",
-        "webhook certificates: the BGPPeer conversion's caBundle (controller/tests/cert_rotation.rs)",
-    ),
-    (
-        "metallb-controller",
         "",
         "secrets",
-        "*",
-        "webhook certificates: the serving certificate's Secret (controller/tests/cert_rotation.rs)",
-    ),
-    (
-        "metallb-controller",
-        "coordination.k8s.io",
-        "*",
-        "*",
-        "webhook certificates: the writer's Lease (controller/tests/cert_rotation.rs)",
+        "create",
+        "recreating the certificate's Secret after someone deleted it (the chart creates it; \
+         controller/tests/cert_rotation.rs deletes it)",
     ),
     (
         "metallb-speaker",
@@ -214,6 +194,91 @@ fn excused(sa: &str, g: &Grant) -> Option<&'static str> {
         .map(|e| e.4)
 }
 
+/// The controller's webhook side with its chart token: a second controller process in
+/// `onlywebhook` mode (the lab's own runs with webhooks off) against the chart's
+/// ValidatingWebhookConfiguration (failurePolicy Ignore here: no Service routes to it) and
+/// certificate Secret: it takes the Lease, fills the Secret and injects the CA into the
+/// webhook configuration and the BGPPeer CRD's conversion.
+fn webhook_certificates_with_the_controller_token(lab: &Lab) {
+    let objs = chart::render_release(
+        &[json!({"frrk8s": {"namespace": FRRK8S_NS}, "crds": {"validationFailurePolicy": "Ignore"}})],
+        "metallb",
+        METALLB_NS,
+    )
+    .unwrap();
+    for (kind, name) in [
+        (
+            "ValidatingWebhookConfiguration",
+            "metallb-webhook-configuration",
+        ),
+        ("Secret", "metallb-webhook-cert"),
+        ("Service", "metallb-webhook-service"),
+    ] {
+        let o = chart::find(&objs, kind, Some(name));
+        assert_eq!(o.len(), 1, "{kind} {name}");
+        lab.apply(o[0].clone()).unwrap();
+    }
+    let kc = lab
+        .component_kubeconfig("controller")
+        .expect("the controller runs with its chart token");
+    let bin = metallb_e2e::bins::ensure("metallb-controller").unwrap();
+    let mut webhook = metallb_e2e::process::Managed::start(
+        "controller-webhook",
+        &bin,
+        [
+            "--kubeconfig",
+            &kc.display().to_string(),
+            "--namespace",
+            METALLB_NS,
+            "--webhook-mode",
+            "onlywebhook",
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--pod-name",
+            "controller-webhook",
+        ]
+        .map(String::from)
+        .to_vec(),
+        lab.log_path().join("controller-webhook.log"),
+    )
+    .unwrap();
+    wait_until_some(
+        "the caBundles injected by the controller's token",
+        T,
+        || {
+            let vwc = lab
+                .get(
+                    "admissionregistration.k8s.io/v1",
+                    "ValidatingWebhookConfiguration",
+                    None,
+                    "metallb-webhook-configuration",
+                )
+                .ok()??;
+            let crd = lab
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    None,
+                    "bgppeers.metallb.io",
+                )
+                .ok()??;
+            let all_hooks = vwc["webhooks"].as_array()?.iter().all(|h| {
+                h["clientConfig"]["caBundle"]
+                    .as_str()
+                    .is_some_and(|b| !b.is_empty())
+            });
+            let conversion = crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"]
+                .as_str()
+                .is_some_and(|b| !b.is_empty());
+            (all_hooks && conversion).then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", webhook.log_tail(40)));
+    webhook.stop();
+}
+
 #[test]
 fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
     const TEST: &str = "each_binary_runs_with_its_chart_service_account_and_uses_every_grant";
@@ -304,6 +369,7 @@ fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
     .expect("BGPSessionStates of the removed peer are deleted");
     std::thread::sleep(Duration::from_secs(2));
     lab.check_processes().unwrap();
+    webhook_certificates_with_the_controller_token(&lab);
 
     let requests = read_audit(&lab.audit_log().expect("real API server"));
     let objs = chart::render_release(
