@@ -289,13 +289,29 @@ fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
         envtest::skip_or_fail(TEST, &why);
         return;
     }
+    const PW: &str = "e2e-rbac-md5";
     let mut o = LabOptions::new("rbac");
     o.stack = Stack::Full;
     o.api = ApiKind::Real;
+    o.ext.password = Some(PW.into());
     let mut lab = Lab::start(o).expect("lab");
 
-    // allocation and announcement
-    lab.apply_seed_config("198.18.0.0/24").unwrap();
+    // allocation and announcement, over a session keyed with a password from a Secret in
+    // MetalLB's namespace (read by the speaker's embedded frr-k8s)
+    lab.apply(objects::basic_auth_secret("bgp-auth", METALLB_NS, PW))
+        .unwrap();
+    lab.apply(objects::ip_pool("seed", &["198.18.0.0/24"]))
+        .unwrap();
+    lab.apply(objects::bgp_peer(
+        "ext",
+        64512,
+        64513,
+        "192.0.2.1",
+        json!({"passwordSecret": {"name": "bgp-auth", "namespace": METALLB_NS}}),
+    ))
+    .unwrap();
+    lab.apply(objects::bgp_advertisement("seed", json!({})))
+        .unwrap();
     lab.create_service("svc", false, &lab.endpoints_everywhere(0))
         .unwrap();
     let ip = lab.wait_service_ips("svc", 1, T).unwrap()[0].clone();
@@ -338,7 +354,11 @@ fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
     lab.restart_controller().unwrap();
     lab.restart_speaker(1).unwrap();
     lab.delete_service("svc").unwrap();
-    lab.wait_ext_nexthops(&host_prefix(&ip), &[], T).unwrap();
+    lab.wait_ext_nexthops(&host_prefix(&ip), &[], T)
+        .unwrap_or_else(|e| {
+            lab.dump_logs(80);
+            panic!("{e:#}")
+        });
     lab.delete(
         "metallb.io/v1beta1",
         "IPAddressPool",

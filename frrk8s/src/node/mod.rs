@@ -406,9 +406,21 @@ where
                    "node labels now select a stubbed FRRConfiguration; waiting for the full object");
             continue;
         }
-        // Secrets in other namespaces are watched on first reference.
+        // Secrets in other namespaces are watched on first reference; decisions wait (a
+        // bounded time) for their first list, the arrival of which wakes this loop.
+        let mut syncing = false;
         for ns in secrets::referenced_namespaces(&all, &settings.namespace) {
             secrets.ensure(&ns);
+            syncing |= secrets.syncing(&ns);
+        }
+        if syncing {
+            debug!(node = %settings.node_name, "waiting for the first list of a Secret namespace");
+            let t = trigger.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                t.notify_one();
+            });
+            continue;
         }
         let desired = compute_versions(
             &mut versions,

@@ -25,7 +25,14 @@ pub struct SecretIndex {
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
     stores: Arc<Mutex<BTreeMap<String, Store<Secret>>>>,
+    /// When each namespace's watch was started (for [`SecretIndex::syncing`]).
+    started: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
 }
+
+/// How long a namespace's first Secret list may hold decisions back. Past it (the watch is
+/// refused, say, for lack of RBAC) decisions go ahead and a missing Secret is reported as
+/// such, so one unreadable namespace never stalls the node.
+pub const SYNC_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for SecretIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,6 +50,7 @@ impl SecretIndex {
             trigger,
             shutdown,
             stores: Arc::default(),
+            started: Arc::default(),
         }
     }
 
@@ -59,6 +67,10 @@ impl SecretIndex {
         }
         let (store, writer) = reflector::store::<Secret>();
         stores.insert(namespace.to_string(), store);
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(namespace.to_string(), tokio::time::Instant::now());
         let stream = watcher(
             Api::<Secret>::namespaced(self.client.clone(), namespace),
             watcher::Config::default(),
@@ -82,6 +94,25 @@ impl SecretIndex {
                 }
             }
         });
+    }
+
+    /// Whether `namespace`'s watch was started less than [`SYNC_GRACE`] ago and has not
+    /// delivered its first list yet: a decision now would take its Secrets for missing
+    /// (and, after a restart, let a newcomer push an object that only lacks its password
+    /// for a moment out of effect).
+    pub fn syncing(&self, namespace: &str) -> bool {
+        use futures::FutureExt as _;
+        let Some(store) = self.lock().get(namespace).cloned() else {
+            return false;
+        };
+        if store.wait_until_ready().now_or_never().is_some() {
+            return false;
+        }
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(namespace)
+            .is_some_and(|t| t.elapsed() < SYNC_GRACE)
     }
 
     /// Wait until the namespace's store has its initial list.
