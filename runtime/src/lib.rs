@@ -11,11 +11,14 @@ pub mod memo;
 pub mod owner;
 pub mod rt;
 pub mod shutdown;
+pub mod tasks;
 pub mod tls_server;
+pub mod watch;
 
 pub use admin::{AdminArgs, Readiness};
 pub use certs::{CertSettings, WebhookTls};
 pub use client::ClientArgs;
 pub use logging::LogArgs;
 pub use rt::RuntimeArgs;
+pub use tasks::Tasks;
 pub use tls_server::{CertStore, TlsFiles};

@@ -103,3 +103,14 @@ impl SpeakerMetrics {
         Arc::new(m)
     }
 }
+
+/// The watch runner's counters: object updates and watch errors of every watch.
+impl metallb_runtime::watch::WatchMetrics for SpeakerMetrics {
+    fn update(&self, _what: &'static str) {
+        self.k8s_client_updates_total.inc();
+    }
+
+    fn error(&self, _what: &'static str) {
+        self.k8s_client_update_errors_total.inc();
+    }
+}

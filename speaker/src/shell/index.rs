@@ -18,7 +18,6 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::watcher::Event;
 use kube::{Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
 use metallb_api::metallb::status::{
@@ -30,27 +29,13 @@ use metallb_api::metallb::{
 };
 
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
+use metallb_runtime::watch::{obj_key, strip, Index, ObjKey, WatchedState};
 
 use crate::bgp::input::{is_serving, slice_service};
 use crate::bgp::{
     spec_changed, BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer,
     NodeConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
 };
-
-/// `(namespace, name)` of an object.
-pub type ObjKey = (String, String);
-
-fn obj_key<K: Resource>(o: &K) -> ObjKey {
-    (
-        o.meta().namespace.clone().unwrap_or_default(),
-        o.meta().name.clone().unwrap_or_default(),
-    )
-}
-
-/// Drop what the speaker never reads and that can be large.
-pub fn strip<K: Resource>(o: &mut K) {
-    o.meta_mut().managed_fields = None;
-}
 
 // ===== dirty sets =====
 
@@ -110,49 +95,39 @@ impl DirtySet {
 
 // ===== configuration objects =====
 
-/// Objects of one kind by `namespace/name`, with re-list bookkeeping.
+/// Objects of one kind by `namespace/name`. Each method returns whether the set of
+/// objects changed.
 #[derive(Debug)]
 pub struct Keyed<K> {
     items: BTreeMap<ObjKey, K>,
-    relist: Option<BTreeSet<ObjKey>>,
 }
 
 impl<K> Default for Keyed<K> {
     fn default() -> Self {
         Keyed {
             items: BTreeMap::new(),
-            relist: None,
         }
     }
 }
 
 impl<K: Resource + Clone + PartialEq> Keyed<K> {
-    /// Returns whether the set of objects changed.
-    pub fn handle(&mut self, ev: Event<K>) -> bool {
-        match ev {
-            Event::Apply(o) | Event::InitApply(o) => {
-                let k = obj_key(&o);
-                if let Some(seen) = self.relist.as_mut() {
-                    seen.insert(k.clone());
-                }
-                if self.items.get(&k) == Some(&o) {
-                    return false;
-                }
-                self.items.insert(k, o);
-                true
-            }
-            Event::Delete(o) => self.items.remove(&obj_key(&o)).is_some(),
-            Event::Init => {
-                self.relist = Some(BTreeSet::new());
-                false
-            }
-            Event::InitDone => {
-                let seen = self.relist.take().unwrap_or_default();
-                let before = self.items.len();
-                self.items.retain(|k, _| seen.contains(k));
-                self.items.len() != before
-            }
+    pub fn apply(&mut self, o: K) -> bool {
+        let k = obj_key(&o);
+        if self.items.get(&k) == Some(&o) {
+            return false;
         }
+        self.items.insert(k, o);
+        true
+    }
+
+    pub fn delete(&mut self, o: &K) -> bool {
+        self.items.remove(&obj_key(o)).is_some()
+    }
+
+    pub fn reset(&mut self, listed: &HashSet<ObjKey>) -> bool {
+        let before = self.items.len();
+        self.items.retain(|k, _| listed.contains(k));
+        self.items.len() != before
     }
 
     pub fn values(&self) -> Vec<K> {
@@ -247,56 +222,41 @@ impl Versions {
 }
 
 /// The bookkeeping of a watch on one object this speaker writes: which events are the echo
-/// or a lagging copy of our own writes, and whether a re-list still had the object.
+/// or a lagging copy of our own writes.
 #[derive(Debug, Default)]
 pub struct OwnObjectWatch {
     versions: Versions,
-    in_init: bool,
-    seen_in_init: bool,
-}
-
-/// What a watch event means for the observed object.
-#[derive(Debug)]
-pub enum OwnObjectEvent<K> {
-    /// Someone else's version (managedFields stripped).
-    Changed(K),
-    /// The object is gone: deleted (with the deleted object) or absent from a re-list.
-    Gone(Option<K>),
-    /// Nothing new: our own write's echo, an older version, or a list still in progress.
-    Unchanged,
 }
 
 impl OwnObjectWatch {
-    pub fn event<K: Resource>(&mut self, ev: Event<K>) -> OwnObjectEvent<K> {
-        match ev {
-            Event::Apply(mut o) | Event::InitApply(mut o) => {
-                if self.in_init {
-                    self.seen_in_init = true;
-                }
-                match self.versions.classify(o.meta().resource_version.as_deref()) {
-                    Seen::Superseded | Seen::Ours => OwnObjectEvent::Unchanged,
-                    Seen::Other => {
-                        strip(&mut o);
-                        OwnObjectEvent::Changed(o)
-                    }
-                }
-            }
-            Event::Delete(o) => OwnObjectEvent::Gone(Some(o)),
-            Event::Init => {
-                self.in_init = true;
-                self.seen_in_init = false;
-                self.versions.clear();
-                OwnObjectEvent::Unchanged
-            }
-            Event::InitDone => {
-                self.in_init = false;
-                if self.seen_in_init {
-                    OwnObjectEvent::Unchanged
-                } else {
-                    OwnObjectEvent::Gone(None)
-                }
+    /// A version of the object arrived: `Some` when it is someone else's (managedFields
+    /// stripped), `None` for our own write's echo or an older version.
+    pub fn apply<K: Resource>(&mut self, mut o: K) -> Option<K> {
+        match self.versions.classify(o.meta().resource_version.as_deref()) {
+            Seen::Superseded | Seen::Ours => None,
+            Seen::Other => {
+                strip(&mut o);
+                Some(o)
             }
         }
+    }
+
+    /// A re-list begins: versions still in flight will never be delivered, and what the
+    /// list returns is compared as someone else's.
+    pub fn listing(&mut self) {
+        self.versions.clear();
+    }
+
+    /// A re-list ended: whether `held` (the object as observed) is gone, that is, absent
+    /// from the list.
+    pub fn gone(held: Option<&ObjectMeta>, listed: &HashSet<ObjKey>) -> bool {
+        held.is_some_and(|m| {
+            let key = (
+                m.namespace.clone().unwrap_or_default(),
+                m.name.clone().unwrap_or_default(),
+            );
+            !listed.contains(&key)
+        })
     }
 
     /// We replaced the version `replaced` with `new`.
@@ -344,15 +304,29 @@ pub struct FrrObserved {
     watch: OwnObjectWatch,
 }
 
-impl FrrObserved {
-    pub fn handle(&mut self, ev: Event<FRRConfiguration>) {
-        match self.watch.event(ev) {
-            OwnObjectEvent::Changed(o) => self.obj = Some(ObservedObject::held(o)),
-            OwnObjectEvent::Gone(_) => self.obj = None,
-            OwnObjectEvent::Unchanged => {}
+impl Index<FRRConfiguration> for FrrObserved {
+    fn apply(&mut self, o: FRRConfiguration) {
+        if let Some(o) = self.watch.apply(o) {
+            self.obj = Some(ObservedObject::held(o));
         }
     }
 
+    fn delete(&mut self, _: FRRConfiguration) {
+        self.obj = None;
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        if OwnObjectWatch::gone(self.obj.as_ref().map(|o| &o.metadata), listed) {
+            self.obj = None;
+        }
+    }
+
+    fn listing(&mut self) {
+        self.watch.listing();
+    }
+}
+
+impl FrrObserved {
     /// Our write of the desired configuration of `generation` succeeded; `metadata` and
     /// `status` are from the server's response.
     pub fn record_write(
@@ -439,7 +413,6 @@ pub struct StatusIndex {
     versions: Versions,
     /// Names we deleted: later watch events for them (older than the delete) are ignored.
     tombstones: HashSet<String>,
-    relist: Option<HashSet<String>>,
 }
 
 fn status_key(o: &ServiceBGPStatus) -> Option<ServiceKey> {
@@ -457,49 +430,42 @@ fn status_key(o: &ServiceBGPStatus) -> Option<ServiceKey> {
 }
 
 impl StatusIndex {
-    /// Returns the Service whose objects changed, if any.
-    pub fn handle(&mut self, ev: Event<ServiceBGPStatus>) -> Vec<ServiceKey> {
-        match ev {
-            Event::Apply(o) | Event::InitApply(o) => {
-                let name = o.name_any();
-                if let Some(seen) = self.relist.as_mut() {
-                    seen.insert(name.clone());
-                }
-                if self.tombstones.contains(&name) {
-                    return vec![];
-                }
-                if self.versions.stale(o.metadata.resource_version.as_deref()) {
-                    return vec![];
-                }
-                let Some(key) = status_key(&o) else {
-                    return vec![];
-                };
-                let rv = o.metadata.resource_version.clone();
-                self.insert(name, key.clone(), o.status, rv);
-                vec![key]
-            }
-            Event::Delete(o) => {
-                let name = o.name_any();
-                self.tombstones.remove(&name);
-                self.remove(&name).into_iter().collect()
-            }
-            Event::Init => {
-                self.relist = Some(HashSet::new());
-                vec![]
-            }
-            Event::InitDone => {
-                let seen = self.relist.take().unwrap_or_default();
-                self.versions.clear();
-                self.tombstones.clear();
-                let gone: Vec<String> = self
-                    .objs
-                    .keys()
-                    .filter(|n| !seen.contains(*n))
-                    .cloned()
-                    .collect();
-                gone.iter().filter_map(|n| self.remove(n)).collect()
-            }
+    /// A status object was created, changed or listed. Returns its Service when what we
+    /// hold for it changed.
+    pub fn apply(&mut self, o: ServiceBGPStatus) -> Option<ServiceKey> {
+        let name = o.name_any();
+        if self.tombstones.contains(&name) {
+            return None;
         }
+        if self.versions.stale(o.metadata.resource_version.as_deref()) {
+            return None;
+        }
+        let key = status_key(&o)?;
+        let rv = o.metadata.resource_version.clone();
+        self.insert(name, key.clone(), o.status, rv);
+        Some(key)
+    }
+
+    /// A status object was deleted. Returns its Service, if we held it.
+    pub fn delete(&mut self, o: &ServiceBGPStatus) -> Option<ServiceKey> {
+        let name = o.name_any();
+        self.tombstones.remove(&name);
+        self.remove(&name)
+    }
+
+    /// A re-list ended (all in one namespace). Returns the Services of the objects it did
+    /// not return.
+    pub fn reset(&mut self, listed: &HashSet<ObjKey>) -> Vec<ServiceKey> {
+        self.versions.clear();
+        self.tombstones.clear();
+        let listed: HashSet<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
+        let gone: Vec<String> = self
+            .objs
+            .keys()
+            .filter(|n| !listed.contains(n.as_str()))
+            .cloned()
+            .collect();
+        gone.iter().filter_map(|n| self.remove(n)).collect()
     }
 
     fn insert(
@@ -671,31 +637,37 @@ impl Default for ConfigStateObserved {
     }
 }
 
-impl ConfigStateObserved {
-    pub fn handle(&mut self, ev: Event<ConfigurationState>) {
-        match self.watch.event(ev) {
-            OwnObjectEvent::Changed(o) => {
-                self.obj = Some(o);
-                self.dirty = true;
-            }
-            OwnObjectEvent::Gone(Some(deleted)) => {
-                // A lagging delete of an object we already replaced by a new one (another
-                // uid) says nothing about the current one.
-                let current = self.obj.as_ref().and_then(|c| c.metadata.uid.as_deref());
-                if current.is_none() || current == deleted.metadata.uid.as_deref() {
-                    self.obj = None;
-                    self.dirty = true;
-                }
-            }
-            OwnObjectEvent::Gone(None) => {
-                if self.obj.take().is_some() {
-                    self.dirty = true;
-                }
-            }
-            OwnObjectEvent::Unchanged => {}
+impl Index<ConfigurationState> for ConfigStateObserved {
+    fn apply(&mut self, o: ConfigurationState) {
+        if let Some(o) = self.watch.apply(o) {
+            self.obj = Some(o);
+            self.dirty = true;
         }
     }
 
+    fn delete(&mut self, deleted: ConfigurationState) {
+        // A lagging delete of an object we already replaced by a new one (another uid)
+        // says nothing about the current one.
+        let current = self.obj.as_ref().and_then(|c| c.metadata.uid.as_deref());
+        if current.is_none() || current == deleted.metadata.uid.as_deref() {
+            self.obj = None;
+            self.dirty = true;
+        }
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        if OwnObjectWatch::gone(self.obj.as_ref().map(|o| &o.metadata), listed) {
+            self.obj = None;
+            self.dirty = true;
+        }
+    }
+
+    fn listing(&mut self) {
+        self.watch.listing();
+    }
+}
+
+impl ConfigStateObserved {
     /// Our write succeeded: `obj` is the server's response.
     pub fn record_write(&mut self, mut obj: ConfigurationState) {
         let replaced = self
@@ -739,14 +711,12 @@ pub struct Inputs {
     config_dirty: bool,
     last_issues: Vec<ConfigIssue>,
     pub announcer: NodeAnnouncer,
-    services_relist: Option<HashSet<ServiceKey>>,
     /// slice → (its Service, summary).
     slices: HashMap<ObjKey, (ServiceKey, SliceSummary)>,
     /// Service → names of its slices (few: a Vec).
     service_slices: HashMap<ServiceKey, Vec<String>>,
-    slices_relist: Option<HashSet<ObjKey>>,
     /// Watches that have not delivered their first complete list.
-    pub pending_sync: usize,
+    unlisted: BTreeSet<&'static str>,
     /// Services whose decision changed, for the metrics and for the status writer.
     pub metrics_dirty: DirtySet,
     pub status_dirty: DirtySet,
@@ -756,7 +726,7 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn new(node_name: &str, options: SpeakerOptions, watches: usize) -> Self {
+    pub fn new(node_name: &str, options: SpeakerOptions) -> Self {
         let node = NodeInfo::new(node_name);
         let empty = NodeConfig::compile(&MetalLbConfig::default(), &node, &options);
         Inputs {
@@ -768,11 +738,9 @@ impl Inputs {
             config_dirty: true,
             last_issues: Vec::new(),
             announcer: NodeAnnouncer::new(empty),
-            services_relist: None,
             slices: HashMap::new(),
             service_slices: HashMap::new(),
-            slices_relist: None,
-            pending_sync: watches,
+            unlisted: BTreeSet::new(),
             metrics_dirty: DirtySet::default(),
             status_dirty: DirtySet::default(),
             frr: FrrObserved::default(),
@@ -787,7 +755,7 @@ impl Inputs {
 
     /// Every watch has listed once and the Node was seen: decisions are complete.
     pub fn ready(&self) -> bool {
-        self.pending_sync == 0 && self.node.is_some()
+        self.unlisted.is_empty() && self.node.is_some()
     }
 
     fn mark(&mut self, key: &ServiceKey) {
@@ -796,24 +764,6 @@ impl Inputs {
     }
 
     // --- node and configuration ---
-
-    pub fn handle_node(&mut self, ev: Event<Node>) {
-        match ev {
-            Event::Apply(n) | Event::InitApply(n) => {
-                if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
-                    return;
-                }
-                let info = NodeInfo::from_node(&n);
-                if self.node.as_ref() != Some(&info) {
-                    self.node = Some(info);
-                    self.config_dirty = true;
-                }
-            }
-            // The node is going away (and this pod with it): keep deciding from what was
-            // last seen rather than from an unlabelled node.
-            Event::Delete(_) | Event::Init | Event::InitDone => {}
-        }
-    }
 
     /// A configuration object changed: recompile before the next decision.
     pub fn config_changed(&mut self) {
@@ -869,36 +819,6 @@ impl Inputs {
 
     // --- Services ---
 
-    pub fn handle_service(&mut self, ev: Event<Service>) {
-        match ev {
-            Event::Apply(s) => self.apply_service(&s),
-            Event::InitApply(s) => {
-                let info = ServiceInfo::from_service(&s);
-                if let Some(seen) = self.services_relist.as_mut() {
-                    seen.insert(info.key.clone());
-                }
-                self.apply_service_info(info);
-            }
-            Event::Delete(s) => {
-                let info = ServiceInfo::from_service(&s);
-                self.forget_service(&info.key);
-            }
-            Event::Init => self.services_relist = Some(HashSet::new()),
-            Event::InitDone => {
-                let seen = self.services_relist.take().unwrap_or_default();
-                let gone: Vec<ServiceKey> = self
-                    .announcer
-                    .service_keys()
-                    .filter(|k| !seen.contains(*k))
-                    .cloned()
-                    .collect();
-                for k in gone {
-                    self.forget_service(&k);
-                }
-            }
-        }
-    }
-
     pub fn apply_service(&mut self, svc: &Service) {
         self.apply_service_info(ServiceInfo::from_service(svc));
     }
@@ -935,32 +855,6 @@ impl Inputs {
     }
 
     // --- EndpointSlices ---
-
-    pub fn handle_slice(&mut self, ev: Event<EndpointSlice>) {
-        match ev {
-            Event::Apply(s) => self.apply_slice(&s),
-            Event::InitApply(s) => {
-                if let Some(seen) = self.slices_relist.as_mut() {
-                    seen.insert(obj_key(&s));
-                }
-                self.apply_slice(&s);
-            }
-            Event::Delete(s) => self.remove_slice(&obj_key(&s)),
-            Event::Init => self.slices_relist = Some(HashSet::new()),
-            Event::InitDone => {
-                let seen = self.slices_relist.take().unwrap_or_default();
-                let gone: Vec<ObjKey> = self
-                    .slices
-                    .keys()
-                    .filter(|k| !seen.contains(*k))
-                    .cloned()
-                    .collect();
-                for k in gone {
-                    self.remove_slice(&k);
-                }
-            }
-        }
-    }
 
     fn apply_slice(&mut self, slice: &EndpointSlice) {
         let key = obj_key(slice);
@@ -1060,10 +954,196 @@ impl Inputs {
     }
 }
 
+// ===== watches into the index =====
+
+impl WatchedState for Inputs {
+    fn watch_added(&mut self, what: &'static str) {
+        self.unlisted.insert(what);
+    }
+
+    fn watch_listed(&mut self, what: &'static str) {
+        self.unlisted.remove(what);
+    }
+}
+
+impl Index<Node> for Inputs {
+    fn apply(&mut self, n: Node) {
+        if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
+            return;
+        }
+        let info = NodeInfo::from_node(&n);
+        if self.node.as_ref() != Some(&info) {
+            self.node = Some(info);
+            self.config_dirty = true;
+        }
+    }
+
+    // The node is going away (and this pod with it): keep deciding from what was last
+    // seen rather than from an unlabelled node.
+    fn delete(&mut self, _: Node) {}
+
+    fn reset(&mut self, _: &HashSet<ObjKey>) {}
+}
+
+impl Index<Service> for Inputs {
+    fn apply(&mut self, s: Service) {
+        self.apply_service(&s);
+    }
+
+    fn delete(&mut self, s: Service) {
+        self.forget_service(&ServiceInfo::from_service(&s).key);
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        let gone: Vec<ServiceKey> = self
+            .announcer
+            .service_keys()
+            .filter(|k| !listed.contains(&(k.namespace.clone(), k.name.clone())))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.forget_service(&k);
+        }
+    }
+}
+
+impl Index<EndpointSlice> for Inputs {
+    fn apply(&mut self, s: EndpointSlice) {
+        self.apply_slice(&s);
+    }
+
+    fn delete(&mut self, s: EndpointSlice) {
+        self.remove_slice(&obj_key(&s));
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        let gone: Vec<ObjKey> = self
+            .slices
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.remove_slice(&k);
+        }
+    }
+}
+
+/// A MetalLB configuration kind: where [`ConfigObjects`] keeps it.
+pub trait ConfigKind: Resource + Clone + PartialEq + Sized {
+    fn keyed(c: &mut ConfigObjects) -> &mut Keyed<Self>;
+}
+
+macro_rules! config_kind {
+    ($($kind:ty => $field:ident),* $(,)?) => {$(
+        impl ConfigKind for $kind {
+            fn keyed(c: &mut ConfigObjects) -> &mut Keyed<Self> {
+                &mut c.$field
+            }
+        }
+    )*};
+}
+
+config_kind!(
+    IPAddressPool => pools,
+    BGPPeer => peers,
+    BGPAdvertisement => advertisements,
+    Community => communities,
+    BFDProfile => bfd_profiles,
+);
+
+/// Any change to a configuration object recompiles the node's configuration.
+impl<K: ConfigKind> Index<K> for Inputs {
+    fn apply(&mut self, o: K) {
+        if K::keyed(&mut self.config).apply(o) {
+            self.config_changed();
+        }
+    }
+
+    fn delete(&mut self, o: K) {
+        if K::keyed(&mut self.config).delete(&o) {
+            self.config_changed();
+        }
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        if K::keyed(&mut self.config).reset(listed) {
+            self.config_changed();
+        }
+    }
+}
+
+impl Index<FRRConfiguration> for Inputs {
+    fn apply(&mut self, o: FRRConfiguration) {
+        self.frr.apply(o);
+    }
+
+    fn delete(&mut self, o: FRRConfiguration) {
+        self.frr.delete(o);
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        self.frr.reset(listed);
+    }
+
+    fn listing(&mut self) {
+        self.frr.listing();
+    }
+}
+
+/// A status object that changed marks its Service for the status writer.
+impl Index<ServiceBGPStatus> for Inputs {
+    fn apply(&mut self, o: ServiceBGPStatus) {
+        if let Some(k) = self.status.apply(o) {
+            self.status_dirty.mark(&k);
+        }
+    }
+
+    fn delete(&mut self, o: ServiceBGPStatus) {
+        if let Some(k) = self.status.delete(&o) {
+            self.status_dirty.mark(&k);
+        }
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        for k in self.status.reset(listed) {
+            self.status_dirty.mark(&k);
+        }
+    }
+}
+
+impl Index<ConfigurationState> for Inputs {
+    fn apply(&mut self, o: ConfigurationState) {
+        self.config_state.apply(o);
+    }
+
+    fn delete(&mut self, o: ConfigurationState) {
+        self.config_state.delete(o);
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        self.config_state.reset(listed);
+    }
+
+    fn listing(&mut self) {
+        self.config_state.listing();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::watcher::Event;
+    use metallb_runtime::watch::Relist;
     use serde_json::json;
+
+    /// Feed events of one kind through the watch runner's re-list bookkeeping.
+    fn feed<K: Resource, I: Index<K>>(index: &mut I, evs: impl IntoIterator<Item = Event<K>>) {
+        let mut relist = Relist::default();
+        for ev in evs {
+            relist.feed(index, ev);
+        }
+    }
 
     fn svc(name: &str, ip: Option<&str>, class: Option<&str>, local: bool) -> Service {
         let mut v = json!({
@@ -1090,12 +1170,12 @@ mod tests {
 
     #[test]
     fn keeps_only_handled_services_and_slice_summaries() {
-        let mut inp = Inputs::new("n1", SpeakerOptions::default(), 0);
-        inp.handle_service(Event::Apply(svc("a", Some("10.0.0.1"), None, false)));
-        inp.handle_service(Event::Apply(svc("b", None, Some("other"), false)));
+        let mut inp = Inputs::new("n1", SpeakerOptions::default());
+        inp.apply(svc("a", Some("10.0.0.1"), None, false));
+        inp.apply(svc("b", None, Some("other"), false));
         assert_eq!(inp.services_len(), 1);
-        inp.handle_slice(Event::Apply(slice("a-1", "a", &["n2"])));
-        inp.handle_slice(Event::Apply(slice("b-1", "b", &["n1"])));
+        inp.apply(slice("a-1", "a", &["n2"]));
+        inp.apply(slice("b-1", "b", &["n1"]));
         assert_eq!(inp.slices_len(), 2);
         let k = ServiceKey::new("default", "a");
         let e = inp.endpoints_of(&k).expect("endpoints");
@@ -1104,16 +1184,20 @@ mod tests {
 
     #[test]
     fn relist_forgets_missing_objects() {
-        let mut inp = Inputs::new("n1", SpeakerOptions::default(), 0);
-        inp.handle_service(Event::Apply(svc("a", Some("10.0.0.1"), None, false)));
-        inp.handle_service(Event::Apply(svc("b", Some("10.0.0.2"), None, false)));
-        inp.handle_slice(Event::Apply(slice("a-1", "a", &["n1"])));
-        inp.handle_service(Event::Init);
-        inp.handle_service(Event::InitApply(svc("a", Some("10.0.0.1"), None, false)));
-        inp.handle_service(Event::InitDone);
+        let mut inp = Inputs::new("n1", SpeakerOptions::default());
+        inp.apply(svc("a", Some("10.0.0.1"), None, false));
+        inp.apply(svc("b", Some("10.0.0.2"), None, false));
+        inp.apply(slice("a-1", "a", &["n1"]));
+        feed(
+            &mut inp,
+            [
+                Event::Init,
+                Event::InitApply(svc("a", Some("10.0.0.1"), None, false)),
+                Event::InitDone,
+            ],
+        );
         assert_eq!(inp.services_len(), 1);
-        inp.handle_slice(Event::Init);
-        inp.handle_slice(Event::InitDone);
+        feed(&mut inp, [Event::<EndpointSlice>::Init, Event::InitDone]);
         assert_eq!(inp.slices_len(), 0);
     }
 
@@ -1134,12 +1218,12 @@ mod tests {
         let mut obj = intent.to_object("metallb-system");
         obj.metadata.name = Some("bgp-1".into());
         obj.metadata.resource_version = Some("5".into());
-        idx.handle(Event::Apply(obj.clone()));
+        idx.apply(obj.clone());
         assert!(idx.ops(&key, Some(&intent)).is_empty());
         let mut dup = obj.clone();
         dup.metadata.name = Some("bgp-0".into());
         dup.status = None;
-        idx.handle(Event::Apply(dup));
+        idx.apply(dup);
         assert_eq!(
             idx.ops(&key, Some(&intent)),
             vec![StatusOp::Delete {
@@ -1159,7 +1243,7 @@ mod tests {
         idx.record_deleted("bgp-1");
         assert!(idx.is_empty());
         // a lagging event for a deleted object is ignored
-        idx.handle(Event::Apply(obj));
+        idx.apply(obj);
         assert!(idx.is_empty());
     }
 
@@ -1174,38 +1258,36 @@ mod tests {
         };
         let mut o = ConfigStateObserved::default();
         assert!(o.dirty, "the first pass always compares");
-        o.handle(Event::Init);
-        o.handle(Event::InitDone);
+        feed(&mut o, [Event::<ConfigurationState>::Init, Event::InitDone]);
         assert!(o.obj.is_none());
         o.dirty = false;
 
         o.record_write(mk("1", "u1"));
         o.record_write(mk("2", "u1"));
         assert!(o.obj.as_ref().unwrap().metadata.managed_fields.is_none());
-        o.handle(Event::Apply(mk("1", "u1"))); // superseded by our second write
-        o.handle(Event::Apply(mk("2", "u1"))); // the echo of our last write
+        o.apply(mk("1", "u1")); // superseded by our second write
+        o.apply(mk("2", "u1")); // the echo of our last write
         assert!(!o.dirty, "our own writes do not wake the writer");
         assert_eq!(
             o.obj.as_ref().unwrap().metadata.resource_version.as_deref(),
             Some("2")
         );
 
-        o.handle(Event::Apply(mk("3", "u1"))); // someone else's edit
+        o.apply(mk("3", "u1")); // someone else's edit
         assert!(o.dirty);
         o.dirty = false;
 
         // Deleted, re-created by us; the watch then delivers the delete of the old object
         // late: it says nothing about the new one.
-        o.handle(Event::Delete(mk("3", "u1")));
+        o.delete(mk("3", "u1"));
         assert!(o.obj.is_none() && o.dirty);
         o.dirty = false;
         o.record_write(mk("5", "u2"));
-        o.handle(Event::Delete(mk("3", "u1")));
+        o.delete(mk("3", "u1"));
         assert!(o.obj.is_some() && !o.dirty);
 
         // A re-list without the object: gone.
-        o.handle(Event::Init);
-        o.handle(Event::InitDone);
+        feed(&mut o, [Event::<ConfigurationState>::Init, Event::InitDone]);
         assert!(o.obj.is_none() && o.dirty);
     }
 
@@ -1224,20 +1306,19 @@ mod tests {
                 .and_then(|x| x.metadata.resource_version.clone())
         };
         let mut o = FrrObserved::default();
-        o.handle(Event::Init);
-        o.handle(Event::InitDone);
+        feed(&mut o, [Event::<FRRConfiguration>::Init, Event::InitDone]);
         assert!(o.obj.is_none());
-        o.handle(Event::Apply(mk("1")));
+        o.apply(mk("1"));
         o.record_write(mk("2").metadata, None, 7);
         o.record_write(mk("3").metadata, None, 8);
-        o.handle(Event::Apply(mk("2"))); // lagging: our first write, already replaced
+        o.apply(mk("2")); // lagging: our first write, already replaced
         assert_eq!(rv(&o), Some("3".into()));
-        o.handle(Event::Apply(mk("3"))); // the echo of our last write
+        o.apply(mk("3")); // the echo of our last write
         assert!(matches!(
             o.obj.as_ref().map(|x| &x.spec),
             Some(ObservedSpec::Ours { generation: 8 })
         ));
-        o.handle(Event::Apply(mk("4"))); // someone else's edit
+        o.apply(mk("4")); // someone else's edit
         assert_eq!(rv(&o), Some("4".into()));
         assert!(matches!(
             o.obj.as_ref().map(|x| &x.spec),
@@ -1267,9 +1348,14 @@ mod tests {
         );
         // A re-list delivers our object as someone else's: compared by content once, then
         // known by the generation (the held copy is dropped).
-        o.handle(Event::Init);
-        o.handle(Event::InitApply(with_prefixes("10", &["192.0.2.1/32"])));
-        o.handle(Event::InitDone);
+        feed(
+            &mut o,
+            [
+                Event::Init,
+                Event::InitApply(with_prefixes("10", &["192.0.2.1/32"])),
+                Event::InitDone,
+            ],
+        );
         assert!(matches!(
             o.obj.as_ref().map(|x| &x.spec),
             Some(ObservedSpec::Held(_))
@@ -1280,7 +1366,7 @@ mod tests {
             Some(ObservedSpec::Ours { generation: 6 })
         ));
         // An edit by someone else is compared by content.
-        o.handle(Event::Apply(with_prefixes("11", &["192.0.2.9/32"])));
+        o.apply(with_prefixes("11", &["192.0.2.9/32"]));
         assert!(o.differs_from(&desired, 6));
         o.record_read(None);
         assert!(o.differs_from(&desired, 6));

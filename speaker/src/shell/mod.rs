@@ -17,6 +17,11 @@
 //! pending wake-up when it is done, takes the latest state and writes once: bursts
 //! coalesce with no timer, and a single change is written within milliseconds.
 //!
+//! The watches are `metallb_runtime::watch`'s runner (re-lists, metadata stripping,
+//! counters, readiness gates) feeding [`Inputs`] through its `Index` impls; watches and
+//! writers are supervised tasks: if one ends, the shell stops with an error naming it and
+//! the process exits non-zero, leaving FRR as it is for the restarted process.
+//!
 //! Nothing is written before every watch has listed once and this node's Node was seen,
 //! so a restart compares the complete desired object with the one already in the cluster
 //! and, when nothing changed meanwhile, writes nothing.
@@ -28,17 +33,16 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
 use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
@@ -47,10 +51,9 @@ use metallb_api::metallb::{
     ServiceBGPStatus,
 };
 use metallb_api::versions::KeptVersion;
-use metallb_runtime::admin::Gate;
 use metallb_runtime::memo::{node_owner, Memo, MemoError};
-use metallb_runtime::Readiness;
-use serde::de::DeserializeOwned;
+use metallb_runtime::watch::{lock, strip, WatchSet};
+use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -59,13 +62,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::bgp::{config_name, FrrTarget, ServiceKey, SpeakerOptions};
 use crate::config_state::{self, Step};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
-use index::{strip, Inputs, ObservedSpec, StatusOp};
+use index::{Inputs, ObservedSpec, StatusOp};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "metallb-speaker";
 
-/// Number of watches that must list before anything is written.
-const WATCHES: usize = 11;
 /// Status objects handled per pass (the FRR writer never waits for these).
 const STATUS_BATCH: usize = 256;
 /// Status writes in flight at once.
@@ -138,11 +139,6 @@ pub enum ShutdownOutcome {
 
 type Shared = Arc<Mutex<Inputs>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Inputs> {
-    // a panic while holding the lock leaves plain data behind: keep going with it
-    shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Run the speaker shell until `shutdown`, then withdraw (see [`withdraw`]).
 pub async fn run(
     client: Client,
@@ -154,7 +150,6 @@ pub async fn run(
     let shared: Shared = Arc::new(Mutex::new(Inputs::new(
         &settings.node_name,
         settings.options.clone(),
-        WATCHES,
     )));
     // The kept versions are read before the first decision: without them a restart could
     // take an invalid edit for the version in effect.
@@ -175,128 +170,53 @@ pub async fn run(
     let status_trigger = Arc::new(Notify::new());
     let config_state_trigger = Arc::new(Notify::new());
     let watches_stop = shutdown.child_token();
-    let ctx = WatchCtx {
-        shared: shared.clone(),
-        triggers: [
-            frr_trigger.clone(),
-            status_trigger.clone(),
-            config_state_trigger.clone(),
-        ],
-        metrics: metrics.clone(),
-        stop: watches_stop.clone(),
-    };
+    let mut tasks = Tasks::new().with_gate(readiness.gate("speaker-tasks"));
+    let watches = WatchSet::new(
+        shared.clone(),
+        readiness.clone(),
+        metrics.clone(),
+        watches_stop.clone(),
+    )
+    .wake(frr_trigger.clone())
+    .wake(status_trigger.clone())
+    .wake(config_state_trigger.clone());
     let ns = settings.namespace.as_str();
-    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-
-    ctx.spawn(
-        "node",
-        Api::<Node>::all(client.clone()),
-        by_name(&settings.node_name),
-        readiness.gate("speaker-node"),
-        |st, ev| st.handle_node(ev),
-    );
-    ctx.spawn(
-        "services",
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-        readiness.gate("services"),
-        |st, ev| st.handle_service(ev),
-    );
-    ctx.spawn(
-        "endpointslices",
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-        readiness.gate("endpointslices"),
-        |st, ev| st.handle_slice(ev),
-    );
-    ctx.spawn(
-        "ipaddresspools",
-        Api::<IPAddressPool>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        readiness.gate("ipaddresspools"),
-        |st, ev| {
-            if st.config.pools.handle(ev) {
-                st.config_changed()
-            }
-        },
-    );
-    ctx.spawn(
-        "bgppeers",
-        Api::<BGPPeer>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        readiness.gate("bgppeers"),
-        |st, ev| {
-            if st.config.peers.handle(ev) {
-                st.config_changed()
-            }
-        },
-    );
-    ctx.spawn(
-        "bgpadvertisements",
-        Api::<BGPAdvertisement>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        readiness.gate("bgpadvertisements"),
-        |st, ev| {
-            if st.config.advertisements.handle(ev) {
-                st.config_changed()
-            }
-        },
-    );
-    ctx.spawn(
-        "communities",
-        Api::<Community>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        readiness.gate("communities"),
-        |st, ev| {
-            if st.config.communities.handle(ev) {
-                st.config_changed()
-            }
-        },
-    );
-    ctx.spawn(
-        "bfdprofiles",
-        Api::<BFDProfile>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        readiness.gate("bfdprofiles"),
-        |st, ev| {
-            if st.config.bfd_profiles.handle(ev) {
-                st.config_changed()
-            }
-        },
-    );
-    ctx.spawn(
-        "frrconfiguration",
-        Api::<FRRConfiguration>::namespaced(client.clone(), &settings.frr_namespace),
-        by_name(&config_name(&settings.node_name)),
-        readiness.gate("speaker-frrconfiguration"),
-        |st, ev| st.frr.handle(ev),
-    );
-    ctx.spawn(
-        "servicebgpstatuses",
-        Api::<ServiceBGPStatus>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(&format!("{LABEL_NODE}={}", settings.node_name)),
-        readiness.gate("servicebgpstatuses"),
-        |st, ev| {
-            for k in st.status.handle(ev) {
-                st.status_dirty.mark(&k);
-            }
-        },
-    );
-    // Our own ConfigurationState: a deletion or someone else's edit is repaired.
+    let all = watcher::Config::default;
+    let by_name = |n: &str| all().fields(&format!("metadata.name={n}"));
+    let t = &mut tasks;
+    let node = Api::<Node>::all(client.clone());
+    watches.watch(t, "speaker-node", node, by_name(&settings.node_name));
+    watches.watch(t, "services", Api::<Service>::all(client.clone()), all());
+    let slices = Api::<EndpointSlice>::all(client.clone());
+    watches.watch(t, "endpointslices", slices, all());
+    let pools = Api::<IPAddressPool>::namespaced(client.clone(), ns);
+    watches.watch(t, "ipaddresspools", pools, all());
+    let peers = Api::<BGPPeer>::namespaced(client.clone(), ns);
+    watches.watch(t, "bgppeers", peers, all());
+    let ads = Api::<BGPAdvertisement>::namespaced(client.clone(), ns);
+    watches.watch(t, "bgpadvertisements", ads, all());
+    let communities = Api::<Community>::namespaced(client.clone(), ns);
+    watches.watch(t, "communities", communities, all());
+    let bfd = Api::<BFDProfile>::namespaced(client.clone(), ns);
+    watches.watch(t, "bfdprofiles", bfd, all());
+    // Our own objects: a deletion or someone else's edit is repaired.
+    let own_config = config_name(&settings.node_name);
+    let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), &settings.frr_namespace);
+    watches.watch(t, "speaker-frrconfiguration", frr_api, by_name(&own_config));
+    let statuses = Api::<ServiceBGPStatus>::namespaced(client.clone(), ns);
+    let this_node = all().labels(&format!("{LABEL_NODE}={}", settings.node_name));
+    watches.watch(t, "servicebgpstatuses", statuses, this_node);
     let config_state_name = speaker_configuration_state_name(&settings.node_name);
-    ctx.spawn(
-        "configurationstate",
-        Api::<ConfigurationState>::namespaced(client.clone(), ns),
-        by_name(&config_state_name),
-        readiness.gate("speaker-configurationstate"),
-        |st, ev| st.config_state.handle(ev),
-    );
+    let config_state = Api::<ConfigurationState>::namespaced(client.clone(), ns);
+    let by_own_name = by_name(&config_state_name);
+    watches.watch(t, "speaker-configurationstate", config_state, by_own_name);
 
     let owner = match &settings.pod_name {
         Some(pod) => pod_owner(&client, ns, pod).await,
         None => None,
     };
-    let config_state_task = tokio::spawn(
+    tasks.spawn(
+        "configuration-state writer",
         config_state_writer(
             Api::namespaced(client.clone(), ns),
             config_state::Target {
@@ -309,9 +229,11 @@ pub async fn run(
             metrics.clone(),
             shutdown.clone(),
         )
-        .instrument(info_span!("configuration-state", name = %config_state_name)),
+        .instrument(info_span!("configuration-state", name = %config_state_name))
+        .map(Ok),
     );
-    let status_task = tokio::spawn(
+    tasks.spawn(
+        "ServiceBGPStatus writer",
         status_writer(
             Api::namespaced(client.clone(), ns),
             owner,
@@ -320,7 +242,8 @@ pub async fn run(
             metrics.clone(),
             shutdown.clone(),
         )
-        .instrument(info_span!("bgp-status")),
+        .instrument(info_span!("bgp-status"))
+        .map(Ok),
     );
 
     let mut writer = FrrWriter {
@@ -336,12 +259,18 @@ pub async fn run(
         kept_saved,
     };
     let span = info_span!("frr-writer", node = %settings.node_name);
-    async {
+    let failed = async {
         let mut backoff = Backoff::default();
         loop {
             tokio::select! {
+                // a writer that stops because of the shutdown is no failure
+                biased;
+                _ = shutdown.cancelled() => break None,
                 _ = frr_trigger.notified() => {}
-                _ = shutdown.cancelled() => break,
+                // A watch or a writer ended: the index or the status is frozen. Stop
+                // without touching FRR (the restarted process takes over from what is
+                // announced) and exit non-zero.
+                err = tasks.failure() => break Some(err),
             }
             match writer.sync(false).await {
                 Ok(()) => backoff.reset(),
@@ -356,11 +285,15 @@ pub async fn run(
     }
     .instrument(span.clone())
     .await;
+    if let Some(err) = failed {
+        watches_stop.cancel();
+        let _ = tasks.shutdown(Duration::from_secs(2)).await;
+        return Err(err);
+    }
 
     let outcome = writer.shutdown(&settings).instrument(span).await;
     watches_stop.cancel();
-    let _ = status_task.await;
-    let _ = config_state_task.await;
+    tasks.shutdown(Duration::from_secs(10)).await?;
     info!(?outcome, "speaker stopped");
     Ok(outcome)
 }
@@ -412,76 +345,6 @@ async fn pod_owner(client: &Client, ns: &str, pod: &str) -> Option<OwnerReferenc
             warn!(pod, error = %e, "cannot read the speaker pod: ServiceBGPStatus and ConfigurationState objects get no owner");
             None
         }
-    }
-}
-
-// ===== watches =====
-
-struct WatchCtx {
-    shared: Shared,
-    triggers: [Arc<Notify>; 3],
-    metrics: Arc<SpeakerMetrics>,
-    stop: CancellationToken,
-}
-
-impl WatchCtx {
-    fn spawn<K, F>(
-        &self,
-        what: &'static str,
-        api: Api<K>,
-        config: watcher::Config,
-        gate: Gate,
-        mut handle: F,
-    ) where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-        F: FnMut(&mut Inputs, Event<K>) + Send + 'static,
-    {
-        let shared = self.shared.clone();
-        let triggers = self.triggers.clone();
-        let metrics = self.metrics.clone();
-        let stop = self.stop.clone();
-        let task = async move {
-            let stream = watcher::watcher(api, config)
-                .default_backoff()
-                .modify(|o: &mut K| strip(o));
-            let mut stream = std::pin::pin!(stream);
-            let mut synced = false;
-            loop {
-                let ev = tokio::select! {
-                    ev = stream.next() => ev,
-                    _ = stop.cancelled() => break,
-                };
-                match ev {
-                    Some(Ok(ev)) => {
-                        let done = matches!(ev, Event::InitDone);
-                        if matches!(ev, Event::Apply(_) | Event::Delete(_)) {
-                            metrics.k8s_client_updates_total.inc();
-                        }
-                        {
-                            let mut st = lock(&shared);
-                            handle(&mut st, ev);
-                            if done && !synced {
-                                st.pending_sync = st.pending_sync.saturating_sub(1);
-                            }
-                        }
-                        if done && !synced {
-                            synced = true;
-                            gate.ready();
-                            debug!("synced");
-                        }
-                        for t in &triggers {
-                            t.notify_one();
-                        }
-                    }
-                    Some(Err(e)) => {
-                        metrics.k8s_client_update_errors_total.inc();
-                        warn!(error = %e, "watch error; retrying with backoff");
-                    }
-                    None => break,
-                }
-            }
-        };
-        tokio::spawn(task.instrument(info_span!("watch", kind = what)));
     }
 }
 

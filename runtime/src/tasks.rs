@@ -1,0 +1,203 @@
+//! Supervised tasks: every long-lived task of a binary (watches, writers, servers) is owned
+//! by one [`Tasks`] set that the binary watches.
+//!
+//! A task that ends before the binary asked it to stop is a failure, whatever it returned:
+//! a watch or a writer that quietly ends leaves an index nobody updates, or decisions
+//! nobody writes, behind a `/readyz` that still says ready. The set closes its readiness
+//! gate at the first such end and hands the cause to the binary, which logs it and exits
+//! non-zero so that the DaemonSet or Deployment restarts it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::admin::Gate;
+
+/// Long-lived tasks by name.
+#[derive(Default)]
+pub struct Tasks {
+    set: JoinSet<anyhow::Result<()>>,
+    names: HashMap<Id, String>,
+    gate: Option<Gate>,
+}
+
+impl Tasks {
+    pub fn new() -> Self {
+        Tasks::default()
+    }
+
+    /// Tie the set to a readiness gate: open now, closed when a task ends unasked.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        gate.ready();
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Run `task` under `name` (what a failure report says).
+    pub fn spawn<F>(&mut self, name: impl Into<String>, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name.into());
+    }
+
+    /// Number of tasks still running.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Wait for the first task to end and describe it. Every end counts: call this while
+    /// the tasks are expected to run. Pending forever when the set is empty. Cancel-safe
+    /// (it can sit in a `select!` next to the binary's own loop).
+    pub async fn failure(&mut self) -> anyhow::Error {
+        let Some(joined) = self.set.join_next_with_id().await else {
+            return std::future::pending().await;
+        };
+        let err = self.describe(joined);
+        if let Some(g) = &self.gate {
+            g.unready();
+        }
+        err
+    }
+
+    /// Until `stop` is cancelled, [`Tasks::failure`]; then wait for every task to end
+    /// (see [`Tasks::shutdown`]).
+    pub async fn supervise(&mut self, stop: &CancellationToken) -> anyhow::Result<()> {
+        tokio::select! {
+            err = self.failure() => Err(err),
+            _ = stop.cancelled() => self.shutdown(Duration::from_secs(10)).await,
+        }
+    }
+
+    /// The tasks were asked to stop: wait up to `grace` for them to end, then abort the
+    /// rest. The first task that failed (an error or a panic, not a plain end) is the
+    /// result.
+    pub async fn shutdown(&mut self, grace: Duration) -> anyhow::Result<()> {
+        let mut first = None;
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(joined) = self.set.join_next_with_id().await {
+                let failed = !matches!(joined, Ok((_, Ok(()))));
+                let err = self.describe(joined);
+                if failed {
+                    warn!(error = %format!("{err:#}"), "task failed while stopping");
+                    first.get_or_insert(err);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let left: Vec<&str> = self.names.values().map(String::as_str).collect();
+            warn!(tasks = ?left, "tasks still running after the grace period; aborting them");
+            self.set.abort_all();
+            while self.set.join_next().await.is_some() {}
+            self.names.clear();
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn describe(&mut self, joined: Result<(Id, anyhow::Result<()>), JoinError>) -> anyhow::Error {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let name = self
+            .names
+            .remove(&id)
+            .unwrap_or_else(|| format!("task {id}"));
+        match joined {
+            Ok((_, Ok(()))) => anyhow::anyhow!("task `{name}` ended"),
+            Ok((_, Err(e))) => e.context(format!("task `{name}` failed")),
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                anyhow::anyhow!("task `{name}` panicked: {msg}")
+            }
+            Err(_) => anyhow::anyhow!("task `{name}` was cancelled"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Readiness;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_named_and_closes_the_gate() {
+        let readiness = Readiness::default();
+        let mut tasks = Tasks::new().with_gate(readiness.gate("tasks"));
+        assert!(readiness.is_ready());
+        tasks.spawn("forever", std::future::pending());
+        tasks.spawn("watch things", async {
+            tokio::task::yield_now().await;
+            panic!("index corrupted");
+        });
+        let err = tasks.failure().await.to_string();
+        assert_eq!(err, "task `watch things` panicked: index corrupted");
+        assert_eq!(readiness.pending(), ["tasks"]);
+        assert_eq!(tasks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_error_keeps_its_cause_and_a_plain_end_is_a_failure_too() {
+        let mut tasks = Tasks::new();
+        tasks.spawn("writer", async { Err(anyhow::anyhow!("forbidden")) });
+        let err = tasks.failure().await;
+        assert_eq!(format!("{err:#}"), "task `writer` failed: forbidden");
+        tasks.spawn("quiet", async { Ok(()) });
+        assert_eq!(tasks.failure().await.to_string(), "task `quiet` ended");
+    }
+
+    #[tokio::test]
+    async fn stop_waits_for_every_task_and_reports_a_failed_one() {
+        let stop = CancellationToken::new();
+        let mut tasks = Tasks::new();
+        for name in ["a", "b"] {
+            let s = stop.clone();
+            tasks.spawn(name, async move {
+                s.cancelled().await;
+                Ok(())
+            });
+        }
+        stop.cancel();
+        tasks.supervise(&stop).await.expect("clean stop");
+        assert!(tasks.is_empty());
+
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tasks.spawn("flush", async move {
+            s.cancelled().await;
+            anyhow::bail!("final write refused")
+        });
+        stop.cancel();
+        let err = tasks.supervise(&stop).await.unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "task `flush` failed: final write refused"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_ignores_stop_is_aborted_after_the_grace() {
+        let mut tasks = Tasks::new();
+        tasks.spawn("stuck", std::future::pending());
+        tasks
+            .shutdown(Duration::from_secs(5))
+            .await
+            .expect("an aborted task is not a failure");
+        assert!(tasks.is_empty());
+    }
+}
