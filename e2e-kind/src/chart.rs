@@ -129,7 +129,8 @@ pub fn value_sets() -> Vec<(&'static str, Vec<Value>)> {
                                        "nodeSelector": {"disk": "ssd"},
                                        "resources": {"limits": {"memory": "100Mi"}}},
                         "speaker": {"logLevel": "warn", "ignoreExcludeLB": true, "withdrawOnShutdown": true,
-                                    "frr": {"bgpPort": 1179}}})],
+                                    "frr": {"bgpPort": 1179, "logLevel": "debug"}},
+                        "frrk8s": {"alwaysBlock": ["192.0.2.0/24", "2001:db8::/32"]}})],
         ),
     ]
 }

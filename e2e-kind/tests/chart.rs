@@ -142,6 +142,13 @@ fn rendered_containers_are_accepted_by_the_binaries() {
                 String::from_utf8_lossy(&out.stderr)
             );
             seen.insert(binary.clone());
+            if label == "upstream-style values" && binary == "metallb-speaker" {
+                // the embedded frr-k8s gets the FRR options the standalone one takes
+                let settings = String::from_utf8_lossy(&out.stdout);
+                for want in ["192.0.2.0/24", "2001:db8::/32", "frr_log_level: Debug"] {
+                    assert!(settings.contains(want), "{who}: no {want} in {settings}");
+                }
+            }
             // the parser is really consulted: the same with a flag it does not know fails
             let mut bad = args.clone();
             bad.push("--no-such-flag".into());

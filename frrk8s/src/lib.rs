@@ -6,6 +6,7 @@
 //! writers) and [`webhook`] (the FRRConfiguration validating webhook, which runs the same
 //! [`merge()`] per selected node before an object is admitted).
 
+pub mod args;
 pub mod frr;
 pub mod merge;
 pub mod metrics;

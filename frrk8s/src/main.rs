@@ -3,19 +3,16 @@
 //! FRRConfiguration validating webhook (`--webhook-mode`): upstream runs it in a separate
 //! Deployment (`onlywebhook` here), never in the per-node DaemonSet.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use frr_k8s::frr::apply::{ApplyOptions, Vtysh};
+use frr_k8s::args::FrrArgs;
 use frr_k8s::metrics::FrrMetrics;
-use frr_k8s::node::{self, NodeSettings, PodRef};
-use frr_k8s::{webhook, RenderOptions};
-use ipnet::IpNet;
-use metallb_api::frrk8s::LogLevel;
+use frr_k8s::node::{self, PodRef};
+use frr_k8s::webhook;
 use metallb_runtime::{
     admin, shutdown, AdminArgs, CertSettings, ClientArgs, LogArgs, Readiness, RuntimeArgs,
     TlsFiles, WebhookTls,
@@ -83,33 +80,8 @@ struct Args {
     )]
     webhook_key: PathBuf,
 
-    /// FRR pathspace (`vtysh -N`), for several FRR instances on one host.
-    #[arg(long, env = "FRR_PATHSPACE")]
-    frr_pathspace: Option<String>,
-
-    /// The vtysh binary.
-    #[arg(long, env = "FRR_VTYSH", default_value = "vtysh")]
-    vtysh: String,
-
-    /// How often FRR's session state is read (and FRR restarts detected), in milliseconds.
-    #[arg(long, env = "FRRK8S_POLL_INTERVAL_MS", default_value_t = 1000)]
-    poll_interval_ms: u64,
-
-    /// Prefixes never accepted from any neighbor (comma-separated CIDRs).
-    #[arg(long, env = "FRRK8S_ALWAYS_BLOCK", value_delimiter = ',')]
-    always_block: Vec<IpNet>,
-
-    /// Router id for routers that set none (needed on IPv6-only nodes).
-    #[arg(long, env = "FRRK8S_ROUTER_ID")]
-    fallback_router_id: Option<Ipv4Addr>,
-
-    /// FRR's own log level (`log stdout`): all, debug, info, warn, error, none.
-    #[arg(long, env = "FRRK8S_FRR_LOG_LEVEL", default_value = "info")]
-    frr_log_level: String,
-
-    /// Do not write FRRNodeState / BGPSessionState.
-    #[arg(long, env = "FRRK8S_DISABLE_STATUS")]
-    disable_status: bool,
+    #[command(flatten)]
+    frr: FrrArgs,
 
     #[command(flatten)]
     client: ClientArgs,
@@ -201,14 +173,6 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     args.log.init();
-    let log_level: LogLevel =
-        serde_json::from_value(serde_json::Value::String(args.frr_log_level.clone()))
-            .with_context(|| {
-                format!(
-                    "--frr-log-level {:?}: expected all, debug, info, warn, error or none",
-                    args.frr_log_level
-                )
-            })?;
     // `None` in onlywebhook mode: no node daemon.
     let node_name =
         match args.webhook_mode {
@@ -254,29 +218,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     if let Some(node_name) = node_name {
-        let control = match &args.frr_pathspace {
-            Some(ns) => Vtysh::with_pathspace(ns),
-            None => Vtysh::new(),
-        }
-        .binary(&args.vtysh);
+        let control = args.frr.control();
         let pod = args.pod_name.clone().map(|name| PodRef {
             namespace: args.namespace.clone(),
             name,
         });
-        let settings = NodeSettings {
-            node_name,
-            namespace: args.namespace,
-            render: RenderOptions {
-                log_level,
-                always_block: args.always_block,
-                fallback_router_id: args.fallback_router_id,
-                ..RenderOptions::default()
-            },
-            poll_interval: Duration::from_millis(args.poll_interval_ms.max(50)),
-            write_status: !args.disable_status,
-            persist_versions: !args.disable_status,
-            apply: ApplyOptions::default(),
-        };
+        let settings = args.frr.settings(&node_name, &args.namespace);
         node::run_in_pod(client, settings, pod, control, readiness, metrics, shutdown).await?;
     } else {
         shutdown.cancelled().await;

@@ -27,7 +27,7 @@ use crate::model::{NeighborConfig, NodeConfig, Peer, ReceiveConfig, RouterConfig
 use crate::prefix_list::{self, chunk_name, Entry};
 
 /// Knobs that do not come from FRRConfigurations.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RenderOptions {
     /// `hostname X`; should equal the node's UTS hostname (FRR prints that one anyway).
     pub hostname: Option<String>,

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use frr_k8s::frr::apply::{ApplyOptions, Vtysh};
+use frr_k8s::args::FrrArgs;
 use frr_k8s::metrics::FrrMetrics;
-use frr_k8s::node::NodeSettings;
-use frr_k8s::RenderOptions;
 use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
 use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
@@ -48,22 +46,10 @@ struct Args {
     #[arg(long, env = "METALLB_POD_NAME")]
     pod_name: Option<String>,
 
-    /// FRR pathspace (`vtysh -N`), for several FRR instances on one host.
-    #[arg(long, env = "FRR_PATHSPACE")]
-    frr_pathspace: Option<String>,
-
-    /// The vtysh binary.
-    #[arg(long, env = "FRR_VTYSH", default_value = "vtysh")]
-    vtysh: String,
-
     /// Do not run the embedded frr-k8s component: only write FRRConfigurations for an
     /// frr-k8s deployed separately.
     #[arg(long, env = "METALLB_EXTERNAL_FRRK8S")]
     external_frr_k8s: bool,
-
-    /// How often the embedded frr-k8s reads FRR's session state, in milliseconds.
-    #[arg(long, env = "FRRK8S_POLL_INTERVAL_MS", default_value_t = 1000)]
-    frrk8s_poll_interval_ms: u64,
 
     /// Withdraw every announcement of this node on SIGTERM (and wait until FRR applied it),
     /// unless graceful restart is configured on its sessions. Off by default: a restart
@@ -76,6 +62,10 @@ struct Args {
     /// Longest wait on SIGTERM for FRR to apply the withdrawal, in milliseconds.
     #[arg(long, env = "METALLB_SHUTDOWN_WITHDRAW_MS", default_value_t = 5000)]
     shutdown_withdraw_ms: u64,
+
+    /// The embedded frr-k8s component's FRR (unless --external-frr-k8s).
+    #[command(flatten)]
+    frr: FrrArgs,
 
     #[command(flatten)]
     client: ClientArgs,
@@ -96,10 +86,8 @@ impl Args {
             lb_class,
             ignore_exclude_lb,
             pod_name,
-            frr_pathspace,
-            vtysh,
+            frr: frr_args,
             external_frr_k8s,
-            frrk8s_poll_interval_ms,
             shutdown_withdraw_ms,
             withdraw_on_shutdown,
             client,
@@ -134,20 +122,8 @@ impl Args {
         settings.withdraw_on_shutdown = withdraw_on_shutdown;
 
         let frr = (!external_frr_k8s).then(|| FrrComponent {
-            settings: NodeSettings {
-                node_name: node_name.clone(),
-                namespace: frr_namespace.clone(),
-                render: RenderOptions::default(),
-                poll_interval: Duration::from_millis(frrk8s_poll_interval_ms.max(50)),
-                write_status: true,
-                persist_versions: true,
-                apply: ApplyOptions::default(),
-            },
-            control: match &frr_pathspace {
-                Some(ns) => Vtysh::with_pathspace(ns),
-                None => Vtysh::new(),
-            }
-            .binary(&vtysh),
+            settings: frr_args.settings(&node_name, &frr_namespace),
+            control: frr_args.control(),
             metrics: frr_metrics,
         });
         let result = allinone::run(
