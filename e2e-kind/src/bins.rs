@@ -71,18 +71,6 @@ pub fn package_of(bin: &str) -> &'static str {
     }
 }
 
-/// `true` when the workspace has a source for this binary (the speaker's and controller's
-/// binaries are added by other work; until then the lab falls back to frr-k8s).
-pub fn has_source(bin: &str) -> bool {
-    let root = workspace_root();
-    match bin {
-        "metallb-speaker" => root.join("speaker/src/main.rs").is_file(),
-        "metallb-controller" => root.join("controller/src/main.rs").is_file(),
-        "frr-k8s" => root.join("frrk8s/src/main.rs").is_file(),
-        _ => true,
-    }
-}
-
 static BUILD: Mutex<()> = Mutex::new(());
 
 /// Finds `name`, building its package with `cargo build --bins -p PKG` when missing.

@@ -55,14 +55,11 @@ pub enum Stack {
 }
 
 impl Stack {
-    /// `Full` when the speaker binary exists in this workspace (or `E2E_STACK=full`),
-    /// else `FrrK8s`.
+    /// `FrrK8s` with `E2E_STACK=frr-k8s`, else `Full`.
     pub fn auto() -> Stack {
         match std::env::var("E2E_STACK").as_deref() {
-            Ok("full") => Stack::Full,
             Ok("frr-k8s") => Stack::FrrK8s,
-            _ if bins::has_source("metallb-speaker") => Stack::Full,
-            _ => Stack::FrrK8s,
+            _ => Stack::Full,
         }
     }
 }
@@ -748,15 +745,6 @@ impl Lab {
                     self.logs.path().join("controller.log"),
                 )?);
                 let bin = bins::ensure("metallb-speaker")?;
-                let help = help_text(&bin);
-                let ns_flag = [
-                    "--frrk8s-namespace",
-                    "--frr-k8s-namespace",
-                    "--frr-namespace",
-                ]
-                .into_iter()
-                .find(|f| help.contains(&format!("{f} ")) || help.contains(&format!("{f}=")))
-                .map(str::to_string);
                 for n in &self.nodes {
                     let mut args = vec![
                         "--kubeconfig".into(),
@@ -771,11 +759,10 @@ impl Lab {
                         "127.0.0.1:0".into(),
                         "--pod-name".into(),
                         self.pod_of(n).0,
+                        // where the speaker writes metallb-<node> and its frr-k8s reads
+                        "--frrk8s-namespace".into(),
+                        FRRK8S_NS.into(),
                     ];
-                    // where the speaker writes metallb-<node> and its frr-k8s reads
-                    if let Some(flag) = ns_flag.as_deref() {
-                        args.extend([flag.to_string(), FRRK8S_NS.to_string()]);
-                    }
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
                         &format!("speaker-{}", n.name),
@@ -1301,15 +1288,6 @@ async fn service_account_token(
         .map(|s| s.token)
         .filter(|t| !t.is_empty())
         .context("the API server returned no token")
-}
-
-fn help_text(bin: &Path) -> String {
-    std::process::Command::new(bin)
-        .arg("--help")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
 }
 
 fn ns_prefix(ns: &Option<String>) -> String {

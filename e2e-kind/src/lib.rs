@@ -26,17 +26,14 @@ pub fn require_lab(test: &str) -> bool {
     metallb_netlab::require_root_and_frr(test)
 }
 
-/// Like [`require_lab`], and the full stack (speaker + controller binaries) must exist in
-/// the workspace.
+/// Like [`require_lab`], for tests of the full stack (controller + all-in-one speakers):
+/// skipped when `E2E_STACK=frr-k8s` asks for the frr-k8s-only stack.
 pub fn require_full_stack(test: &str) -> bool {
     if !require_lab(test) {
         return false;
     }
     if Stack::auto() != Stack::Full {
-        metallb_netlab::skip(
-            test,
-            "the metallb-speaker binary does not exist in this workspace yet (speaker/src/main.rs)",
-        );
+        metallb_netlab::skip(test, "E2E_STACK=frr-k8s: this test needs the full stack");
         return false;
     }
     true

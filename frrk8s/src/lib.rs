@@ -1,10 +1,15 @@
-//! frr-k8s node component, pure core: pick the FRRConfigurations that apply to this node
-//! ([`select`]), merge them into one resolved [`NodeConfig`] ([`merge`]) and render FRR's
-//! configuration text ([`render`]). No Kubernetes client, socket or clock in here.
+//! frr-k8s: the node component, usable standalone (the `frr-k8s` binary) or embedded in
+//! the all-in-one `metallb-speaker`.
 //!
-//! Around that core: [`node`] (the node component's shell: watches, FRR driver, status
-//! writers) and [`webhook`] (the FRRConfiguration validating webhook, which runs the same
-//! [`merge()`] per selected node before an object is admitted).
+//! The pure core picks the FRRConfigurations that apply to this node ([`select`]), merges
+//! them into one resolved [`NodeConfig`] ([`merge`], [`versions`]) and renders FRR's
+//! configuration text ([`render`]); no Kubernetes client, socket or clock in those modules.
+//!
+//! Around that core, with I/O: [`frr`] (the FRR driver: vtysh, incremental apply, audit,
+//! session status), [`node`] (the node component's shell: watches, FRR driver loop,
+//! FRRNodeState and BGPSessionState writers), [`webhook`] (the FRRConfiguration validating
+//! webhook, which runs the same [`merge()`] per selected node before an object is admitted)
+//! and [`args`] (the FRR options both binaries take).
 
 pub mod args;
 pub mod frr;
