@@ -7,22 +7,75 @@
 //! gate at the first such end and hands the cause to the binary, which logs it and exits
 //! non-zero so that the DaemonSet or Deployment restarts it.
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::task::{Id, JoinError, JoinSet};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::admin::Gate;
 
+type Outcome = Result<anyhow::Result<()>, JoinError>;
+
+/// A running task and its name.
+struct Named {
+    name: String,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Future for Named {
+    type Output = (String, Outcome);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.handle)
+            .poll(cx)
+            .map(|r| (std::mem::take(&mut self.name), r))
+    }
+}
+
 /// Long-lived tasks by name.
-#[derive(Default)]
 pub struct Tasks {
-    set: JoinSet<anyhow::Result<()>>,
-    names: HashMap<Id, String>,
+    running: FuturesUnordered<Named>,
+    /// Tasks started through a [`Spawner`] (by a component that starts watches on demand).
+    adopted: mpsc::UnboundedReceiver<Named>,
+    spawner: Spawner,
     gate: Option<Gate>,
+}
+
+/// Starts tasks owned by a [`Tasks`] set from anywhere (cheap to clone).
+#[derive(Clone)]
+pub struct Spawner(mpsc::UnboundedSender<Named>);
+
+impl Spawner {
+    /// Run `task` under `name`, owned by the set this spawner came from. If that set is
+    /// gone (the binary is stopping), the task runs detached until it ends.
+    pub fn spawn<F>(&self, name: impl Into<String>, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let named = Named {
+            name: name.into(),
+            handle: tokio::spawn(task),
+        };
+        let _ = self.0.send(named);
+    }
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Tasks {
+            running: FuturesUnordered::new(),
+            adopted: rx,
+            spawner: Spawner(tx),
+            gate: None,
+        }
+    }
 }
 
 impl Tasks {
@@ -42,31 +95,49 @@ impl Tasks {
     where
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let handle = self.set.spawn(task);
-        self.names.insert(handle.id(), name.into());
+        self.running.push(Named {
+            name: name.into(),
+            handle: tokio::spawn(task),
+        });
+    }
+
+    /// A handle that adds tasks to this set from elsewhere.
+    pub fn spawner(&self) -> Spawner {
+        self.spawner.clone()
+    }
+
+    fn adopt(&mut self) {
+        while let Ok(named) = self.adopted.try_recv() {
+            self.running.push(named);
+        }
     }
 
     /// Number of tasks still running.
-    pub fn len(&self) -> usize {
-        self.set.len()
+    pub fn len(&mut self) -> usize {
+        self.adopt();
+        self.running.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
     }
 
     /// Wait for the first task to end and describe it. Every end counts: call this while
-    /// the tasks are expected to run. Pending forever when the set is empty. Cancel-safe
-    /// (it can sit in a `select!` next to the binary's own loop).
+    /// the tasks are expected to run. Pending while no task ends. Cancel-safe (it can sit
+    /// in a `select!` next to the binary's own loop).
     pub async fn failure(&mut self) -> anyhow::Error {
-        let Some(joined) = self.set.join_next_with_id().await else {
-            return std::future::pending().await;
-        };
-        let err = self.describe(joined);
-        if let Some(g) = &self.gate {
-            g.unready();
+        loop {
+            self.adopt();
+            tokio::select! {
+                Some(named) = self.adopted.recv() => self.running.push(named),
+                Some((name, outcome)) = self.running.next(), if !self.running.is_empty() => {
+                    if let Some(g) = &self.gate {
+                        g.unready();
+                    }
+                    return describe(&name, outcome);
+                }
+            }
         }
-        err
     }
 
     /// Until `stop` is cancelled, [`Tasks::failure`]; then wait for every task to end
@@ -82,12 +153,12 @@ impl Tasks {
     /// rest. The first task that failed (an error or a panic, not a plain end) is the
     /// result.
     pub async fn shutdown(&mut self, grace: Duration) -> anyhow::Result<()> {
+        self.adopt();
         let mut first = None;
         let drained = tokio::time::timeout(grace, async {
-            while let Some(joined) = self.set.join_next_with_id().await {
-                let failed = !matches!(joined, Ok((_, Ok(()))));
-                let err = self.describe(joined);
-                if failed {
+            while let Some((name, outcome)) = self.running.next().await {
+                if !matches!(outcome, Ok(Ok(()))) {
+                    let err = describe(&name, outcome);
                     warn!(error = %format!("{err:#}"), "task failed while stopping");
                     first.get_or_insert(err);
                 }
@@ -95,38 +166,31 @@ impl Tasks {
         })
         .await;
         if drained.is_err() {
-            let left: Vec<&str> = self.names.values().map(String::as_str).collect();
+            let left: Vec<&str> = self.running.iter().map(|n| n.name.as_str()).collect();
             warn!(tasks = ?left, "tasks still running after the grace period; aborting them");
-            self.set.abort_all();
-            while self.set.join_next().await.is_some() {}
-            self.names.clear();
+            for n in self.running.iter() {
+                n.handle.abort();
+            }
+            while self.running.next().await.is_some() {}
         }
         first.map_or(Ok(()), Err)
     }
+}
 
-    fn describe(&mut self, joined: Result<(Id, anyhow::Result<()>), JoinError>) -> anyhow::Error {
-        let id = match &joined {
-            Ok((id, _)) => *id,
-            Err(e) => e.id(),
-        };
-        let name = self
-            .names
-            .remove(&id)
-            .unwrap_or_else(|| format!("task {id}"));
-        match joined {
-            Ok((_, Ok(()))) => anyhow::anyhow!("task `{name}` ended"),
-            Ok((_, Err(e))) => e.context(format!("task `{name}` failed")),
-            Err(e) if e.is_panic() => {
-                let payload = e.into_panic();
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
-                anyhow::anyhow!("task `{name}` panicked: {msg}")
-            }
-            Err(_) => anyhow::anyhow!("task `{name}` was cancelled"),
+fn describe(name: &str, outcome: Outcome) -> anyhow::Error {
+    match outcome {
+        Ok(Ok(())) => anyhow::anyhow!("task `{name}` ended"),
+        Ok(Err(e)) => e.context(format!("task `{name}` failed")),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            anyhow::anyhow!("task `{name}` panicked: {msg}")
         }
+        Err(_) => anyhow::anyhow!("task `{name}` was cancelled"),
     }
 }
 
@@ -188,6 +252,25 @@ mod tests {
             format!("{err:#}"),
             "task `flush` failed: final write refused"
         );
+    }
+
+    #[tokio::test]
+    async fn tasks_started_through_a_spawner_are_supervised_too() {
+        let mut tasks = Tasks::new();
+        tasks.spawn("forever", std::future::pending());
+        let spawner = tasks.spawner();
+        let waiter = tokio::spawn(async move {
+            let err = tasks.failure().await;
+            (format!("{err:#}"), tasks.len())
+        });
+        // started while the set is already waiting
+        tokio::task::yield_now().await;
+        spawner.spawn("watch secrets in ns2", async {
+            anyhow::bail!("stream ended")
+        });
+        let (err, left) = waiter.await.unwrap();
+        assert_eq!(err, "task `watch secrets in ns2` failed: stream ended");
+        assert_eq!(left, 1);
     }
 
     #[tokio::test(start_paused = true)]

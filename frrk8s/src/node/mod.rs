@@ -27,14 +27,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use anyhow::Context as _;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use metallb_api::frrk8s::FRRConfiguration;
 use metallb_api::validation::object_ref;
-use metallb_runtime::Readiness;
+use metallb_runtime::{Readiness, Tasks};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -272,6 +273,10 @@ where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
     let trigger = Arc::new(Notify::new());
+    // Every watch, the FRR worker and the status writers: one that ends stops the
+    // component with an error naming it (the process exits and is restarted) rather than
+    // leaving FRR driven from a frozen store.
+    let mut tasks = Tasks::new().with_gate(readiness.gate("frr-k8s-tasks"));
     let configs_ready = readiness.gate("frrconfigurations");
     let node_ready = readiness.gate("node");
     let secrets_ready = readiness.gate("secrets");
@@ -282,6 +287,7 @@ where
     let (nodes, writer) = reflector::store::<Node>();
     let node_reader = nodes.clone();
     spawn_watch(
+        &mut tasks,
         "node",
         watcher(
             Api::<Node>::all(client.clone()),
@@ -316,56 +322,71 @@ where
         shutdown.clone(),
     );
     // FRRConfigurations of our namespace, stubbed unless they select us.
-    tokio::spawn(watch_configs(
-        Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
-        configs_writer,
-        labels_rx,
+    tasks.spawn(
+        "watch frrconfigurations",
+        watch_configs(
+            Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
+            configs_writer,
+            labels_rx,
+            trigger.clone(),
+            shutdown.clone(),
+        ),
+    );
+    let secrets = SecretIndex::new(
+        client.clone(),
         trigger.clone(),
         shutdown.clone(),
-    ));
-    let secrets = SecretIndex::new(client.clone(), trigger.clone(), shutdown.clone());
+        tasks.spawner(),
+    );
     secrets.ensure(&settings.namespace);
 
+    let synced = async {
+        configs.wait_until_ready().await?;
+        configs_ready.ready();
+        nodes.wait_until_ready().await?;
+        node_ready.ready();
+        secrets.wait_ready(&settings.namespace).await;
+        secrets_ready.ready();
+        anyhow::Ok(())
+    };
     tokio::select! {
-        r = configs.wait_until_ready() => r?,
-        _ = shutdown.cancelled() => return Ok(()),
+        r = synced => r?,
+        err = tasks.failure() => return Err(err),
+        _ = shutdown.cancelled() => return tasks.shutdown(Duration::from_secs(5)).await,
     }
-    configs_ready.ready();
-    tokio::select! {
-        r = nodes.wait_until_ready() => r?,
-        _ = shutdown.cancelled() => return Ok(()),
-    }
-    node_ready.ready();
-    secrets.wait_ready(&settings.namespace).await;
-    secrets_ready.ready();
     info!(node = %settings.node_name, namespace = %settings.namespace, "stores synced");
 
     let (desired_tx, desired_rx) = watch::channel::<Option<Desired>>(None);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
     let (sessions_tx, sessions_rx) = watch::channel::<Option<Vec<BgpNeighborStatus>>>(None);
 
-    let worker = tokio::spawn(frr_worker(
-        control,
-        settings.apply.clone(),
-        desired_rx,
-        status_tx.clone(),
-        sessions_tx,
-        metrics.clone(),
-        settings.poll_interval,
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        "FRR worker",
+        frr_worker(
+            control,
+            settings.apply.clone(),
+            desired_rx,
+            status_tx.clone(),
+            sessions_tx,
+            metrics.clone(),
+            settings.poll_interval,
+            shutdown.clone(),
+        ),
+    );
     if settings.write_status {
-        tokio::spawn(status::write_node_state(
+        let node_state = status::write_node_state(
             client.clone(),
             settings.node_name.clone(),
             status_rx,
             metrics.clone(),
             shutdown.clone(),
-        ));
+        );
+        tasks.spawn("FRRNodeState writer", node_state.map(Ok));
         let writer =
             SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name)
                 .owned_by(pod);
-        tokio::spawn(writer.run(sessions_rx, metrics.clone(), shutdown.clone()));
+        let sessions = writer.run(sessions_rx, metrics.clone(), shutdown.clone());
+        tasks.spawn("BGPSessionState writer", sessions.map(Ok));
     }
 
     // Which version of each FRRConfiguration is in effect, continued from the record a
@@ -389,8 +410,11 @@ where
     trigger.notify_one();
     loop {
         tokio::select! {
-            _ = trigger.notified() => {}
+            // tasks that end because of the shutdown are no failure
+            biased;
             _ = shutdown.cancelled() => break,
+            err = tasks.failure() => return Err(err),
+            _ = trigger.notified() => {}
         }
         let Some(node) = nodes.state().into_iter().next() else {
             debug!(node = %settings.node_name, "node object not seen yet; waiting");
@@ -462,8 +486,7 @@ where
             }
         });
     }
-    let _ = worker.await;
-    Ok(())
+    tasks.shutdown(Duration::from_secs(10)).await
 }
 
 /// Drop what the component never reads before an object enters a store: managedFields and
@@ -505,12 +528,12 @@ async fn watch_configs(
     mut labels: watch::Receiver<NodeLabels>,
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     // Start listing once the Node has been listed, so that the initial list (thousands of
     // objects on a big cluster) is stubbed as it arrives rather than kept whole.
     tokio::select! {
         _ = labels.wait_for(|l| l.synced) => {}
-        _ = shutdown.cancelled() => return,
+        _ = shutdown.cancelled() => return Ok(()),
     }
     let store = writer.as_reader();
     let mut labels_open = true;
@@ -541,7 +564,7 @@ async fn watch_configs(
                         }
                     }
                     Some(Err(e)) => warn!(watch = "frrconfigurations", error = %e, "watch error; retrying with backoff"),
-                    None => return,
+                    None => anyhow::bail!("the frrconfigurations watch ended"),
                 },
                 changed = labels.changed(), if labels_open => {
                     if changed.is_err() {
@@ -554,7 +577,7 @@ async fn watch_configs(
                         break;
                     }
                 }
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
             }
         }
     }
@@ -568,6 +591,7 @@ fn selected_stub(store: &ConfigStore, labels: &NodeLabels) -> Option<String> {
 }
 
 fn spawn_watch<S, K>(
+    tasks: &mut Tasks,
     what: &'static str,
     stream: S,
     trigger: Arc<Notify>,
@@ -576,16 +600,16 @@ fn spawn_watch<S, K>(
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
 {
-    tokio::spawn(async move {
+    tasks.spawn(format!("watch {what}"), async move {
         let mut stream = std::pin::pin!(stream);
         loop {
             tokio::select! {
                 ev = stream.next() => match ev {
                     Some(Ok(_)) => trigger.notify_one(),
                     Some(Err(e)) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
-                    None => break,
+                    None => anyhow::bail!("the {what} watch ended"),
                 },
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return Ok(()),
             }
         }
     });
@@ -603,7 +627,8 @@ async fn frr_worker<C>(
     metrics: Arc<FrrMetrics>,
     poll_interval: Duration,
     shutdown: CancellationToken,
-) where
+) -> anyhow::Result<()>
+where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
     let audit_rounds = options.audit_rounds.clone();
@@ -620,6 +645,7 @@ async fn frr_worker<C>(
         tokio::select! {
             changed = desired_rx.changed() => {
                 if changed.is_err() {
+                    // the compute loop ended: the component is stopping
                     break;
                 }
                 let Some(desired) = desired_rx.borrow_and_update().clone() else { continue };
@@ -627,17 +653,15 @@ async fn frr_worker<C>(
                     continue;
                 }
                 let text = desired.text.clone();
-                let Some(mut a) = applier.take() else { break };
+                let mut a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     let r = a.apply(&text);
                     let running = a.control().running_config().map(|t| redact(&t)).ok();
                     (a, r, running)
                 })
                 .await;
-                let Ok((a, result, running)) = joined else {
-                    warn!("FRR apply task panicked");
-                    break;
-                };
+                let (a, result, running) =
+                    joined.context("applying the configuration to FRR panicked")?;
                 applier = Some(a);
                 metrics.reloads_total.inc();
                 let reload_result = match &result {
@@ -666,7 +690,7 @@ async fn frr_worker<C>(
                 let now = Instant::now();
                 let due = audits.take_due(now);
                 let since = due.withdrawn_at.map(|w| now.duration_since(w)).unwrap_or_default();
-                let Some(mut a) = applier.take() else { break };
+                let mut a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     // Nothing known about FRR's configuration: the next apply reads it first.
                     let Some(applied) = a.applied() else { return (a, Ok(Default::default())) };
@@ -677,10 +701,7 @@ async fn frr_worker<C>(
                     (a, r)
                 })
                 .await;
-                let Ok((a, result)) = joined else {
-                    warn!("FRR audit task panicked");
-                    break;
-                };
+                let (a, result) = joined.context("the withdrawal audit panicked")?;
                 applier = Some(a);
                 match result {
                     Ok(report) => {
@@ -695,7 +716,7 @@ async fn frr_worker<C>(
                 }
             }
             _ = tick.tick() => {
-                let Some(mut a) = applier.take() else { break };
+                let mut a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     let restarted = a.reapply_if_restarted();
                     let bgp = read_bgp_status(a.control());
@@ -703,10 +724,7 @@ async fn frr_worker<C>(
                     (a, restarted, bgp, bfd)
                 })
                 .await;
-                let Ok((a, restarted, bgp, bfd)) = joined else {
-                    warn!("FRR poll task panicked");
-                    break;
-                };
+                let (a, restarted, bgp, bfd) = joined.context("polling FRR panicked")?;
                 applier = Some(a);
                 match restarted {
                     Ok(Some(report)) => info!(commands = report.commands, "FRR restarted; last good configuration re-applied"),
@@ -727,6 +745,7 @@ async fn frr_worker<C>(
             _ = shutdown.cancelled() => break,
         }
     }
+    Ok(())
 }
 
 /// The FRRConfiguration store the shell uses (objects that do not select this node are

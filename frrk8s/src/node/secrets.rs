@@ -12,6 +12,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use metallb_api::frrk8s::FRRConfiguration;
+use metallb_runtime::tasks::Spawner;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -24,6 +25,8 @@ pub struct SecretIndex {
     client: Client,
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
+    /// The component's supervised tasks: a Secret watch that ends stops the component.
+    tasks: Spawner,
     stores: Arc<Mutex<BTreeMap<String, Store<Secret>>>>,
     /// When each namespace's watch was started (for [`SecretIndex::syncing`]).
     started: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
@@ -44,11 +47,17 @@ impl std::fmt::Debug for SecretIndex {
 }
 
 impl SecretIndex {
-    pub fn new(client: Client, trigger: Arc<Notify>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        client: Client,
+        trigger: Arc<Notify>,
+        shutdown: CancellationToken,
+        tasks: Spawner,
+    ) -> Self {
         SecretIndex {
             client,
             trigger,
             shutdown,
+            tasks,
             stores: Arc::default(),
             started: Arc::default(),
         }
@@ -81,19 +90,20 @@ impl SecretIndex {
         let trigger = self.trigger.clone();
         let shutdown = self.shutdown.clone();
         let ns = namespace.to_string();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    ev = stream.next() => match ev {
-                        Some(Ok(_)) => trigger.notify_one(),
-                        Some(Err(e)) => warn!(namespace = %ns, error = %e, "secret watch error; retrying"),
-                        None => break,
-                    },
-                    _ = shutdown.cancelled() => break,
+        self.tasks
+            .spawn(format!("watch secrets in {namespace}"), async move {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    tokio::select! {
+                        ev = stream.next() => match ev {
+                            Some(Ok(_)) => trigger.notify_one(),
+                            Some(Err(e)) => warn!(namespace = %ns, error = %e, "secret watch error; retrying"),
+                            None => anyhow::bail!("the Secret watch of {ns} ended"),
+                        },
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// Whether `namespace`'s watch was started less than [`SYNC_GRACE`] ago and has not
