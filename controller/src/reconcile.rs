@@ -31,6 +31,7 @@ use kube::{Client, ResourceExt};
 use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONENT_TYPE};
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
 use metallb_runtime::admin::Gate;
+use metallb_runtime::write::Backoff;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -216,7 +217,9 @@ struct State {
     retry_keys: BTreeSet<ServiceKey>,
     retry_pools: bool,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    /// Failed writes are retried from 500 ms, doubling to a minute: a refused allocation
+    /// write usually needs someone to fix something.
+    backoff: Backoff,
     progress: Progress,
     exported_pools: Vec<String>,
 }
@@ -422,7 +425,7 @@ impl State {
             retry_keys: BTreeSet::new(),
             retry_pools: false,
             retry_at: None,
-            backoff: Duration::from_millis(500),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
             progress: Progress::default(),
             exported_pools: Vec::new(),
         }
@@ -796,10 +799,9 @@ impl State {
             }
         }
         if failed {
-            self.retry_at = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
+            self.retry_at = Some(Instant::now() + self.backoff.failed());
         } else if self.retry_keys.is_empty() {
-            self.backoff = Duration::from_millis(500);
+            self.backoff.reset();
         }
     }
 

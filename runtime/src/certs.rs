@@ -31,6 +31,7 @@
 //! `get`, `patch` (resourceNames: the conversion CRDs). Writes carry the resourceVersion
 //! read, so a concurrent change makes them fail and the next round reads again.
 
+use crate::write::ApiErrorExt as _;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -645,7 +646,8 @@ impl LeaseElector {
                         info!(lease = %self.name, identity = %self.identity, "webhook certificate lease acquired (created)");
                         Ok(true)
                     }
-                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    // another replica created it first
+                    Err(e) if e.is_already_exists() || e.is_conflict() => Ok(false),
                     Err(e) => Err(e),
                 }
             }
@@ -669,7 +671,8 @@ impl LeaseElector {
                         }
                         Ok(true)
                     }
-                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    // another replica renewed or took it since we read it
+                    Err(e) if e.is_conflict() => Ok(false),
                     Err(e) => Err(e),
                 }
             }

@@ -14,6 +14,7 @@ pub mod shutdown;
 pub mod tasks;
 pub mod tls_server;
 pub mod watch;
+pub mod write;
 
 pub use admin::{AdminArgs, Readiness};
 pub use certs::{CertSettings, WebhookTls};

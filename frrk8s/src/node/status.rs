@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch};
 use kube::{Api, Client};
 use metallb_api::frrk8s::bgpsessionstate::{peer_label_value, NODE_LABEL, PEER_LABEL, VRF_LABEL};
 use metallb_api::frrk8s::{
     BGPSessionState, BGPSessionStateStatus, FRRNodeState, FRRNodeStateStatus,
 };
+use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,15 @@ use tracing::{debug, info, warn};
 
 use crate::frr::status::BgpNeighborStatus;
 use crate::metrics::FrrMetrics;
+
+/// Field manager of the status writers' writes.
+pub const FIELD_MANAGER: &str = "frr-k8s";
+
+/// The status writers retry from 500 ms, doubling to 10 s: status is for people and
+/// tools, never in the path of an announcement.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(10))
+}
 
 /// What FRRNodeState.status should say.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,6 +85,7 @@ pub async fn write_node_state(
 ) {
     let api: Api<FRRNodeState> = Api::all(client);
     let mut written: Option<FRRNodeStateStatus> = None;
+    let mut backoff = backoff();
     loop {
         let desired = rx.borrow_and_update().to_api();
         if written.as_ref() != Some(&desired) {
@@ -82,12 +93,14 @@ pub async fn write_node_state(
                 Ok(()) => {
                     metrics.k8s_client_updates_total.inc();
                     written = Some(desired);
+                    backoff.reset();
                 }
                 Err(e) => {
                     metrics.k8s_client_update_errors_total.inc();
-                    warn!(node = %node, error = %e, "writing FRRNodeState failed; retrying");
+                    let wait = backoff.failed();
+                    warn!(node = %node, error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRNodeState failed");
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = tokio::time::sleep(wait) => continue,
                         _ = shutdown.cancelled() => return,
                     }
                 }
@@ -105,17 +118,18 @@ async fn write_once(
     node: &str,
     status: &FRRNodeStateStatus,
 ) -> kube::Result<()> {
+    let params = WriteParams::new(FIELD_MANAGER);
     if api.get_opt(node).await?.is_none() {
         let obj = FRRNodeState::new(node, Default::default());
-        match api.create(&PostParams::default(), &obj).await {
+        match api.create(&params.post, &obj).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) if e.is_already_exists() => {}
             Err(e) => return Err(e),
         }
     }
     api.patch_status(
         node,
-        &PatchParams::default(),
+        &params.patch,
         &Patch::Merge(json!({ "status": status })),
     )
     .await?;
@@ -262,18 +276,21 @@ impl SessionStatusWriter {
         metrics: Arc<FrrMetrics>,
         shutdown: CancellationToken,
     ) {
+        let mut backoff = backoff();
         loop {
             let current = rx.borrow_and_update().clone();
             if let Some(sessions) = current {
                 match self.sync(&sessions).await {
                     Ok(writes) => {
                         metrics.k8s_client_updates_total.inc_by(writes);
+                        backoff.reset();
                     }
                     Err(e) => {
                         metrics.k8s_client_update_errors_total.inc();
-                        warn!(node = %self.node, error = %e, "writing BGPSessionState failed; retrying");
+                        let wait = backoff.failed();
+                        warn!(node = %self.node, error = %e, retry_in_ms = wait.as_millis() as u64, "writing BGPSessionState failed");
                         tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = tokio::time::sleep(wait) => continue,
                             _ = shutdown.cancelled() => return,
                         }
                     }
@@ -292,6 +309,7 @@ impl SessionStatusWriter {
     /// Make the objects match `sessions`; returns how many writes it took.
     pub async fn sync(&mut self, sessions: &[BgpNeighborStatus]) -> kube::Result<u64> {
         let owner = self.owner().await;
+        let params = WriteParams::new(FIELD_MANAGER);
         let desired = desired_sessions(&self.node, sessions);
         let existing = self
             .api
@@ -312,7 +330,7 @@ impl SessionStatusWriter {
                     if let Some(patch) = owner.as_ref().and_then(|o| owner_patch(&obj.metadata, o))
                     {
                         self.api
-                            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                            .patch(&name, &params.patch, &Patch::Merge(patch))
                             .await?;
                         writes += 1;
                     }
@@ -320,7 +338,7 @@ impl SessionStatusWriter {
                         self.api
                             .patch_status(
                                 &name,
-                                &PatchParams::default(),
+                                &params.patch,
                                 &Patch::Merge(json!({ "status": status })),
                             )
                             .await?;
@@ -330,9 +348,9 @@ impl SessionStatusWriter {
                 // A vanished peer, or a duplicate.
                 _ => {
                     debug!(node = %self.node, object = %name, "deleting stale BGPSessionState");
-                    match self.api.delete(&name, &DeleteParams::default()).await {
+                    match self.api.delete(&name, &params.delete).await {
                         Ok(_) => writes += 1,
-                        Err(kube::Error::Api(s)) if s.code == 404 => {}
+                        Err(e) if e.is_not_found() => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -351,12 +369,12 @@ impl SessionStatusWriter {
                 .into(),
             );
             obj.metadata.owner_references = owner.clone().map(|o| vec![o]);
-            let created = self.api.create(&PostParams::default(), &obj).await?;
+            let created = self.api.create(&params.post, &obj).await?;
             let name = created.metadata.name.unwrap_or_default();
             self.api
                 .patch_status(
                     &name,
-                    &PatchParams::default(),
+                    &params.patch,
                     &Patch::Merge(json!({ "status": status })),
                 )
                 .await?;

@@ -53,6 +53,7 @@ use metallb_api::metallb::{
 use metallb_api::versions::KeptVersion;
 use metallb_runtime::memo::{node_owner, Memo, MemoError};
 use metallb_runtime::watch::{lock, strip, WatchSet};
+use metallb_runtime::write::{Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -260,7 +261,7 @@ pub async fn run(
     };
     let span = info_span!("frr-writer", node = %settings.node_name);
     let failed = async {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff();
         loop {
             tokio::select! {
                 // a writer that stops because of the shutdown is no failure
@@ -276,7 +277,7 @@ pub async fn run(
                 Ok(()) => backoff.reset(),
                 Err(WriteError::Retry) => frr_trigger.notify_one(),
                 Err(e) => {
-                    let wait = backoff.next();
+                    let wait = backoff.failed();
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRConfiguration or the kept versions failed");
                     wake_after(&frr_trigger, wait, &shutdown);
                 }
@@ -375,15 +376,8 @@ fn wake_after(trigger: &Arc<Notify>, wait: Duration, shutdown: &CancellationToke
 
 /// Create and patch parameters of every write, under our field manager.
 fn write_params() -> (PostParams, PatchParams) {
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let patch = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    (pp, patch)
+    let p = WriteParams::new(FIELD_MANAGER);
+    (p.post, p.patch)
 }
 
 // ===== FRRConfiguration writer =====
@@ -695,7 +689,7 @@ async fn status_writer(
     shutdown: CancellationToken,
 ) {
     let ns = api_namespace(&api);
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff();
     loop {
         tokio::select! {
             _ = trigger.notified() => {}
@@ -761,7 +755,7 @@ async fn status_writer(
             }
         }
         if failed {
-            let wait = backoff.next();
+            let wait = backoff.failed();
             wake_after(&trigger, wait, &shutdown);
         } else {
             backoff.reset();
@@ -859,7 +853,7 @@ async fn config_state_writer(
     metrics: Arc<SpeakerMetrics>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff();
     loop {
         tokio::select! {
             _ = trigger.notified() => {}
@@ -875,7 +869,7 @@ async fn config_state_writer(
             Err(e) => {
                 lock(&shared).config_state.dirty = true;
                 metrics.k8s_client_update_errors_total.inc();
-                let wait = backoff.next();
+                let wait = backoff.failed();
                 warn!(
                     name = %target.name(),
                     error = %e,
@@ -959,22 +953,8 @@ async fn sync_config_state(
     Ok(false)
 }
 
-// ===== retry backoff =====
-
-/// Exponential backoff for failed writes: 100 ms doubling to 5 s.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let ms = 100u64.saturating_mul(1 << self.failures.min(6)).min(5_000);
-        self.failures = self.failures.saturating_add(1);
-        Duration::from_millis(ms)
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
+/// The speaker's writers retry from 100 ms, doubling to 5 s: a lost announcement costs
+/// traffic, so they keep trying often.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
 }
