@@ -2,15 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use metallb_controller::{webhook, Controller, Metrics, Settings};
+use metallb_runtime::start::start;
 use metallb_runtime::{
-    AdminArgs, CertSettings, ClientArgs, LogArgs, Readiness, RuntimeArgs, TlsFiles, WebhookTls,
+    AdminArgs, CertSettings, ClientArgs, LogArgs, RuntimeArgs, TlsFiles, WebhookTls,
 };
-use prometheus_client::registry::Registry;
 
 const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -187,7 +186,6 @@ impl Args {
             admin,
             runtime: _,
         } = self;
-        log.init();
         let namespace = namespace
             .or_else(|| {
                 std::fs::read_to_string(SA_NAMESPACE_FILE)
@@ -196,20 +194,12 @@ impl Args {
             })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "metallb-system".to_string());
-        let shutdown = metallb_runtime::shutdown::on_signal();
-        let mut registry = Registry::default();
-        let metrics = Metrics::register(&mut registry);
-        let readiness = Readiness::default();
-        let client = client.client().await?;
+        let process = start(&log, &client, &admin, Metrics::register).await?;
+        // moved out one by one: `process` keeps the admin server up until run() returns
+        let (client, shutdown, readiness) = (process.client, process.shutdown, process.readiness);
+        let metrics = process.metrics;
         let controller_gate =
             (webhook_mode != WebhookMode::Onlywebhook).then(|| readiness.gate("controller"));
-        metallb_runtime::admin::serve(
-            &admin.admin_addr,
-            Arc::new(registry),
-            readiness.clone(),
-            shutdown.clone(),
-        )
-        .await?;
         let mut webhook_task = None;
         if webhook_mode != WebhookMode::Disabled {
             let files = TlsFiles {

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -13,9 +12,9 @@ use frr_k8s::args::FrrArgs;
 use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::{self, PodRef};
 use frr_k8s::webhook;
+use metallb_runtime::start::start;
 use metallb_runtime::{
-    admin, shutdown, AdminArgs, CertSettings, ClientArgs, LogArgs, Readiness, RuntimeArgs,
-    TlsFiles, WebhookTls,
+    AdminArgs, CertSettings, ClientArgs, LogArgs, RuntimeArgs, TlsFiles, WebhookTls,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -172,7 +171,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    args.log.init();
     // `None` in onlywebhook mode: no node daemon.
     let node_name =
         match args.webhook_mode {
@@ -181,18 +179,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "--node-name (NODE_NAME) is required unless --webhook-mode onlywebhook",
             )?),
         };
-    let client = args.client.client().await?;
-    let shutdown = shutdown::on_signal();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = FrrMetrics::register(&mut registry);
-    let readiness = Readiness::default();
-    admin::serve(
-        &args.admin.admin_addr,
-        Arc::new(registry),
-        readiness.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let process = start(&args.log, &args.client, &args.admin, FrrMetrics::register).await?;
+    // moved out one by one: `process` keeps the admin server up until run() returns
+    let (client, shutdown) = (process.client, process.shutdown);
+    let (readiness, metrics) = (process.readiness, process.metrics);
 
     let webhook_task = match args.webhook_mode {
         WebhookMode::Disabled => None,

@@ -11,6 +11,7 @@ pub mod memo;
 pub mod owner;
 pub mod rt;
 pub mod shutdown;
+pub mod start;
 pub mod tasks;
 pub mod tls_server;
 pub mod watch;

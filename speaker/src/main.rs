@@ -2,13 +2,13 @@
 //! and, unless `--external-frr-k8s`, the frr-k8s node component that drives this node's
 //! FRR, in one process with one admin server.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use frr_k8s::args::FrrArgs;
 use frr_k8s::metrics::FrrMetrics;
-use metallb_runtime::{admin, shutdown, AdminArgs, ClientArgs, LogArgs, Readiness, RuntimeArgs};
+use metallb_runtime::start::start;
+use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, RuntimeArgs};
 use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
 use metallb_speaker::metrics::SpeakerMetrics;
@@ -95,22 +95,11 @@ impl Args {
             admin,
             runtime: _,
         } = self;
-        log.init();
-        let client = client.client().await?;
-        let signal = shutdown::on_signal();
-        let admin_stop = tokio_util::sync::CancellationToken::new();
-
-        let mut registry = prometheus_client::registry::Registry::default();
-        let speaker_metrics = SpeakerMetrics::register(&mut registry);
-        let frr_metrics = FrrMetrics::register(&mut registry);
-        let readiness = Readiness::default();
-        admin::serve(
-            &admin.admin_addr,
-            Arc::new(registry),
-            readiness.clone(),
-            admin_stop.clone(),
-        )
+        let process = start(&log, &client, &admin, |r| {
+            (SpeakerMetrics::register(r), FrrMetrics::register(r))
+        })
         .await?;
+        let (speaker_metrics, frr_metrics) = process.metrics;
 
         let frr_namespace = frrk8s_namespace.unwrap_or_else(|| namespace.clone());
         let mut settings = shell::Settings::new(&node_name, &namespace, &frr_namespace);
@@ -126,18 +115,18 @@ impl Args {
             control: frr_args.control(),
             metrics: frr_metrics,
         });
-        let result = allinone::run(
-            client,
+        // the admin server keeps answering until the withdrawal is done
+        allinone::run(
+            process.client,
             settings,
             frr,
-            readiness,
+            process.readiness,
             speaker_metrics,
-            signal,
+            process.shutdown,
             Duration::from_millis(shutdown_withdraw_ms),
         )
-        .await;
-        admin_stop.cancel();
-        result.map(|_| ())
+        .await
+        .map(|_| ())
     }
 }
 
