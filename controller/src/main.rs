@@ -7,9 +7,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use metallb_controller::{webhook, Controller, Metrics, Settings};
 use metallb_runtime::start::start;
-use metallb_runtime::{
-    AdminArgs, CertSettings, ClientArgs, LogArgs, RuntimeArgs, TlsFiles, WebhookTls,
-};
+use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, RuntimeArgs, TlsFiles, WebhookTls};
 
 const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -94,80 +92,15 @@ struct Args {
     runtime: RuntimeArgs,
 }
 
-/// The webhook certificate: self-managed (upstream's cert rotator) unless disabled.
-#[derive(Debug, clap::Args)]
-struct CertArgs {
-    /// Do not generate the webhook certificate: serve --tls-cert-file/--tls-key-file
-    /// (cert-manager or another issuer) instead.
-    #[arg(long, env = "METALLB_DISABLE_CERT_ROTATION")]
-    disable_cert_rotation: bool,
-
-    /// The webhook Service (the certificate's names: svc, svc.ns, svc.ns.svc,
-    /// svc.ns.svc.cluster.local).
-    #[arg(
-        long,
-        env = "METALLB_CERT_SERVICE_NAME",
-        default_value = "metallb-webhook-service"
-    )]
-    cert_service_name: String,
-
-    /// The Secret holding the CA and the serving certificate.
-    #[arg(
-        long,
-        env = "METALLB_CERT_SECRET_NAME",
-        default_value = "metallb-webhook-cert"
-    )]
-    cert_secret_name: String,
-
-    /// The ValidatingWebhookConfiguration that gets the caBundle (repeatable or
-    /// comma-separated).
-    #[arg(
-        long,
-        env = "METALLB_WEBHOOK_CONFIGURATION_NAME",
-        value_delimiter = ',',
-        default_value = "metallb-webhook-configuration"
-    )]
-    webhook_configuration_name: Vec<String>,
-
-    /// CRDs whose conversion webhook gets the caBundle (repeatable or comma-separated).
-    #[arg(
-        long,
-        env = "METALLB_CONVERSION_CRDS",
-        value_delimiter = ',',
-        default_value = "bgppeers.metallb.io"
-    )]
-    conversion_crd: Vec<String>,
-
-    /// The Lease that elects the one replica writing the certificate.
-    #[arg(
-        long,
-        env = "METALLB_CERT_LEASE_NAME",
-        default_value = "metallb-webhook-cert-writer"
-    )]
-    cert_lease_name: String,
-}
-
-impl CertArgs {
-    fn tls(self, namespace: &str, pod: &str, insecure: bool, files: TlsFiles) -> WebhookTls {
-        if insecure {
-            return WebhookTls::InsecureHttp;
-        }
-        if self.disable_cert_rotation {
-            return WebhookTls::Files(files);
-        }
-        let mut s = CertSettings::new(
-            namespace,
-            &self.cert_secret_name,
-            &self.cert_service_name,
-            &self.cert_lease_name,
-            &metallb_runtime::certs::unique_identity(pod),
-        );
-        let names = |v: Vec<String>| v.into_iter().filter(|n| !n.is_empty()).collect();
-        s.webhook_configurations = names(self.webhook_configuration_name);
-        s.conversion_crds = names(self.conversion_crd);
-        WebhookTls::Rotate(Box::new(s))
-    }
-}
+metallb_runtime::cert_args!(
+    CertArgs,
+    "METALLB",
+    "metallb-webhook-service",
+    "metallb-webhook-cert",
+    "metallb-webhook-configuration",
+    "bgppeers.metallb.io",
+    "metallb-webhook-cert-writer"
+);
 
 impl Args {
     async fn run(self) -> anyhow::Result<()> {
@@ -206,7 +139,10 @@ impl Args {
                 cert: tls_cert_file,
                 key: tls_key_file,
             };
-            let tls = certs.tls(&namespace, &pod_name, webhook_insecure_http, files);
+            let tls = match webhook_insecure_http {
+                true => WebhookTls::InsecureHttp,
+                false => certs.flags().tls(&namespace, &pod_name, files),
+            };
             let (_, task) = metallb_runtime::certs::serve_webhook(
                 webhook_addr,
                 webhook::router(client.clone(), &namespace),

@@ -13,9 +13,7 @@ use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::{self, PodRef};
 use frr_k8s::webhook;
 use metallb_runtime::start::start;
-use metallb_runtime::{
-    AdminArgs, CertSettings, ClientArgs, LogArgs, RuntimeArgs, TlsFiles, WebhookTls,
-};
+use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, RuntimeArgs, TlsFiles};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum WebhookMode {
@@ -92,74 +90,16 @@ struct Args {
     runtime: RuntimeArgs,
 }
 
-/// The webhook certificate (webhook modes only): self-managed (upstream's cert rotator)
-/// unless disabled.
-#[derive(Debug, clap::Args)]
-struct CertArgs {
-    /// Do not generate the webhook certificate: serve --webhook-cert/--webhook-key
-    /// (cert-manager or another issuer) instead.
-    #[arg(long, env = "FRRK8S_DISABLE_CERT_ROTATION")]
-    disable_cert_rotation: bool,
-
-    /// The webhook Service (the certificate's names: svc, svc.ns, svc.ns.svc,
-    /// svc.ns.svc.cluster.local), in --namespace.
-    #[arg(
-        long,
-        env = "FRRK8S_CERT_SERVICE_NAME",
-        default_value = "frr-k8s-webhook-service"
-    )]
-    cert_service_name: String,
-
-    /// The Secret holding the CA and the serving certificate, in --namespace.
-    #[arg(
-        long,
-        env = "FRRK8S_CERT_SECRET_NAME",
-        default_value = "frr-k8s-webhook-server-cert"
-    )]
-    cert_secret_name: String,
-
-    /// The ValidatingWebhookConfiguration that gets the caBundle (repeatable or
-    /// comma-separated).
-    #[arg(
-        long,
-        env = "FRRK8S_WEBHOOK_CONFIGURATION_NAME",
-        value_delimiter = ',',
-        default_value = "frr-k8s-validating-webhook-configuration"
-    )]
-    webhook_configuration_name: Vec<String>,
-
-    /// CRDs whose conversion webhook gets the caBundle (repeatable or comma-separated;
-    /// none by default).
-    #[arg(long, env = "FRRK8S_CONVERSION_CRDS", value_delimiter = ',')]
-    conversion_crd: Vec<String>,
-
-    /// The Lease that elects the one replica writing the certificate, in --namespace.
-    #[arg(
-        long,
-        env = "FRRK8S_CERT_LEASE_NAME",
-        default_value = "frr-k8s-webhook-cert-writer"
-    )]
-    cert_lease_name: String,
-}
-
-impl CertArgs {
-    fn tls(&self, namespace: &str, pod: Option<&str>, files: TlsFiles) -> WebhookTls {
-        if self.disable_cert_rotation {
-            return WebhookTls::Files(files);
-        }
-        let mut s = CertSettings::new(
-            namespace,
-            &self.cert_secret_name,
-            &self.cert_service_name,
-            &self.cert_lease_name,
-            &metallb_runtime::certs::unique_identity(pod.unwrap_or("frr-k8s-webhook")),
-        );
-        let names = |v: &[String]| v.iter().filter(|n| !n.is_empty()).cloned().collect();
-        s.webhook_configurations = names(&self.webhook_configuration_name);
-        s.conversion_crds = names(&self.conversion_crd);
-        WebhookTls::Rotate(Box::new(s))
-    }
-}
+// The webhook certificate (webhook modes only).
+metallb_runtime::cert_args!(
+    CertArgs,
+    "FRRK8S",
+    "frr-k8s-webhook-service",
+    "frr-k8s-webhook-server-cert",
+    "frr-k8s-validating-webhook-configuration",
+    "",
+    "frr-k8s-webhook-cert-writer"
+);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -191,9 +131,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 cert: args.webhook_cert.clone(),
                 key: args.webhook_key.clone(),
             };
-            let tls = args
-                .certs
-                .tls(&args.namespace, args.pod_name.as_deref(), files);
+            let identity = args.pod_name.as_deref().unwrap_or("frr-k8s-webhook");
+            let tls = args.certs.flags().tls(&args.namespace, identity, files);
             let (_, task) = metallb_runtime::certs::serve_webhook(
                 args.webhook_addr,
                 webhook::router(client.clone()),

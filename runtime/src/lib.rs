@@ -4,6 +4,7 @@
 //! controller, the speaker and the standalone frr-k8s daemon.
 
 pub mod admin;
+pub mod cert_args;
 pub mod certs;
 pub mod client;
 pub mod logging;
