@@ -44,6 +44,9 @@ impl CertFlags {
 /// webhook configurations, conversion CRDs, lease)` (defaults; `""` for none), giving a
 /// `clap::Args` struct with `flags() -> CertFlags`.
 #[macro_export]
+// rustfmt is not idempotent on the multi-line #[arg(...)] attributes inside this
+// macro (each run indents them further, so `cargo fmt --check` never settles).
+#[rustfmt::skip]
 macro_rules! cert_args {
     ($name:ident, $prefix:literal, $service:literal, $secret:literal, $vwc:literal, $crds:literal, $lease:literal) => {
         /// The webhook certificate: self-managed (upstream's cert rotator) unless disabled.
@@ -67,21 +70,21 @@ macro_rules! cert_args {
             /// The ValidatingWebhookConfiguration that gets the caBundle (repeatable or
             /// comma-separated).
             #[arg(
-                                long,
-                                env = concat!($prefix, "_WEBHOOK_CONFIGURATION_NAME"),
-                                value_delimiter = ',',
-                                default_value = $vwc
-                            )]
+                long,
+                env = concat!($prefix, "_WEBHOOK_CONFIGURATION_NAME"),
+                value_delimiter = ',',
+                default_value = $vwc
+            )]
             webhook_configuration_name: Vec<String>,
 
             /// CRDs whose conversion webhook gets the caBundle (repeatable or
             /// comma-separated).
             #[arg(
-                                long,
-                                env = concat!($prefix, "_CONVERSION_CRDS"),
-                                value_delimiter = ',',
-                                default_value = $crds
-                            )]
+                long,
+                env = concat!($prefix, "_CONVERSION_CRDS"),
+                value_delimiter = ',',
+                default_value = $crds
+            )]
             conversion_crd: Vec<String>,
 
             /// The Lease that elects the one replica writing the certificate, in the
