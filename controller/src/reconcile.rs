@@ -31,7 +31,8 @@ use kube::{Client, ResourceExt};
 use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONENT_TYPE};
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
 use metallb_runtime::admin::Gate;
-use metallb_runtime::write::Backoff;
+use metallb_runtime::config_state;
+use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -46,8 +47,7 @@ use crate::pools::{build_pools, NamespaceLabels, PoolConfig};
 use crate::service::{has_foreign_ingress, ingress_ips, intake, key, pool_annotation, Intake};
 use crate::slim::Service;
 use crate::status::{
-    configuration_state, desired_service_patch, pool_status, same_configuration_state, Observed,
-    ServicePatch,
+    configuration_state, desired_service_patch, pool_status, Observed, ServicePatch,
 };
 use crate::Error;
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
@@ -979,68 +979,54 @@ impl Io {
         }
     }
 
-    /// Create-or-update the `controller` ConfigurationState; returns the status and whether
-    /// anything was written.
+    /// Bring the `controller` ConfigurationState to what `config` says (created when
+    /// missing, given our pod as owner when it lacks it: a restarted controller takes over
+    /// the object the previous pod owned); returns the status and whether anything was
+    /// written.
     async fn write_config_state(
         &self,
         config: &PoolConfig,
     ) -> Result<(ConfigurationStateStatus, bool), kube::Error> {
         let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
-        let existing = api.get_opt(CONTROLLER_CONFIGURATION_STATE).await?;
-        let previous = existing.as_ref().and_then(|o| o.status.clone());
-        let want = configuration_state(
-            config,
-            previous.as_ref(),
-            k8s_openapi::jiff::Timestamp::now(),
-        );
-        // Created when missing; given our pod as owner when it lacks it (a restarted
-        // controller takes over the object the previous pod owned).
-        let owned = |o: &ConfigurationState| {
-            self.owner.as_ref().is_none_or(|owner| {
-                metallb_runtime::owner::is_owned_by(o.metadata.owner_references.as_deref(), owner)
-            })
+        let target = config_state::Target {
+            name: CONTROLLER_CONFIGURATION_STATE.to_string(),
+            namespace: self.namespace.clone(),
+            labels: [(LABEL_COMPONENT_TYPE.to_string(), "controller".to_string())].into(),
+            owner: self.owner.clone(),
         };
-        if existing.as_ref().is_none_or(|o| !owned(o)) {
-            let mut metadata = json!({
-                "name": CONTROLLER_CONFIGURATION_STATE,
-                "namespace": self.namespace,
-                "labels": { LABEL_COMPONENT_TYPE: "controller" },
-            });
-            if let Some(owner) = &self.owner {
-                metadata["ownerReferences"] = json!([owner]);
+        let params = WriteParams::new(FIELD_MANAGER);
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let mut observed = api.get_opt(CONTROLLER_CONFIGURATION_STATE).await?;
+        let mut wrote = false;
+        // create, owner and labels, status: three writes at most, and one more after a
+        // re-read when someone created or deleted the object meanwhile
+        for _ in 0..4 {
+            let want = |previous: Option<&ConfigurationStateStatus>| {
+                configuration_state(config, previous, now)
+            };
+            let Some(step) = config_state::next_step(observed.as_ref(), &target, want) else {
+                break;
+            };
+            match config_state::execute(&api, &target, &step, &params).await {
+                Ok(obj) => {
+                    wrote = true;
+                    if let config_state::Step::Status(s) = &step {
+                        if crate::status::is_invalid(s) {
+                            warn!(summary = ?s.error_summary, "pool configuration is invalid");
+                        }
+                    }
+                    observed = Some(obj);
+                }
+                Err(e) if e.is_already_exists() || e.is_not_found() => {
+                    observed = api.get_opt(CONTROLLER_CONFIGURATION_STATE).await?;
+                }
+                Err(e) => return Err(e),
             }
-            let obj = json!({
-                "apiVersion": "metallb.io/v1beta1",
-                "kind": "ConfigurationState",
-                "metadata": metadata,
-            });
-            api.patch(
-                CONTROLLER_CONFIGURATION_STATE,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&obj),
-            )
-            .await?;
         }
-        if previous
-            .as_ref()
-            .is_some_and(|p| same_configuration_state(p, &want))
-        {
-            return Ok((want, existing.as_ref().is_none_or(|o| !owned(o))));
-        }
-        let pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        api.patch_status(
-            CONTROLLER_CONFIGURATION_STATE,
-            &pp,
-            // `merge_patch` nulls absent fields: a summary cleared by a fix must go.
-            &Patch::Merge(&want.merge_patch()),
-        )
-        .await?;
-        if crate::status::is_invalid(&want) {
-            warn!(summary = ?want.error_summary, "pool configuration is invalid");
-        }
-        Ok((want, true))
+        let status = observed.and_then(|o| o.status);
+        Ok((
+            status.unwrap_or_else(|| configuration_state(config, None, now)),
+            wrote,
+        ))
     }
 }

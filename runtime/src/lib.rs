@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cert_args;
 pub mod certs;
 pub mod client;
+pub mod config_state;
 pub mod logging;
 pub mod memo;
 pub mod owner;

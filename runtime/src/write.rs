@@ -52,6 +52,7 @@ impl Backoff {
 /// `kubectl get -o yaml --show-managed-fields` tells who wrote what).
 #[derive(Clone, Debug)]
 pub struct WriteParams {
+    pub manager: String,
     pub post: PostParams,
     pub patch: PatchParams,
     pub delete: DeleteParams,
@@ -60,6 +61,7 @@ pub struct WriteParams {
 impl WriteParams {
     pub fn new(field_manager: &str) -> Self {
         WriteParams {
+            manager: field_manager.into(),
             post: PostParams {
                 field_manager: Some(field_manager.into()),
                 ..Default::default()
@@ -70,6 +72,11 @@ impl WriteParams {
             },
             delete: DeleteParams::default(),
         }
+    }
+
+    /// Server-side apply under our field manager, taking over fields others set.
+    pub fn apply(&self) -> PatchParams {
+        PatchParams::apply(&self.manager).force()
     }
 }
 

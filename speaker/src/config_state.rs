@@ -3,7 +3,8 @@
 //!
 //! Pure: from the node's [`ConfigIssue`]s, the object as observed and the current time,
 //! [`next_step`] decides the one write (if any) that brings the object closer to what it
-//! must be. The shell runs it until it returns `None`.
+//! must be (the controller's object is written by the same `metallb_runtime::config_state`
+//! planning). The shell runs it until it returns `None`.
 //!
 //! The issues are those of [`crate::bgp::NodeConfig::compile`], which only looks at the
 //! BGPPeers and BGPAdvertisements whose `nodeSelectors` match this node (as upstream's
@@ -13,14 +14,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use metallb_api::metallb::status::{
-    speaker_configuration_state_name, ConfigurationStateSpec, CONDITION_CONFIG_RECONCILER_VALID,
-    LABEL_COMPONENT_TYPE, LABEL_NODE_NAME,
+    speaker_configuration_state_name, CONDITION_CONFIG_RECONCILER_VALID, LABEL_COMPONENT_TYPE,
+    LABEL_NODE_NAME,
 };
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus};
-use serde_json::{json, Value};
+use metallb_runtime::config_state;
+pub use metallb_runtime::config_state::Step;
 
 use crate::bgp::ConfigIssue;
 
@@ -75,52 +77,15 @@ impl Target {
         speaker_configuration_state_name(&self.node)
     }
 
-    /// A new object: metadata only, the status goes through the status subresource.
-    pub fn new_object(&self) -> ConfigurationState {
-        let mut obj = ConfigurationState::new(&self.name(), ConfigurationStateSpec {});
-        obj.metadata.namespace = Some(self.namespace.clone());
-        obj.metadata.labels = Some(labels(&self.node));
-        obj.metadata.owner_references = self.owner.clone().map(|o| vec![o]);
-        obj
-    }
-
-    /// A merge patch restoring our labels and owner on an existing object, if they are
-    /// missing or wrong. Other labels are left alone. The owner list is replaced: after a
-    /// restart the object still names the previous pod, whose deletion would otherwise
-    /// garbage-collect it.
-    pub fn metadata_patch(&self, observed: &ObjectMeta) -> Option<Value> {
-        let mut meta = serde_json::Map::new();
-        let have = observed.labels.as_ref();
-        let want = labels(&self.node);
-        if want
-            .iter()
-            .any(|(k, v)| have.and_then(|l| l.get(k)) != Some(v))
-        {
-            meta.insert("labels".into(), json!(want));
+    /// The shared writer's target: our name, labels and owner.
+    pub fn shared(&self) -> config_state::Target {
+        config_state::Target {
+            name: self.name(),
+            namespace: self.namespace.clone(),
+            labels: labels(&self.node),
+            owner: self.owner.clone(),
         }
-        if let Some(owner) = &self.owner {
-            let owned = observed
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == owner.uid);
-            if !owned {
-                meta.insert("ownerReferences".into(), json!([owner]));
-            }
-        }
-        (!meta.is_empty()).then(|| json!({ "metadata": meta }))
     }
-}
-
-/// One write to `speaker-<node>`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// The object is missing (never created, or deleted by someone): create it.
-    Create(Box<ConfigurationState>),
-    /// Merge patch of the object's metadata (see [`Target::metadata_patch`]).
-    Metadata(Value),
-    /// The status differs (timestamps aside): replace it through the status subresource.
-    Status(ConfigurationStateStatus),
 }
 
 /// The next write bringing `observed` to what `target` and `issues` call for, or `None`
@@ -131,18 +96,9 @@ pub fn next_step(
     issues: &[ConfigIssue],
     now: Timestamp,
 ) -> Option<Step> {
-    let Some(obj) = observed else {
-        return Some(Step::Create(Box::new(target.new_object())));
-    };
-    if let Some(patch) = target.metadata_patch(&obj.metadata) {
-        return Some(Step::Metadata(patch));
-    }
-    let previous = obj.status.as_ref();
-    let want = configuration_state(issues, previous, now);
-    match previous {
-        Some(p) if p.same_as(&want) => None,
-        _ => Some(Step::Status(want)),
-    }
+    config_state::next_step(observed, &target.shared(), |previous| {
+        configuration_state(issues, previous, now)
+    })
 }
 
 #[cfg(test)]
@@ -150,6 +106,7 @@ mod tests {
     use super::*;
     use metallb_api::metallb::status::{REASON_CONFIGURATION_ERROR, REASON_RECONCILED};
     use metallb_api::metallb::ConfigurationResult;
+    use serde_json::Value;
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).expect("timestamp")
@@ -303,7 +260,7 @@ mod tests {
             .expect("labels")
             .remove("metallb.io/node-name");
         let new = target(Some("new-pod"));
-        let patch = new.metadata_patch(&obj.metadata).expect("patch");
+        let patch = new.shared().metadata_patch(&obj.metadata).expect("patch");
         assert_eq!(patch["metadata"]["labels"]["metallb.io/node-name"], "n1");
         assert_eq!(patch["metadata"]["ownerReferences"][0]["uid"], "new-pod");
         let (obj, writes) = converge(Some(obj), &new, &[], ts(2));
@@ -314,7 +271,9 @@ mod tests {
         assert_eq!(obj.metadata.owner_references.expect("owners").len(), 1);
         // Without a known pod, the owner is left as found.
         assert_eq!(
-            target(None).metadata_patch(&old.new_object().metadata),
+            target(None)
+                .shared()
+                .metadata_patch(&old.shared().new_object().metadata),
             None
         );
     }

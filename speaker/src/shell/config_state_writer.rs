@@ -57,7 +57,8 @@ async fn sync_config_state(
     metrics: &SpeakerMetrics,
 ) -> Result<bool, kube::Error> {
     let name = target.name();
-    let (pp, patch_params) = write_params();
+    let shared_target = target.shared();
+    let params = WriteParams::new(FIELD_MANAGER);
     for _ in 0..CONFIG_STATE_STEPS {
         let step = {
             let mut st = lock(shared);
@@ -84,15 +85,8 @@ async fn sync_config_state(
                 }
             }
         };
-        let result = match &step {
-            Step::Create(obj) => api.create(&pp, obj).await,
-            Step::Metadata(patch) => api.patch(&name, &patch_params, &Patch::Merge(patch)).await,
-            Step::Status(status) => {
-                api.patch_status(&name, &patch_params, &Patch::Merge(status.merge_patch()))
-                    .await
-            }
-        };
-        match result {
+        let result = metallb_runtime::config_state::execute(api, &shared_target, &step, &params);
+        match result.await {
             Ok(written) => {
                 metrics.configuration_state_writes_total.inc();
                 match &step {
