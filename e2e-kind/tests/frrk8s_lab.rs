@@ -38,7 +38,7 @@ fn frrk8s_lab_advertises_and_withdraws() {
     }
     let mut opts = LabOptions::new("frrk8s");
     opts.stack = Stack::FrrK8s;
-    let bird = metallb_netlab::bird_unavailable_reason().is_none();
+    let bird = metallb_netlab::require_bird("frrk8s_lab_advertises_and_withdraws");
     opts.bird = bird;
     let lab = Lab::start(opts).expect("lab");
     let prefix = host_prefix("198.18.0.1");

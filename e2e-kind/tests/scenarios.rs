@@ -96,7 +96,7 @@ fn user_frrconfiguration_alongside_metallb() {
     if !require_full_stack("user_frrconfiguration_alongside_metallb") {
         return;
     }
-    let bird = metallb_netlab::bird_unavailable_reason().is_none();
+    let bird = metallb_netlab::require_bird("user_frrconfiguration_alongside_metallb");
     let lab = lab("userfrr", |o| {
         o.bird = bird;
         // the external router also announces prefixes to the nodes

@@ -57,19 +57,46 @@ pub fn bird_unavailable_reason() -> Option<String> {
     None
 }
 
-/// Returns `true` when the test may go on; otherwise prints a loud
-/// `SKIPPED: <test>: <reason>` on stderr and stdout and returns `false`.
+/// Returns `true` when the test may go on; otherwise (outside CI) prints a loud
+/// `SKIPPED: <test>: <reason>` on stderr and stdout and returns `false`. In CI a missing
+/// prerequisite fails the test: CI installs FRR, so a skip there hides a broken install.
 pub fn require_root_and_frr(test: &str) -> bool {
     match frr_unavailable_reason() {
         None => true,
         Some(reason) => {
-            skip(test, &reason);
+            skip_or_fail(test, &reason);
             false
         }
     }
 }
 
-/// Prints the loud skip line.
+/// Whether BIRD can run: like [`require_root_and_frr`], for tests (or parts of tests)
+/// that use BIRD as a second kind of router.
+pub fn require_bird(test: &str) -> bool {
+    match bird_unavailable_reason() {
+        None => true,
+        Some(reason) => {
+            skip_or_fail(test, &format!("the BIRD part: {reason}"));
+            false
+        }
+    }
+}
+
+/// `CI` is set (and not `false`/`0`), as CI systems and `.ci/run` do.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A prerequisite is missing: panics in CI, otherwise prints the loud skip line.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if in_ci() {
+        panic!("{test}: cannot run, and CI must run it: {reason}");
+    }
+    skip(test, reason);
+}
+
+/// Prints the loud skip line (for a test that chose not to run, such as one the selected
+/// stack does not apply to; a missing prerequisite goes through [`skip_or_fail`]).
 pub fn skip(test: &str, reason: &str) {
     let line = format!("SKIPPED: {test}: {reason}");
     eprintln!("{line}");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use metallb_netlab::{
-    bird_unavailable_reason, require_root_and_frr, skip, veth, wait_until, BirdInstance,
+    require_bird, require_root_and_frr, veth, wait_until, BirdInstance,
     FrrInstance, Netns,
 };
 
@@ -88,8 +88,7 @@ fn bird_learns_route_from_frr() {
     if !require_root_and_frr("bird_learns_route_from_frr") {
         return;
     }
-    if let Some(reason) = bird_unavailable_reason() {
-        skip("bird_learns_route_from_frr", &reason);
+    if !require_bird("bird_learns_route_from_frr") {
         return;
     }
     let a = Netns::new("nlc").unwrap();
