@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use metallb_netlab::{
-    require_bird, require_root_and_frr, veth, wait_until, BirdInstance,
-    FrrInstance, Netns,
+    require_bird, require_root_and_frr, veth, wait_until, BirdInstance, FrrInstance, Netns,
 };
 
 fn node_conf(peer: &str) -> String {
