@@ -112,7 +112,7 @@ macro_rules! cert_args {
 mod tests {
     use clap::Parser;
 
-    crate::cert_args!(TestCertArgs, "TESTX", "svc", "secret", "vwc", "", "lease");
+    cert_args!(TestCertArgs, "TESTX", "svc", "secret", "vwc", "", "lease");
 
     #[derive(Debug, Parser)]
     struct Cli {
