@@ -16,5 +16,6 @@
 pub mod allinone;
 pub mod bgp;
 pub mod config_state;
+pub mod l2;
 pub mod metrics;
 pub mod shell;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use kube::ResourceExt;
+use metallb_api::metallb::annotations::{ALLOW_SHARED_IP, LEGACY_ALLOW_SHARED_IP};
 use metallb_api::metallb::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool};
 
 /// Label whose presence keeps a node from announcing load-balancer IPs.
@@ -128,6 +129,9 @@ pub struct ServiceInfo {
     pub ingress_ips: Vec<IpAddr>,
     /// Ingress `ip` values that do not parse (reported, otherwise ignored).
     pub invalid_ingress: Vec<String>,
+    /// Carries `metallb.io/allow-shared-ip` (or the legacy `metallb.universe.tf/` key):
+    /// L2 mode refuses to announce it through an advertisement with serviceSelectors.
+    pub shares_ip: bool,
 }
 
 impl ServiceInfo {
@@ -166,6 +170,9 @@ impl ServiceInfo {
             },
             ingress_ips,
             invalid_ingress,
+            shares_ip: [ALLOW_SHARED_IP, LEGACY_ALLOW_SHARED_IP]
+                .iter()
+                .any(|k| svc.annotations().get(*k).is_some_and(|v| !v.is_empty())),
         }
     }
 }

@@ -1,0 +1,177 @@
+//! The node's interfaces, from rtnetlink, and which of them the responder answers on.
+//!
+//! Upstream's rules (`internal/layer2/announcer.go`): ARP on interfaces that are up,
+//! broadcast-capable, not `NOARP` and not enslaved to a bond or bridge (the master answers);
+//! NDP on interfaces that are up, not enslaved and have an IPv6 link-local address (the
+//! source of our advertisements); never on interfaces matching the exclusion patterns
+//! (upstream's `metallb-excludel2` defaults: container and overlay devices, loopback).
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use futures::TryStreamExt;
+use regex::RegexSet;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::Handle;
+
+use super::packet::Mac;
+
+/// Upstream's default `excludel2.yaml` patterns.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    "^docker.*",
+    "^cbr.*",
+    "^dummy.*",
+    "^virbr.*",
+    "^lxcbr.*",
+    "^veth.*",
+    "^lo$",
+    "^cali.*",
+    "^tunl.*",
+    "^flannel.*",
+    "^kube-ipvs.*",
+    "^cni.*",
+    "^nodelocaldns.*",
+    "^lxc.*",
+];
+
+/// One interface as the responder needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// `None` for interfaces without a 6-byte hardware address (tunnels, loopback).
+    pub mac: Option<Mac>,
+    pub up: bool,
+    pub broadcast: bool,
+    pub noarp: bool,
+    /// Enslaved to a bond or bridge.
+    pub enslaved: bool,
+    /// Its first IPv6 link-local address.
+    pub link_local: Option<Ipv6Addr>,
+}
+
+impl Link {
+    fn usable(&self, excludes: &RegexSet) -> bool {
+        self.up && !self.enslaved && self.mac.is_some() && !excludes.is_match(&self.name)
+    }
+
+    /// ARP is answered here.
+    pub fn arp(&self, excludes: &RegexSet) -> bool {
+        self.usable(excludes) && self.broadcast && !self.noarp
+    }
+
+    /// NDP is answered here.
+    pub fn ndp(&self, excludes: &RegexSet) -> bool {
+        self.usable(excludes) && self.link_local.is_some()
+    }
+}
+
+/// Parse a link message (pure: the fields we read).
+pub fn link_from_message(msg: &LinkMessage) -> Option<Link> {
+    let mut link = Link {
+        index: msg.header.index,
+        name: String::new(),
+        mac: None,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        broadcast: msg.header.flags.contains(LinkFlags::Broadcast),
+        noarp: msg.header.flags.contains(LinkFlags::Noarp),
+        enslaved: false,
+        link_local: None,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Address(a) if a.len() == 6 && a.iter().any(|b| *b != 0) => {
+                let mut m = [0; 6];
+                m.copy_from_slice(a);
+                link.mac = Some(m);
+            }
+            LinkAttribute::Controller(_) => link.enslaved = true,
+            _ => {}
+        }
+    }
+    (!link.name.is_empty()).then_some(link)
+}
+
+fn link_local_of(msg: &AddressMessage) -> Option<(u32, Ipv6Addr)> {
+    msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(IpAddr::V6(ip)) if ip.is_unicast_link_local() => {
+            Some((msg.header.index, *ip))
+        }
+        _ => None,
+    })
+}
+
+/// Every interface of the namespace the handle's socket lives in.
+pub async fn scan(handle: &Handle) -> Result<Vec<Link>, rtnetlink::Error> {
+    let mut links: Vec<Link> = handle
+        .link()
+        .get()
+        .execute()
+        .try_filter_map(|m| async move { Ok(link_from_message(&m)) })
+        .try_collect()
+        .await?;
+    let mut addrs = handle.address().get().execute();
+    while let Some(msg) = addrs.try_next().await? {
+        if let Some((index, ip)) = link_local_of(&msg) {
+            if let Some(l) = links.iter_mut().find(|l| l.index == index) {
+                l.link_local.get_or_insert(ip);
+            }
+        }
+    }
+    links.sort_by_key(|l| l.index);
+    Ok(links)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str) -> Link {
+        Link {
+            index: 2,
+            name: name.into(),
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            up: true,
+            broadcast: true,
+            noarp: false,
+            enslaved: false,
+            link_local: Some("fe80::1".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn upstream_interface_rules() {
+        let ex = RegexSet::new(DEFAULT_EXCLUDES).unwrap();
+        assert!(link("eth0").arp(&ex) && link("eth0").ndp(&ex));
+        for name in [
+            "lo",
+            "veth1234",
+            "docker0",
+            "cali1",
+            "flannel.1",
+            "kube-ipvs0",
+        ] {
+            assert!(!link(name).arp(&ex) && !link(name).ndp(&ex), "{name}");
+        }
+        assert!(link("loopy").arp(&ex), "only exactly lo is excluded");
+        let mut l = link("eth0");
+        l.noarp = true;
+        assert!(!l.arp(&ex) && l.ndp(&ex), "NOARP: NDP only");
+        l = link("eth0");
+        l.link_local = None;
+        assert!(l.arp(&ex) && !l.ndp(&ex), "no link-local: ARP only");
+        l = link("eth0");
+        l.enslaved = true;
+        assert!(
+            !l.arp(&ex) && !l.ndp(&ex),
+            "a bond member: its master answers"
+        );
+        l = link("eth0");
+        l.up = false;
+        assert!(!l.arp(&ex));
+        l = link("eth0");
+        l.mac = None;
+        assert!(!l.arp(&ex) && !l.ndp(&ex));
+    }
+}

@@ -1,0 +1,411 @@
+//! The responder: answers ARP and NDP for the IPs this node was elected for, on the
+//! interfaces the advertisements allow, and announces a takeover with gratuitous ARP /
+//! unsolicited neighbor advertisements (at once, then every 1.1 s for 5 s, as upstream).
+//! Releasing an IP is silent: the new owner's announcements update the neighbors.
+//!
+//! ```text
+//!  wanted IPs (watch) ──▶ per interface worker ── ARP socket (requests only, BPF)
+//!  rtnetlink (links,        owned: IP → takeover ── NDP socket (solicitations only, BPF)
+//!  link-locals, events)                           └─ solicited-node groups joined (MLD)
+//! ```
+//!
+//! One worker per usable interface; rtnetlink events (links and IPv6 addresses) and a
+//! periodic rescan start, restart and stop workers as interfaces come and go.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use metallb_rawsock::{PacketSocket, ETH_P_ARP, ETH_P_IPV6};
+use regex::RegexSet;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::decide::Interfaces;
+use super::links::{scan, Link};
+use super::packet::{
+    arp_reply, gratuitous_arp, neighbor_advertisement, parse_arp_request,
+    parse_neighbor_solicitation, solicited_node, Mac, ARP_FILTER, NDP_FILTER,
+};
+
+/// The IPs this node answers for, with their interfaces.
+pub type Wanted = Arc<BTreeMap<IpAddr, Interfaces>>;
+
+/// How long and how often a takeover is announced.
+const ANNOUNCE_FOR: Duration = Duration::from_secs(5);
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(1100);
+
+/// Counters (upstream's `metallb_layer2_*` metrics read them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests_received: AtomicU64,
+    pub responses_sent: AtomicU64,
+    pub gratuitous_sent: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+/// Responder settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Interface names never answered on.
+    pub excludes: RegexSet,
+    /// Full rescan period (events trigger rescans in between).
+    pub rescan: Duration,
+    /// Run in this network namespace (a lab runs several nodes in one host); `None`: the
+    /// process's namespace (the host's, for the DaemonSet).
+    pub netns: Option<PathBuf>,
+}
+
+/// Run until `stop`; in `settings.netns` when set (on a thread of its own).
+pub async fn run(
+    settings: Settings,
+    wanted: watch::Receiver<Wanted>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(netns) = settings.netns.clone() else {
+        return run_here(settings, wanted, counters, stop).await;
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("l2-responder".into())
+        .spawn(move || {
+            let result = (|| {
+                metallb_rawsock::enter_netns(&netns)
+                    .with_context(|| format!("entering network namespace {}", netns.display()))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("responder runtime")?;
+                rt.block_on(run_here(settings, wanted, counters, stop))
+            })();
+            let _ = tx.send(result);
+        })
+        .context("starting the responder thread")?;
+    rx.await
+        .context("the responder thread ended without a result")?
+}
+
+/// rtnetlink multicast groups: links and IPv6 addresses.
+const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
+
+async fn run_here(
+    settings: Settings,
+    wanted: watch::Receiver<Wanted>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let (mut conn, handle, mut events) =
+        rtnetlink::new_connection().context("opening rtnetlink")?;
+    let groups = (1 << (RTNLGRP_LINK - 1)) | (1 << (RTNLGRP_IPV6_IFADDR - 1));
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&SocketAddr::new(0, groups))
+        .context("subscribing to link events")?;
+    let conn = tokio::spawn(conn);
+
+    let mut workers: HashMap<u32, (Link, CancellationToken)> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let result = loop {
+        let links = match scan(&handle).await {
+            Ok(l) => l,
+            Err(e) => break Err(anyhow::Error::new(e).context("listing interfaces")),
+        };
+        let usable: HashMap<u32, (Link, bool, bool)> = links
+            .into_iter()
+            .filter_map(|l| {
+                let (arp, ndp) = (l.arp(&settings.excludes), l.ndp(&settings.excludes));
+                (arp || ndp).then_some((l.index, (l, arp, ndp)))
+            })
+            .collect();
+        workers.retain(|index, (link, token)| {
+            let keep = usable.get(index).is_some_and(|(l, _, _)| l == link);
+            if !keep {
+                info!(interface = %link.name, "L2 responder stops on interface");
+                token.cancel();
+            }
+            keep
+        });
+        for (index, (link, arp, ndp)) in usable {
+            if workers.contains_key(&index) {
+                continue;
+            }
+            info!(interface = %link.name, arp, ndp, "L2 responder starts on interface");
+            let token = stop.child_token();
+            tasks.spawn(worker(
+                link.clone(),
+                arp,
+                ndp,
+                wanted.clone(),
+                counters.clone(),
+                token.clone(),
+            ));
+            workers.insert(index, (link, token));
+        }
+        while tasks.try_join_next().is_some() {}
+        tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            event = events.next() => {
+                if event.is_none() {
+                    break Err(anyhow::anyhow!("rtnetlink event stream ended"));
+                }
+                // a burst (an interface brought up sends several) makes one rescan
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while let Some(Some(_)) = events.next().now_or_never() {}
+            }
+            _ = tokio::time::sleep(settings.rescan) => {}
+        }
+    };
+    for (_, (_, token)) in workers.drain() {
+        token.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+    conn.abort();
+    result
+}
+
+use futures::FutureExt;
+
+fn open(
+    index: u32,
+    name: &str,
+    ethertype: u16,
+    filter: &[metallb_rawsock::BpfInsn],
+) -> Option<PacketSocket> {
+    match PacketSocket::open(index, ethertype, filter) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(interface = name, ethertype, error = %e, "cannot open a packet socket; not answering there");
+            None
+        }
+    }
+}
+
+async fn recv(sock: Option<&PacketSocket>, buf: &mut [u8]) -> io::Result<usize> {
+    match sock {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Worker {
+    link: Link,
+    mac: Mac,
+    arp: Option<PacketSocket>,
+    ndp: Option<PacketSocket>,
+    /// IP → when we took it over on this interface.
+    owned: BTreeMap<IpAddr, Instant>,
+    /// Solicited-node groups joined at the IPv6 level: the kernel sends MLD reports (so
+    /// snooping switches and bridges forward the solicitations to us) and opens the NIC's
+    /// multicast filter. Memberships belong to `mcast` and end with it.
+    joined: BTreeSet<Ipv6Addr>,
+    mcast: Option<UdpSocket>,
+    counters: Arc<Counters>,
+}
+
+impl Worker {
+    fn send(&self, sock: Option<&PacketSocket>, frame: &[u8], counter: &AtomicU64) {
+        let Some(sock) = sock else { return };
+        match sock.send(frame) {
+            Ok(()) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                debug!(interface = %self.link.name, error = %e, "sending failed");
+            }
+        }
+    }
+
+    fn announce(&self, ip: &IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.send(
+                self.arp.as_ref(),
+                &gratuitous_arp(self.mac, *v4),
+                &self.counters.gratuitous_sent,
+            ),
+            IpAddr::V6(v6) => {
+                if let Some(ll) = self.link.link_local {
+                    self.send(
+                        self.ndp.as_ref(),
+                        &neighbor_advertisement(self.mac, ll, *v6, None),
+                        &self.counters.gratuitous_sent,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Take the new wanted set: announce IPs gained, forget IPs lost, keep the
+    /// solicited-node groups joined for the IPv6 ones.
+    fn update(&mut self, wanted: &BTreeMap<IpAddr, Interfaces>) {
+        let now = Instant::now();
+        let mine: BTreeSet<IpAddr> = wanted
+            .iter()
+            .filter(|(ip, ifs)| {
+                ifs.allows(&self.link.name)
+                    && match ip {
+                        IpAddr::V4(_) => self.arp.is_some(),
+                        IpAddr::V6(_) => self.ndp.is_some(),
+                    }
+            })
+            .map(|(ip, _)| *ip)
+            .collect();
+        self.owned.retain(|ip, _| {
+            let keep = mine.contains(ip);
+            if !keep {
+                info!(%ip, interface = %self.link.name, "no longer answering");
+            }
+            keep
+        });
+        for ip in &mine {
+            if !self.owned.contains_key(ip) {
+                info!(%ip, interface = %self.link.name, "answering");
+                self.owned.insert(*ip, now);
+                self.announce(ip);
+            }
+        }
+        let groups: BTreeSet<Ipv6Addr> = (self.owned.keys())
+            .filter_map(|ip| match ip {
+                IpAddr::V6(v6) => Some(solicited_node(v6)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        if let Some(sock) = &self.mcast {
+            for g in groups.difference(&self.joined) {
+                if let Err(e) = sock.join_multicast_v6(g, self.link.index) {
+                    warn!(interface = %self.link.name, group = %g, error = %e, "joining a solicited-node group failed");
+                }
+            }
+            for g in self.joined.difference(&groups) {
+                let _ = sock.leave_multicast_v6(g, self.link.index);
+            }
+        }
+        self.joined = groups;
+    }
+
+    fn on_arp(&self, frame: &[u8]) {
+        let Some(req) = parse_arp_request(frame) else {
+            return;
+        };
+        if !self.owned.contains_key(&IpAddr::V4(req.target_ip)) {
+            return;
+        }
+        self.counters
+            .requests_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.send(
+            self.arp.as_ref(),
+            &arp_reply(self.mac, &req),
+            &self.counters.responses_sent,
+        );
+    }
+
+    fn on_ndp(&self, frame: &[u8]) {
+        let Some(ns) = parse_neighbor_solicitation(frame) else {
+            return;
+        };
+        // Duplicate address detection probes (from ::) are not answered: the prober is
+        // configuring the address itself, and answering would make it give up.
+        if ns.src_ip.is_unspecified() || !self.owned.contains_key(&IpAddr::V6(ns.target)) {
+            return;
+        }
+        let Some(ll) = self.link.link_local else {
+            return;
+        };
+        self.counters
+            .requests_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.send(
+            self.ndp.as_ref(),
+            &neighbor_advertisement(self.mac, ll, ns.target, Some((ns.src_mac, ns.src_ip))),
+            &self.counters.responses_sent,
+        );
+    }
+
+    fn reannounce(&self) {
+        let now = Instant::now();
+        for (ip, since) in &self.owned {
+            if now.duration_since(*since) <= ANNOUNCE_FOR {
+                self.announce(ip);
+            }
+        }
+    }
+}
+
+async fn worker(
+    link: Link,
+    arp: bool,
+    ndp: bool,
+    mut wanted: watch::Receiver<Wanted>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) {
+    let Some(mac) = link.mac else { return };
+    let ndp_sock = ndp
+        .then(|| open(link.index, &link.name, ETH_P_IPV6, &NDP_FILTER))
+        .flatten();
+    let mcast = match ndp_sock {
+        Some(_) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))
+            .inspect_err(
+                |e| warn!(interface = %link.name, error = %e, "no socket for multicast groups"),
+            )
+            .ok(),
+        None => None,
+    };
+    let mut w = Worker {
+        arp: arp
+            .then(|| open(link.index, &link.name, ETH_P_ARP, &ARP_FILTER))
+            .flatten(),
+        ndp: ndp_sock,
+        mcast,
+        link,
+        mac,
+        owned: BTreeMap::new(),
+        joined: BTreeSet::new(),
+        counters,
+    };
+    let current = wanted.borrow_and_update().clone();
+    w.update(&current);
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    tick.tick().await;
+    let (mut arp_buf, mut ndp_buf) = ([0u8; 1514], [0u8; 1514]);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let current = wanted.borrow_and_update().clone();
+                w.update(&current);
+            }
+            n = recv(w.arp.as_ref(), &mut arp_buf) => match n {
+                Ok(n) => w.on_arp(&arp_buf[..n]),
+                Err(e) => {
+                    warn!(interface = %w.link.name, error = %e, "ARP socket failed");
+                    w.arp = None;
+                }
+            },
+            n = recv(w.ndp.as_ref(), &mut ndp_buf) => match n {
+                Ok(n) => w.on_ndp(&ndp_buf[..n]),
+                Err(e) => {
+                    warn!(interface = %w.link.name, error = %e, "NDP socket failed");
+                    w.ndp = None;
+                }
+            },
+            _ = tick.tick() => w.reannounce(),
+        }
+    }
+}
