@@ -173,6 +173,23 @@ pub struct LabNode {
     pub vrf_netns: Option<Netns>,
 }
 
+impl LabNode {
+    /// The namespace holding the node's LAN interface `eth0` (bridged to the external
+    /// router's `br0`): the VRF's with the netns VRF backend, the node's otherwise.
+    pub fn lan_netns(&self) -> &Netns {
+        self.vrf_netns.as_ref().unwrap_or(&self.netns)
+    }
+
+    /// The MAC address of the node's `eth0` (what an L2 client resolves a Service IP to
+    /// when this node announces it).
+    pub fn lan_mac(&self) -> anyhow::Result<String> {
+        let out = self
+            .lan_netns()
+            .run(&["cat", "/sys/class/net/eth0/address"])?;
+        Ok(out.trim().to_string())
+    }
+}
+
 /// The main external router.
 #[derive(Debug)]
 pub struct ExtRouter {
@@ -762,6 +779,10 @@ impl Lab {
                         // where the speaker writes metallb-<node> and its frr-k8s reads
                         "--frrk8s-namespace".into(),
                         FRRK8S_NS.into(),
+                        // L2 answers inside the node's namespace, on the eth0 bridged to the
+                        // external router's br0 (never on the host's own interfaces)
+                        "--l2-netns".into(),
+                        format!("/run/netns/{}", n.lan_netns().name()),
                     ];
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
@@ -874,9 +895,7 @@ impl Lab {
     /// Sets node `k`'s LAN link down or up (inside its namespace).
     pub fn set_node_link(&self, k: usize, up: bool) -> anyhow::Result<()> {
         let n = self.node(k);
-        n.vrf_netns
-            .as_ref()
-            .unwrap_or(&n.netns)
+        n.lan_netns()
             .set_link("eth0", up)
             .map_err(anyhow::Error::from)
     }
@@ -1159,6 +1178,96 @@ impl Lab {
                 )
             })
             .collect()
+    }
+
+    // ---------------------------------------------------------------- L2 client
+
+    /// The external router's namespace: on the nodes' LAN (its `br0`), the L2 client.
+    fn l2_client(&self) -> anyhow::Result<&Netns> {
+        self.ext
+            .netns
+            .as_ref()
+            .context("no external router namespace (existing cluster)")
+    }
+
+    /// The external router's kernel neighbor entry for `ip` on `br0`: the MAC it resolved,
+    /// if it has one.
+    pub fn ext_neighbor(&self, ip: &str) -> Option<String> {
+        let out = self
+            .l2_client()
+            .ok()?
+            .ip(&["neigh", "show", "to", ip, "dev", "br0"])
+            .ok()?;
+        let mut words = out.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_string)
+    }
+
+    /// Make the external router's kernel resolve `ip` (ARP or NDP): a UDP datagram sent
+    /// from inside its namespace.
+    pub fn ext_resolve(&self, ip: &str) -> anyhow::Result<()> {
+        let path = std::path::PathBuf::from("/run/netns").join(self.l2_client()?.name());
+        let ip: std::net::IpAddr = ip.parse().context("not an IP")?;
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            metallb_rawsock::enter_netns(&path)?;
+            let any: std::net::IpAddr = match ip {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            let s = std::net::UdpSocket::bind((any, 0))?;
+            // an unanswered resolution makes the send fail or vanish: only the neighbor
+            // table counts
+            let _ = s.send_to(b"resolve", (ip, 9));
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("resolver thread panicked"))?
+    }
+
+    /// Asks until the external router resolves `ip` to `mac`; how long that took.
+    pub fn wait_ext_resolves(
+        &self,
+        ip: &str,
+        mac: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if self.ext_neighbor(ip).as_deref() == Some(mac) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "{ip} not resolved to {mac} within {timeout:?} (entry: {:?})",
+                    self.ext_neighbor(ip)
+                );
+            }
+            self.ext_resolve(ip)?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits, without asking, until the external router's entry for `ip` says `mac` (a
+    /// takeover's gratuitous announcements moved it); how long that took.
+    pub fn wait_ext_neighbor(
+        &self,
+        ip: &str,
+        mac: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if self.ext_neighbor(ip).as_deref() == Some(mac) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "the entry for {ip} did not move to {mac} within {timeout:?} (entry: {:?})",
+                    self.ext_neighbor(ip)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Deletes a Service and its EndpointSlice.

@@ -68,6 +68,7 @@ fn config() -> MetalLbConfig {
         advertisements,
         communities,
         bfd_profiles: Vec::new(),
+        l2_advertisements: Vec::new(),
     }
 }
 

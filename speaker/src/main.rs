@@ -2,7 +2,11 @@
 //! and, unless `--external-frr-k8s`, the frr-k8s node component that drives this node's
 //! FRR, in one process with one admin server.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use anyhow::Context;
+use regex::RegexSet;
 
 use clap::Parser;
 use frr_k8s::args::FrrArgs;
@@ -11,6 +15,8 @@ use metallb_runtime::start::start;
 use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, RuntimeArgs};
 use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
+use metallb_speaker::l2::links::DEFAULT_EXCLUDES;
+use metallb_speaker::l2::responder;
 use metallb_speaker::metrics::SpeakerMetrics;
 use metallb_speaker::shell;
 
@@ -63,6 +69,24 @@ struct Args {
     #[arg(long, env = "METALLB_SHUTDOWN_WITHDRAW_MS", default_value_t = 5000)]
     shutdown_withdraw_ms: u64,
 
+    /// Interfaces never answered on in L2 mode: regular expressions, repeatable or
+    /// comma-separated (default: upstream's metallb-excludel2 list: container, overlay and
+    /// virtual devices, loopback).
+    #[arg(
+        long = "l2-exclude-interface",
+        env = "METALLB_L2_EXCLUDE_INTERFACES",
+        value_delimiter = ',',
+        default_values = DEFAULT_EXCLUDES
+    )]
+    l2_exclude_interfaces: Vec<String>,
+    /// Answer ARP/NDP inside this network namespace (a path such as /run/netns/NAME)
+    /// instead of the process's own: labs that run several nodes on one host.
+    #[arg(long, env = "METALLB_L2_NETNS")]
+    l2_netns: Option<PathBuf>,
+    /// Do not answer ARP/NDP on this node (L2 decisions are still made; no IP is
+    /// announced over L2 from here).
+    #[arg(long, env = "METALLB_DISABLE_L2")]
+    disable_l2: bool,
     /// The embedded frr-k8s component's FRR (unless --external-frr-k8s).
     #[command(flatten)]
     frr: FrrArgs,
@@ -90,11 +114,16 @@ impl Args {
             external_frr_k8s,
             shutdown_withdraw_ms,
             withdraw_on_shutdown,
+            l2_exclude_interfaces,
+            l2_netns,
+            disable_l2,
             client,
             log,
             admin,
             runtime: _,
         } = self;
+        let excludes = RegexSet::new(&l2_exclude_interfaces)
+            .context("--l2-exclude-interface: not a regular expression")?;
         let process = start(&log, &client, &admin, |r| {
             (SpeakerMetrics::register(r), FrrMetrics::register(r))
         })
@@ -109,6 +138,11 @@ impl Args {
         };
         settings.pod_name = pod_name;
         settings.withdraw_on_shutdown = withdraw_on_shutdown;
+        settings.l2 = (!disable_l2).then(|| responder::Settings {
+            excludes,
+            rescan: Duration::from_secs(10),
+            netns: l2_netns,
+        });
 
         let frr = (!external_frr_k8s).then(|| FrrComponent {
             settings: frr_args.settings(&node_name, &frr_namespace),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
 use crate::bgp::ServiceKey;
+use crate::l2::responder::Counters;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -53,6 +54,8 @@ pub struct SpeakerMetrics {
     /// `metallb_speaker_configuration_state_writes_total`: creates and patches of this
     /// node's ConfigurationState `speaker-<node>`.
     pub configuration_state_writes_total: Counter,
+    /// The L2 responder's `metallb_layer2_*` counters.
+    pub l2: Arc<Counters>,
 }
 
 impl SpeakerMetrics {
@@ -99,6 +102,27 @@ impl SpeakerMetrics {
             "speaker_configuration_state_writes",
             "Creates and patches of this node's ConfigurationState",
             m.configuration_state_writes_total.clone(),
+        );
+        let l2 = r.sub_registry_with_prefix("layer2");
+        l2.register(
+            "requests_received",
+            "Number of layer2 requests received for owned IPs",
+            m.l2.requests_received.clone(),
+        );
+        l2.register(
+            "responses_sent",
+            "Number of layer2 responses sent for owned IPs",
+            m.l2.responses_sent.clone(),
+        );
+        l2.register(
+            "gratuitous_sent",
+            "Number of gratuitous layer2 packets sent for owned IPs",
+            m.l2.gratuitous_sent.clone(),
+        );
+        l2.register(
+            "send_errors",
+            "Number of layer2 packets that could not be sent",
+            m.l2.send_errors.clone(),
         );
         Arc::new(m)
     }

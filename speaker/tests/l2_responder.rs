@@ -12,14 +12,15 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metallb_netlab::{skip_or_fail, veth, which, Netns};
 use metallb_speaker::l2::links::DEFAULT_EXCLUDES;
-use metallb_speaker::l2::responder::{run, Counters, Settings, Wanted};
+use metallb_speaker::l2::responder::{run, Counters, IpLabel, Settings, Wanted};
 use metallb_speaker::l2::Interfaces;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use regex::RegexSet;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,14 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     start.elapsed()
+}
+
+/// A counter summed over the two Service IPs.
+fn total(f: &Family<IpLabel, Counter>) -> u64 {
+    [V4, V6]
+        .iter()
+        .map(|ip| f.get_or_create(&IpLabel { ip: ip.to_string() }).get())
+        .sum()
 }
 
 fn wanted(ips: &[&str]) -> Wanted {
@@ -165,9 +174,7 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     }
     // (the first entries may be completed by node1's takeover announcements rather than
     // by replies: the replies are checked on node2 below, outside that race)
-    let silent = |c: &Counters| {
-        c.responses_sent.load(Ordering::Relaxed) + c.gratuitous_sent.load(Ordering::Relaxed)
-    };
+    let silent = |c: &Counters| total(&c.responses_sent) + total(&c.gratuitous_sent);
     assert_eq!(silent(&counters[1]), 0, "node2 stays silent");
 
     // The kernel ignores a new link-layer address for an entry updated less than
@@ -183,12 +190,12 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     })
     .await;
     println!("takeover: the client's neighbor entries moved after {took:?}");
-    assert!(counters[1].gratuitous_sent.load(Ordering::Relaxed) >= 2);
+    assert!(total(&counters[1].gratuitous_sent) >= 2);
 
     // and node2 answers new questions: flush the client's entries and ask again
     client.ip(&["neigh", "flush", "dev", "br0"]).expect("flush");
-    let before = counters[0].responses_sent.load(Ordering::Relaxed);
-    let replies = counters[1].responses_sent.load(Ordering::Relaxed);
+    let before = total(&counters[0].responses_sent);
+    let replies = total(&counters[1].responses_sent);
     for ip in [V4, V6] {
         wait_for(
             &format!("{ip} resolves to node2"),
@@ -204,12 +211,12 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
         .await;
     }
     assert_eq!(
-        counters[0].responses_sent.load(Ordering::Relaxed),
+        total(&counters[0].responses_sent),
         before,
         "node1 released the IPs: it answers no more"
     );
     assert!(
-        counters[1].responses_sent.load(Ordering::Relaxed) >= replies + 2,
+        total(&counters[1].responses_sent) >= replies + 2,
         "node2 answered the client's ARP request and neighbor solicitation"
     );
 

@@ -30,7 +30,9 @@ pub fn resolve(
             .filter(|a| a.selects_node(&node.labels))
             .cloned()
             .collect(),
-        l2_advertisements: Vec::new(),
+        // L2Advertisements are not filtered: their nodeSelectors choose among candidates
+        // for an election every speaker must compute alike.
+        l2_advertisements: config.l2_advertisements.clone(),
         bfd_profiles: config.bfd_profiles.clone(),
         communities: config.communities.clone(),
         nodes: vec![node.labels.clone()],
@@ -50,6 +52,7 @@ pub fn resolve(
         advertisements: e.bgp_advertisements,
         communities: e.communities,
         bfd_profiles: e.bfd_profiles,
+        l2_advertisements: e.l2_advertisements,
     };
     (effective, issues)
 }

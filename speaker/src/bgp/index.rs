@@ -71,6 +71,10 @@ impl NodeAnnouncer {
     }
 
     /// Keys of the known Services, sorted.
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceInfo> {
+        self.services.get(key)
+    }
+
     pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> + '_ {
         self.services.keys()
     }

@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use kube::ResourceExt;
 use metallb_api::metallb::annotations::{ALLOW_SHARED_IP, LEGACY_ALLOW_SHARED_IP};
-use metallb_api::metallb::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool};
+use metallb_api::metallb::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
 
 /// Label whose presence keeps a node from announcing load-balancer IPs.
 pub const LABEL_EXCLUDE_LB: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -266,6 +268,7 @@ pub struct MetalLbConfig {
     pub advertisements: Vec<BGPAdvertisement>,
     pub communities: Vec<Community>,
     pub bfd_profiles: Vec<BFDProfile>,
+    pub l2_advertisements: Vec<L2Advertisement>,
 }
 
 /// Speaker flags that change announcement decisions.
@@ -364,6 +367,10 @@ impl ClusterState {
             "BFDProfile" => self
                 .config
                 .bfd_profiles
+                .push(serde_json::from_value(doc).map_err(yaml)?),
+            "L2Advertisement" => self
+                .config
+                .l2_advertisements
                 .push(serde_json::from_value(doc).map_err(yaml)?),
             _ if skip_unknown => {}
             _ => {

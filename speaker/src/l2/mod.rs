@@ -13,6 +13,7 @@ pub mod decide;
 pub mod links;
 pub mod packet;
 pub mod responder;
+pub mod view;
 
 #[cfg(test)]
 mod tests;

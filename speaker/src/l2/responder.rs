@@ -16,13 +16,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
 use metallb_rawsock::{PacketSocket, ETH_P_ARP, ETH_P_IPV6};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use regex::RegexSet;
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use tokio::sync::watch;
@@ -45,13 +47,33 @@ pub type Wanted = Arc<BTreeMap<IpAddr, Interfaces>>;
 const ANNOUNCE_FOR: Duration = Duration::from_secs(5);
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(1100);
 
-/// Counters (upstream's `metallb_layer2_*` metrics read them).
+/// The `ip` label of upstream's `metallb_layer2_*` metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct IpLabel {
+    pub ip: String,
+}
+
+impl IpLabel {
+    pub fn new(ip: &IpAddr) -> Self {
+        IpLabel { ip: ip.to_string() }
+    }
+}
+
+/// The responder's counters, exported as upstream's `metallb_layer2_*` metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub requests_received: AtomicU64,
-    pub responses_sent: AtomicU64,
-    pub gratuitous_sent: AtomicU64,
-    pub send_errors: AtomicU64,
+    /// ARP requests and neighbor solicitations received for an IP we answer for.
+    pub requests_received: Family<IpLabel, Counter>,
+    pub responses_sent: Family<IpLabel, Counter>,
+    /// Gratuitous ARPs and unsolicited neighbor advertisements.
+    pub gratuitous_sent: Family<IpLabel, Counter>,
+    pub send_errors: Counter,
+}
+
+impl Counters {
+    fn count(family: &Family<IpLabel, Counter>, ip: &IpAddr) {
+        family.get_or_create(&IpLabel::new(ip)).inc();
+    }
 }
 
 /// Responder settings.
@@ -215,14 +237,18 @@ struct Worker {
 }
 
 impl Worker {
-    fn send(&self, sock: Option<&PacketSocket>, frame: &[u8], counter: &AtomicU64) {
+    fn send(
+        &self,
+        sock: Option<&PacketSocket>,
+        frame: &[u8],
+        ip: &IpAddr,
+        counter: &Family<IpLabel, Counter>,
+    ) {
         let Some(sock) = sock else { return };
         match sock.send(frame) {
-            Ok(()) => {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(()) => Counters::count(counter, ip),
             Err(e) => {
-                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.send_errors.inc();
                 debug!(interface = %self.link.name, error = %e, "sending failed");
             }
         }
@@ -233,6 +259,7 @@ impl Worker {
             IpAddr::V4(v4) => self.send(
                 self.arp.as_ref(),
                 &gratuitous_arp(self.mac, *v4),
+                ip,
                 &self.counters.gratuitous_sent,
             ),
             IpAddr::V6(v6) => {
@@ -240,6 +267,7 @@ impl Worker {
                     self.send(
                         self.ndp.as_ref(),
                         &neighbor_advertisement(self.mac, ll, *v6, None),
+                        ip,
                         &self.counters.gratuitous_sent,
                     );
                 }
@@ -299,15 +327,16 @@ impl Worker {
         let Some(req) = parse_arp_request(frame) else {
             return;
         };
-        if !self.owned.contains_key(&IpAddr::V4(req.target_ip)) {
+        let ip = IpAddr::V4(req.target_ip);
+        if !self.owned.contains_key(&ip) {
             return;
         }
-        self.counters
-            .requests_received
-            .fetch_add(1, Ordering::Relaxed);
+        Counters::count(&self.counters.requests_received, &ip);
+        let reply = arp_reply(self.mac, &req);
         self.send(
             self.arp.as_ref(),
-            &arp_reply(self.mac, &req),
+            &reply,
+            &ip,
             &self.counters.responses_sent,
         );
     }
@@ -316,20 +345,21 @@ impl Worker {
         let Some(ns) = parse_neighbor_solicitation(frame) else {
             return;
         };
+        let ip = IpAddr::V6(ns.target);
         // Duplicate address detection probes (from ::) are not answered: the prober is
         // configuring the address itself, and answering would make it give up.
-        if ns.src_ip.is_unspecified() || !self.owned.contains_key(&IpAddr::V6(ns.target)) {
+        if ns.src_ip.is_unspecified() || !self.owned.contains_key(&ip) {
             return;
         }
         let Some(ll) = self.link.link_local else {
             return;
         };
-        self.counters
-            .requests_received
-            .fetch_add(1, Ordering::Relaxed);
+        Counters::count(&self.counters.requests_received, &ip);
+        let reply = neighbor_advertisement(self.mac, ll, ns.target, Some((ns.src_mac, ns.src_ip)));
         self.send(
             self.ndp.as_ref(),
-            &neighbor_advertisement(self.mac, ll, ns.target, Some((ns.src_mac, ns.src_ip))),
+            &reply,
+            &ip,
             &self.counters.responses_sent,
         );
     }

@@ -25,7 +25,7 @@ use metallb_api::metallb::status::{
 };
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
-    ServiceBGPStatus,
+    L2Advertisement, ServiceBGPStatus,
 };
 
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
@@ -36,6 +36,8 @@ use crate::bgp::{
     spec_changed, BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer,
     NodeConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
 };
+use crate::l2::view::L2View;
+use crate::l2::{L2Config, L2Node};
 
 // ===== dirty sets =====
 
@@ -143,6 +145,7 @@ pub struct ConfigObjects {
     pub advertisements: Keyed<BGPAdvertisement>,
     pub communities: Keyed<Community>,
     pub bfd_profiles: Keyed<BFDProfile>,
+    pub l2_advertisements: Keyed<L2Advertisement>,
 }
 
 impl ConfigObjects {
@@ -153,6 +156,7 @@ impl ConfigObjects {
             advertisements: self.advertisements.values(),
             communities: self.communities.values(),
             bfd_profiles: self.bfd_profiles.values(),
+            l2_advertisements: self.l2_advertisements.values(),
         }
     }
 }
@@ -692,10 +696,12 @@ impl ConfigStateObserved {
 
 // ===== the whole index =====
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct SliceSummary {
     any_serving: bool,
     local_serving: bool,
+    /// Nodes with a serving endpoint (L2 elects among them with ETP Local), sorted.
+    serving_nodes: Box<[Arc<str>]>,
 }
 
 /// Everything the speaker shell knows, behind one lock (never held across `.await`).
@@ -723,6 +729,8 @@ pub struct Inputs {
     pub frr: FrrObserved,
     pub status: StatusIndex,
     pub config_state: ConfigStateObserved,
+    /// Every Node and the L2 decisions.
+    pub l2: L2View,
 }
 
 impl Inputs {
@@ -746,6 +754,7 @@ impl Inputs {
             frr: FrrObserved::default(),
             status: StatusIndex::default(),
             config_state: ConfigStateObserved::default(),
+            l2: L2View::default(),
         }
     }
 
@@ -761,6 +770,7 @@ impl Inputs {
     fn mark(&mut self, key: &ServiceKey) {
         self.metrics_dirty.mark(key);
         self.status_dirty.mark(key);
+        self.l2.mark(key);
     }
 
     // --- node and configuration ---
@@ -784,6 +794,10 @@ impl Inputs {
             node,
             k8s_openapi::jiff::Timestamp::now(),
         );
+        self.l2.set_config(L2Config::compile(
+            &effective.pools,
+            &effective.l2_advertisements,
+        ));
         let cfg = NodeConfig::compile(&effective, node, &self.options);
         let mut issues = cfg.issues.clone();
         issues.append(&mut kept);
@@ -863,12 +877,17 @@ impl Inputs {
             return;
         };
         let mut summary = SliceSummary::default();
+        let mut nodes: BTreeSet<&str> = BTreeSet::new();
         for ep in slice.endpoints.iter().filter(|e| is_serving(e)) {
             summary.any_serving = true;
             if ep.node_name.as_deref() == Some(self.node_name.as_str()) {
                 summary.local_serving = true;
             }
+            if let Some(n) = ep.node_name.as_deref().filter(|n| !n.is_empty()) {
+                nodes.insert(n);
+            }
         }
+        summary.serving_nodes = nodes.into_iter().map(Arc::from).collect();
         match self.slices.get(&key) {
             Some((s, sum)) if *s == svc && *sum == summary => return,
             Some((s, _)) if *s != svc => self.remove_slice(&key),
@@ -911,10 +930,32 @@ impl Inputs {
         Some(out)
     }
 
+    // --- L2 ---
+
+    /// Recompute the L2 decisions the last events touched; the Services whose decision
+    /// changed.
+    pub fn refresh_l2(&mut self) -> Vec<ServiceKey> {
+        if !self.l2.is_dirty() {
+            return Vec::new();
+        }
+        let (slices, by_service, announcer) = (&self.slices, &self.service_slices, &self.announcer);
+        self.l2.refresh(
+            announcer.service_keys(),
+            |k| {
+                let eps = cluster_endpoints(slices, by_service, k);
+                announcer.service(k).map(|s| (s, eps))
+            },
+            &self.options,
+        )
+    }
+
     fn refresh_endpoints(&mut self, svc: &ServiceKey) {
         if !self.announcer.has_service(svc) {
             return;
         }
+        // A slice summary changed: which nodes serve matters to the L2 election even when
+        // this node's BGP view (serving here, serving anywhere) stays the same.
+        self.l2.mark(svc);
         let changed = match self.endpoints_of(svc) {
             Some(e) => self.announcer.apply_endpoints(svc, e),
             None => self.announcer.delete_endpoints(svc),
@@ -954,6 +995,25 @@ impl Inputs {
     }
 }
 
+/// A Service's endpoint summary with every serving node (for the L2 election), from its
+/// slices' summaries.
+fn cluster_endpoints(
+    slices: &HashMap<ObjKey, (ServiceKey, SliceSummary)>,
+    by_service: &HashMap<ServiceKey, Vec<String>>,
+    svc: &ServiceKey,
+) -> Option<Endpoints> {
+    let names = by_service.get(svc)?;
+    let mut out = Endpoints::default();
+    for n in names {
+        if let Some((_, s)) = slices.get(&(svc.namespace.clone(), n.clone())) {
+            out.any_serving |= s.any_serving;
+            out.serving_nodes
+                .extend(s.serving_nodes.iter().map(|n| n.to_string()));
+        }
+    }
+    Some(out)
+}
+
 // ===== watches into the index =====
 
 impl WatchedState for Inputs {
@@ -966,8 +1026,11 @@ impl WatchedState for Inputs {
     }
 }
 
+/// Every Node: this one decides what the node announces over BGP, all of them are the
+/// candidates of the L2 election.
 impl Index<Node> for Inputs {
     fn apply(&mut self, n: Node) {
+        self.l2.apply_node(L2Node::from_node(&n));
         if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
             return;
         }
@@ -978,11 +1041,19 @@ impl Index<Node> for Inputs {
         }
     }
 
-    // The node is going away (and this pod with it): keep deciding from what was last
-    // seen rather than from an unlabelled node.
-    fn delete(&mut self, _: Node) {}
+    // This node going away (and this pod with it): keep deciding from what was last seen
+    // rather than from an unlabelled node. Another node: no longer a candidate.
+    fn delete(&mut self, n: Node) {
+        if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
+            self.l2.delete_node(&n.name_any());
+        }
+    }
 
-    fn reset(&mut self, _: &HashSet<ObjKey>) {}
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        let own = self.node_name.as_str();
+        let names: HashSet<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
+        self.l2.retain_nodes(|n| n == own || names.contains(n));
+    }
 }
 
 impl Index<Service> for Inputs {
@@ -1050,6 +1121,7 @@ config_kind!(
     BGPAdvertisement => advertisements,
     Community => communities,
     BFDProfile => bfd_profiles,
+    L2Advertisement => l2_advertisements,
 );
 
 /// Any change to a configuration object recompiles the node's configuration.

@@ -33,6 +33,7 @@
 mod config_state_writer;
 mod frr_writer;
 pub mod index;
+mod l2_task;
 mod status_writer;
 pub mod withdraw;
 
@@ -55,7 +56,7 @@ use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurati
 use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
-    ServiceBGPStatus,
+    L2Advertisement, ServiceBGPStatus,
 };
 use metallb_api::versions::KeptVersion;
 use metallb_runtime::memo::{node_owner, Memo, MemoError};
@@ -63,12 +64,13 @@ use metallb_runtime::watch::{lock, strip, WatchSet};
 use metallb_runtime::write::{Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::bgp::{config_name, FrrTarget, ServiceKey, SpeakerOptions};
 use crate::config_state::{self, Step};
+use crate::l2::responder::{self, Wanted};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use config_state_writer::config_state_writer;
 use frr_writer::{FrrWriter, WriteError};
@@ -106,6 +108,10 @@ pub struct Settings {
     /// restart makes the same choices; off: a restart takes every object without a record
     /// as in effect as it is.
     pub kept_versions: bool,
+    /// Answer ARP/NDP for the L2 Services this node is elected for; `None`: L2 decisions
+    /// are made but nothing is answered (tests of the shell that must not touch the host's
+    /// interfaces).
+    pub l2: Option<responder::Settings>,
 }
 
 impl Settings {
@@ -119,6 +125,7 @@ impl Settings {
             withdraw_on_shutdown: false,
             shutdown_write_timeout: Duration::from_secs(3),
             kept_versions: true,
+            l2: None,
         }
     }
 
@@ -180,6 +187,7 @@ pub async fn run(
     let frr_trigger = Arc::new(Notify::new());
     let status_trigger = Arc::new(Notify::new());
     let config_state_trigger = Arc::new(Notify::new());
+    let l2_trigger = Arc::new(Notify::new());
     let watches_stop = shutdown.child_token();
     let mut tasks = Tasks::new().with_gate(readiness.gate("speaker-tasks"));
     let watches = WatchSet::new(
@@ -190,13 +198,14 @@ pub async fn run(
     )
     .wake(frr_trigger.clone())
     .wake(status_trigger.clone())
-    .wake(config_state_trigger.clone());
+    .wake(config_state_trigger.clone())
+    .wake(l2_trigger.clone());
     let ns = settings.namespace.as_str();
     let all = watcher::Config::default;
     let by_name = |n: &str| all().fields(&format!("metadata.name={n}"));
     let t = &mut tasks;
-    let node = Api::<Node>::all(client.clone());
-    watches.watch(t, "speaker-node", node, by_name(&settings.node_name));
+    // every Node: this one for BGP, all of them as L2 candidates
+    watches.watch(t, "nodes", Api::<Node>::all(client.clone()), all());
     watches.watch(t, "services", Api::<Service>::all(client.clone()), all());
     let slices = Api::<EndpointSlice>::all(client.clone());
     watches.watch(t, "endpointslices", slices, all());
@@ -210,6 +219,8 @@ pub async fn run(
     watches.watch(t, "communities", communities, all());
     let bfd = Api::<BFDProfile>::namespaced(client.clone(), ns);
     watches.watch(t, "bfdprofiles", bfd, all());
+    let l2ads = Api::<L2Advertisement>::namespaced(client.clone(), ns);
+    watches.watch(t, "l2advertisements", l2ads, all());
     // Our own objects: a deletion or someone else's edit is repaired.
     let own_config = config_name(&settings.node_name);
     let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), &settings.frr_namespace);
@@ -256,6 +267,26 @@ pub async fn run(
         .instrument(info_span!("bgp-status"))
         .map(Ok),
     );
+
+    let (wanted_tx, wanted_rx) = watch::channel(Wanted::default());
+    tasks.spawn(
+        "L2 decisions",
+        l2_task::l2_decisions(
+            shared.clone(),
+            l2_trigger,
+            wanted_tx,
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(info_span!("l2"))
+        .map(Ok),
+    );
+    if let Some(l2) = settings.l2.clone() {
+        let counters = metrics.l2.clone();
+        let stop = shutdown.clone();
+        let run = responder::run(l2, wanted_rx, counters, stop);
+        tasks.spawn("L2 responder", run.instrument(info_span!("l2-responder")));
+    }
 
     let mut writer = FrrWriter {
         api: Api::namespaced(client.clone(), &settings.frr_namespace),

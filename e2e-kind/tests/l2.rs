@@ -1,0 +1,152 @@
+//! L2 mode on the full stack: metallb-controller hands out an IP from a pool advertised by
+//! an L2Advertisement, every speaker elects the same node, and that node's responder
+//! answers ARP and NDP on its LAN. The external router's namespace is the client on the
+//! same bridge: its kernel neighbor table says which node answers.
+//!
+//! Runs on the test API server and on the real one. Needs root and FRR (the lab's nodes),
+//! plus the control-plane assets for the real-API run; skips loudly without them outside
+//! CI.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use metallb_e2e::objects::{self, ip_pool, Endpoint, METALLB_NS};
+use metallb_e2e::{require_full_stack, ApiKind, Lab, LabOptions, Stack};
+use metallb_speaker::l2::rank;
+use metallb_testkit::envtest;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+const NODES: usize = 3;
+
+fn l2_lab(test: &str, name: &str, api: ApiKind) -> Option<Lab> {
+    if !require_full_stack(test) {
+        return None;
+    }
+    if api == ApiKind::Real {
+        if let Err(why) = envtest::assets().expect("control-plane assets") {
+            envtest::skip_or_fail(test, &why);
+            return None;
+        }
+    }
+    let mut o = LabOptions::new(name);
+    o.stack = Stack::Full;
+    o.api = api;
+    o.nodes = NODES;
+    Some(Lab::start(o).expect("lab"))
+}
+
+/// Node names in election order for a Service whose first IP is `ip` (all candidates
+/// equal: no preferences).
+fn election_order(ip: &str, names: &[String]) -> Vec<String> {
+    let ip: IpAddr = ip.parse().expect("ip");
+    let mut v = names.to_vec();
+    v.sort_by_key(|n| rank(n, &ip));
+    v
+}
+
+fn set_ready(lab: &Lab, node: &str, ready: bool) {
+    let status = if ready { "True" } else { "False" };
+    lab.patch_status(
+        "v1",
+        "Node",
+        None,
+        node,
+        json!({"status": {"conditions": [{
+            "type": "Ready", "status": status, "reason": "E2E",
+            "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }]}}),
+    )
+    .expect("node status");
+}
+
+fn scenario(lab: &Lab) {
+    lab.apply(ip_pool(
+        "lan",
+        &["192.0.2.240-192.0.2.250", "2001:db8::240/124"],
+    ))
+    .unwrap();
+    lab.apply(json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+        "metadata": {"name": "lan", "namespace": METALLB_NS},
+        "spec": {"ipAddressPools": ["lan"]},
+    }))
+    .unwrap();
+    lab.apply(objects::lb_service_dual("web")).unwrap();
+    lab.apply(objects::endpoint_slice("web", &lab.endpoints_everywhere(1)))
+        .unwrap();
+    let ips = lab.wait_service_ips("web", 2, T).unwrap();
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let order = election_order(&ips[0], &names);
+    let mac_of = |name: &str| {
+        let n = lab.nodes.iter().find(|n| n.name == name).expect("node");
+        n.lan_mac().expect("mac")
+    };
+    let (first, second) = (mac_of(&order[0]), mac_of(&order[1]));
+    for ip in &ips {
+        let took = lab.wait_ext_resolves(ip, &first, T).unwrap();
+        println!(
+            "l2: {ip} resolves to {} ({first}) {took:?} after its IP was seen",
+            order[0]
+        );
+    }
+
+    // The announcer's Node goes NotReady: every speaker elects the next in rank, which
+    // announces; the client's entries move without it asking. (The kernel ignores a new
+    // address for an entry updated in the last second: wait that out first.)
+    std::thread::sleep(Duration::from_millis(1100));
+    set_ready(lab, &order[0], false);
+    for ip in &ips {
+        let took = lab.wait_ext_neighbor(ip, &second, T).unwrap();
+        println!(
+            "l2: {ip} moved to {} {took:?} after its Node went NotReady",
+            order[1]
+        );
+    }
+    // back: it ranks first again and takes the IPs back
+    std::thread::sleep(Duration::from_millis(1100));
+    set_ready(lab, &order[0], true);
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &first, T).unwrap();
+    }
+
+    // externalTrafficPolicy Local: only a node with a serving endpoint may announce; the
+    // last in rank is the only one serving
+    std::thread::sleep(Duration::from_millis(1100));
+    let last = &order[NODES - 1];
+    lab.patch(
+        "v1",
+        "Service",
+        Some(objects::APP_NS),
+        "web",
+        json!({"spec": {"externalTrafficPolicy": "Local"}}),
+    )
+    .unwrap();
+    lab.apply(objects::endpoint_slice(
+        "web",
+        &[Endpoint::new(last, "100.64.9.1", true)],
+    ))
+    .unwrap();
+    let last_mac = mac_of(last);
+    for ip in &ips {
+        let took = lab.wait_ext_neighbor(ip, &last_mac, T).unwrap();
+        println!("l2: ETP Local: {ip} moved to {last} (the serving node) {took:?}");
+    }
+}
+
+#[test]
+fn l2_answers_and_moves_with_the_election() {
+    let test = "l2_answers_and_moves_with_the_election";
+    if let Some(lab) = l2_lab(test, "l2", ApiKind::Test) {
+        scenario(&lab);
+    }
+}
+
+#[test]
+fn l2_answers_and_moves_with_the_election_on_the_real_api_server() {
+    let test = "l2_answers_and_moves_with_the_election_on_the_real_api_server";
+    if let Some(lab) = l2_lab(test, "l2real", ApiKind::Real) {
+        scenario(&lab);
+    }
+}

@@ -1,0 +1,94 @@
+//! The L2 decisions: after watch events, the election is recomputed for the Services they
+//! touched (every Service when a Node or the configuration changed); this node's IPs go to
+//! the responder through a `watch` channel (it sees only the latest set), and
+//! `metallb_speaker_announced{protocol="layer2"}` follows what this node answers for.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use metallb_runtime::watch::lock;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::{compile, Shared};
+use crate::bgp::ServiceKey;
+use crate::l2::responder::Wanted;
+use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
+
+const PROTOCOL: &str = "layer2";
+
+pub(super) async fn l2_decisions(
+    shared: Shared,
+    trigger: Arc<Notify>,
+    wanted: watch::Sender<Wanted>,
+    metrics: Arc<SpeakerMetrics>,
+    stop: CancellationToken,
+) {
+    // What this node announces per Service, for the metric and the log.
+    let mut mine: BTreeMap<ServiceKey, Vec<IpAddr>> = BTreeMap::new();
+    let mut node: Option<Arc<str>> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = trigger.notified() => {}
+        }
+        let ips = {
+            let mut st = lock(&shared);
+            // Nothing is decided before every watch listed: a partial view would elect
+            // from a partial node list.
+            if !st.ready() {
+                continue;
+            }
+            compile(&mut st, &metrics);
+            let changed = st.refresh_l2();
+            let name = st.node_name().to_string();
+            let node = node.get_or_insert_with(|| Arc::from(name.as_str()));
+            for key in changed {
+                let now: Vec<IpAddr> = match st.l2.decision(&key).map(|d| d.for_node(&name)) {
+                    Some(Ok(w)) => w.ips.clone(),
+                    _ => Vec::new(),
+                };
+                let before = mine.remove(&key).unwrap_or_default();
+                for ip in before.iter().filter(|ip| !now.contains(ip)) {
+                    metrics.announced.remove(&labels(ip, node, &key));
+                }
+                for ip in now.iter().filter(|ip| !before.contains(ip)) {
+                    metrics
+                        .announced
+                        .get_or_create(&labels(ip, node, &key))
+                        .set(1);
+                }
+                match (before.is_empty(), now.is_empty()) {
+                    (true, false) => {
+                        info!(service = %key, ips = ?now, "announcing over L2 from this node")
+                    }
+                    (false, true) => info!(service = %key, "no longer announcing over L2"),
+                    _ => {}
+                }
+                if !now.is_empty() {
+                    mine.insert(key, now);
+                }
+            }
+            st.l2.node_ips(&name)
+        };
+        wanted.send_if_modified(|current| {
+            if **current == ips {
+                return false;
+            }
+            *current = Arc::new(ips);
+            true
+        });
+    }
+}
+
+fn labels(ip: &IpAddr, node: &Arc<str>, key: &ServiceKey) -> AnnouncedLabels {
+    AnnouncedLabels {
+        ip: ip.to_string(),
+        node: node.clone(),
+        protocol: PROTOCOL,
+        service: key.clone(),
+    }
+}
