@@ -93,6 +93,15 @@ pub fn bgp_advertisement(name: &str, spec: Value) -> Value {
     })
 }
 
+/// An L2Advertisement in MetalLB's namespace.
+pub fn l2_advertisement(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+        "metadata": {"name": name, "namespace": METALLB_NS},
+        "spec": spec,
+    })
+}
+
 pub fn bfd_profile(name: &str, interval_ms: u32, multiplier: u32) -> Value {
     json!({
         "apiVersion": "metallb.io/v1beta1", "kind": "BFDProfile",

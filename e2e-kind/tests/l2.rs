@@ -61,17 +61,39 @@ fn set_ready(lab: &Lab, node: &str, ready: bool) {
     .expect("node status");
 }
 
+/// Waits until the only ServiceL2Status of Service `web` names `node` (the elected node
+/// writes it; the others delete theirs).
+fn wait_l2_status(lab: &Lab, node: &str) {
+    metallb_netlab::wait_until(
+        &format!("one ServiceL2Status for web, by {node}"),
+        T,
+        || {
+            let objs = lab
+                .list("metallb.io/v1beta1", "ServiceL2Status", Some(METALLB_NS))
+                .unwrap_or_default();
+            let web: Vec<_> = objs
+                .iter()
+                .filter(|o| o["status"]["serviceName"] == "web")
+                .collect();
+            web.len() == 1
+                && web[0]["status"]["node"] == node
+                && web[0]["status"]["serviceNamespace"] == objects::APP_NS
+                && web[0]["metadata"]["labels"]["metallb.io/node"] == node
+        },
+    )
+    .unwrap();
+}
+
 fn scenario(lab: &Lab) {
     lab.apply(ip_pool(
         "lan",
         &["192.0.2.240-192.0.2.250", "2001:db8::240/124"],
     ))
     .unwrap();
-    lab.apply(json!({
-        "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-        "metadata": {"name": "lan", "namespace": METALLB_NS},
-        "spec": {"ipAddressPools": ["lan"]},
-    }))
+    lab.apply(objects::l2_advertisement(
+        "lan",
+        json!({"ipAddressPools": ["lan"]}),
+    ))
     .unwrap();
     lab.apply(objects::lb_service_dual("web")).unwrap();
     lab.apply(objects::endpoint_slice("web", &lab.endpoints_everywhere(1)))
@@ -133,6 +155,7 @@ fn scenario(lab: &Lab) {
         let took = lab.wait_ext_neighbor(ip, &last_mac, T).unwrap();
         println!("l2: ETP Local: {ip} moved to {last} (the serving node) {took:?}");
     }
+    wait_l2_status(lab, last);
 }
 
 #[test]

@@ -320,6 +320,32 @@ fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
             lab.dump_logs(60);
             panic!("{e:#}")
         });
+    // L2: an IP from a pool on the nodes' LAN; the elected speaker writes the Service's
+    // ServiceL2Status (create, then its status)
+    lab.apply(objects::ip_pool("lan", &["192.0.2.240-192.0.2.250"]))
+        .unwrap();
+    lab.apply(objects::l2_advertisement(
+        "lan",
+        json!({"ipAddressPools": ["lan"]}),
+    ))
+    .unwrap();
+    lab.create_service("l2svc", false, &lab.endpoints_everywhere(2))
+        .unwrap();
+    let l2_status = |lab: &Lab| -> Vec<Value> {
+        let all = lab
+            .list("metallb.io/v1beta1", "ServiceL2Status", Some(METALLB_NS))
+            .unwrap_or_default();
+        all.into_iter()
+            .filter(|o| o["status"]["serviceName"] == "l2svc")
+            .collect()
+    };
+    wait_until_some("the ServiceL2Status of l2svc, with its node", T, || {
+        l2_status(&lab)
+            .iter()
+            .any(|o| o["status"]["node"].is_string())
+            .then_some(())
+    })
+    .expect("the elected speaker writes the ServiceL2Status");
     // a configuration mistake: recorded by the controller and each speaker
     lab.apply(objects::ip_pool("overlap", &["198.18.0.128/25"]))
         .unwrap();
@@ -354,6 +380,11 @@ fn each_binary_runs_with_its_chart_service_account_and_uses_every_grant() {
     lab.restart_controller().unwrap();
     lab.restart_speaker(1).unwrap();
     lab.delete_service("svc").unwrap();
+    lab.delete_service("l2svc").unwrap();
+    wait_until_some("the ServiceL2Status of l2svc deleted", T, || {
+        l2_status(&lab).is_empty().then_some(())
+    })
+    .expect("the speaker deletes the ServiceL2Status of a deleted Service");
     lab.wait_ext_nexthops(&host_prefix(&ip), &[], T)
         .unwrap_or_else(|e| {
             lab.dump_logs(80);

@@ -19,3 +19,4 @@ pub mod config_state;
 pub mod l2;
 pub mod metrics;
 pub mod shell;
+pub mod status;

@@ -54,6 +54,9 @@ pub struct SpeakerMetrics {
     /// `metallb_speaker_configuration_state_writes_total`: creates and patches of this
     /// node's ConfigurationState `speaker-<node>`.
     pub configuration_state_writes_total: Counter,
+    /// `metallb_speaker_l2_status_writes_total`: ServiceL2Status creates, status updates
+    /// and deletes.
+    pub l2_status_writes_total: Counter,
     /// The L2 responder's `metallb_layer2_*` counters.
     pub l2: Arc<Counters>,
 }
@@ -102,6 +105,11 @@ impl SpeakerMetrics {
             "speaker_configuration_state_writes",
             "Creates and patches of this node's ConfigurationState",
             m.configuration_state_writes_total.clone(),
+        );
+        r.register(
+            "speaker_l2_status_writes",
+            "ServiceL2Status creates, status updates and deletes",
+            m.l2_status_writes_total.clone(),
         );
         let l2 = r.sub_registry_with_prefix("layer2");
         l2.register(

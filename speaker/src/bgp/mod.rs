@@ -5,18 +5,18 @@
 //! * [`announce`]: the per-node compiled configuration and per-Service decisions;
 //! * [`index`]: the same, incrementally, event by event;
 //! * [`frrconfig`]: `metallb-<node>` and the "has it changed" comparison;
-//! * [`status`]: `ServiceBGPStatus` intents.
+//! * ServiceBGPStatus intents: [`crate::status`] (shared with L2).
 
 pub mod announce;
 pub mod effective;
 pub mod frrconfig;
 pub mod index;
 pub mod input;
-pub mod status;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::status::BgpStatusIntent;
 pub use announce::{
     announce_service, Advert, ConfigIssue, IpAnnouncement, LocalPrefConflict, NodeAnnouncements,
     NodeConfig, Reason, RouteAttrs, RouteTable, ServiceAnnouncement, Session,
@@ -27,4 +27,3 @@ pub use input::{
     ClusterState, Endpoints, KeyParts, Labels, MetalLbConfig, NodeInfo, ServiceInfo, ServiceKey,
     SpeakerOptions, TrafficPolicy,
 };
-pub use status::BgpStatusIntent;

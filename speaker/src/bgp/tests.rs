@@ -1082,8 +1082,8 @@ fn bgp_status_intents() {
     let ann = NodeAnnouncements::compute(&cfg, [(&a, Some(&eps)), (&b, None)]);
     let intents = BgpStatusIntent::for_node("node-1", ann.bgp_status_intents());
     assert_eq!(intents.len(), 1, "b has no endpoints");
-    assert_eq!(intents[0].peers, ["peer-b"]);
-    let obj = intents[0].to_object("metallb-system");
+    assert_eq!(intents[0].items, ["peer-b"]);
+    let obj: metallb_api::metallb::ServiceBGPStatus = intents[0].to_object("metallb-system");
     assert_eq!(obj.metadata.generate_name.as_deref(), Some("bgp-"));
     assert_eq!(
         obj.metadata.labels.as_ref().unwrap()["metallb.io/service-name"],

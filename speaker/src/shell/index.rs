@@ -20,12 +20,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
-use metallb_api::metallb::status::{
-    MetalLBServiceBGPStatus, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE,
-};
+use metallb_api::metallb::status::{LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
-    L2Advertisement, ServiceBGPStatus,
+    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
@@ -33,11 +31,12 @@ use metallb_runtime::watch::{obj_key, strip, Index, ObjKey, WatchedState};
 
 use crate::bgp::input::{is_serving, slice_service};
 use crate::bgp::{
-    spec_changed, BgpStatusIntent, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer,
-    NodeConfig, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions,
+    spec_changed, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer, NodeConfig, NodeInfo,
+    ServiceInfo, ServiceKey, SpeakerOptions,
 };
 use crate::l2::view::L2View;
 use crate::l2::{L2Config, L2Node};
+use crate::status::{StatusIntent, StatusKind};
 
 // ===== dirty sets =====
 
@@ -381,77 +380,84 @@ impl FrrObserved {
     }
 }
 
-// ===== this node's ServiceBGPStatus objects as observed =====
+// ===== this node's ServiceBGPStatus / ServiceL2Status objects as observed =====
 
-/// One observed `ServiceBGPStatus`.
+/// One observed status object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusObs {
     pub key: ServiceKey,
-    /// `status.peers` when the status names this node and Service (else `None`: the
-    /// status must be rewritten). Interned: thousands of objects name the same peers.
-    pub peers: Option<Arc<[String]>>,
+    /// The status's items (peers, interfaces) when the status names this node and Service
+    /// (else `None`: the status must be rewritten). Interned: thousands of objects name
+    /// the same peers.
+    pub items: Option<Arc<[String]>>,
     pub rv: Option<String>,
 }
 
-/// What must be done to one Service's `ServiceBGPStatus` objects.
+/// What must be done to one Service's status objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StatusOp {
-    Create(BgpStatusIntent),
-    Patch {
-        name: String,
-        intent: BgpStatusIntent,
-    },
-    Delete {
-        name: String,
-        key: ServiceKey,
-    },
+    Create(StatusIntent),
+    Patch { name: String, intent: StatusIntent },
+    Delete { name: String, key: ServiceKey },
 }
 
-/// The node's `ServiceBGPStatus` objects by name and by Service.
-#[derive(Debug, Default)]
-pub struct StatusIndex {
+/// The node's status objects of one kind by name and by Service.
+#[derive(Debug)]
+pub struct StatusIndex<K> {
     objs: HashMap<String, StatusObs>,
-    /// Distinct `status.peers` lists, shared by the objects that carry them.
-    peer_lists: HashSet<Arc<[String]>>,
+    /// Distinct item lists, shared by the objects that carry them.
+    item_lists: HashSet<Arc<[String]>>,
     by_service: HashMap<ServiceKey, Vec<String>>,
     versions: Versions,
     /// Names we deleted: later watch events for them (older than the delete) are ignored.
     tombstones: HashSet<String>,
+    kind: std::marker::PhantomData<fn() -> K>,
 }
 
-fn status_key(o: &ServiceBGPStatus) -> Option<ServiceKey> {
+impl<K> Default for StatusIndex<K> {
+    fn default() -> Self {
+        StatusIndex {
+            objs: HashMap::new(),
+            item_lists: HashSet::new(),
+            by_service: HashMap::new(),
+            versions: Versions::default(),
+            tombstones: HashSet::new(),
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+fn status_key<K: StatusKind>(o: &K) -> Option<ServiceKey> {
     let labels = o.labels();
-    let st = o.status.as_ref();
-    let name = labels
-        .get(LABEL_SERVICE_NAME)
-        .cloned()
-        .or_else(|| st.and_then(|s| s.service_name.clone()))?;
-    let namespace = labels
-        .get(LABEL_SERVICE_NAMESPACE)
-        .cloned()
-        .or_else(|| st.and_then(|s| s.service_namespace.clone()))?;
-    Some(ServiceKey::new(namespace, name))
+    match (
+        labels.get(LABEL_SERVICE_NAME),
+        labels.get(LABEL_SERVICE_NAMESPACE),
+    ) {
+        (Some(name), Some(ns)) => Some(ServiceKey::new(ns.clone(), name.clone())),
+        _ => o.status_service(),
+    }
 }
 
-impl StatusIndex {
+impl<K: StatusKind> StatusIndex<K> {
     /// A status object was created, changed or listed. Returns its Service when what we
     /// hold for it changed.
-    pub fn apply(&mut self, o: ServiceBGPStatus) -> Option<ServiceKey> {
+    pub fn apply(&mut self, o: K) -> Option<ServiceKey> {
         let name = o.name_any();
         if self.tombstones.contains(&name) {
             return None;
         }
-        if self.versions.stale(o.metadata.resource_version.as_deref()) {
+        if self.versions.stale(o.meta().resource_version.as_deref()) {
             return None;
         }
         let key = status_key(&o)?;
-        let rv = o.metadata.resource_version.clone();
-        self.insert(name, key.clone(), o.status, rv);
+        let rv = o.meta().resource_version.clone();
+        let items = o.status_items(&key);
+        self.insert(name, key.clone(), items, rv);
         Some(key)
     }
 
     /// A status object was deleted. Returns its Service, if we held it.
-    pub fn delete(&mut self, o: &ServiceBGPStatus) -> Option<ServiceKey> {
+    pub fn delete(&mut self, o: &K) -> Option<ServiceKey> {
         let name = o.name_any();
         self.tombstones.remove(&name);
         self.remove(&name)
@@ -476,7 +482,7 @@ impl StatusIndex {
         &mut self,
         name: String,
         key: ServiceKey,
-        status: Option<MetalLBServiceBGPStatus>,
+        items: Option<Vec<String>>,
         rv: Option<String>,
     ) {
         if let Some(old) = self.objs.get(&name) {
@@ -485,13 +491,7 @@ impl StatusIndex {
                 self.unlink(&name, &old_key);
             }
         }
-        let peers = status
-            .filter(|s| {
-                s.service_name.as_deref() == Some(key.name.as_str())
-                    && s.service_namespace.as_deref() == Some(key.namespace.as_str())
-                    && s.node.is_some()
-            })
-            .map(|s| self.intern_peers(s.peers));
+        let items = items.map(|i| self.intern(i));
         // Keep the key this index already holds for the Service (one allocation each).
         let key = match self.by_service.get_key_value(&key) {
             Some((k, _)) => k.clone(),
@@ -503,19 +503,19 @@ impl StatusIndex {
             names.sort();
             names.shrink_to_fit();
         }
-        self.objs.insert(name, StatusObs { key, peers, rv });
+        self.objs.insert(name, StatusObs { key, items, rv });
     }
 
-    fn intern_peers(&mut self, peers: Vec<String>) -> Arc<[String]> {
-        if let Some(p) = self.peer_lists.get(peers.as_slice()) {
+    fn intern(&mut self, items: Vec<String>) -> Arc<[String]> {
+        if let Some(p) = self.item_lists.get(items.as_slice()) {
             return p.clone();
         }
-        let p: Arc<[String]> = peers.into();
-        // Bounded by the distinct peer sets in use; dropped ones are pruned here.
-        if self.peer_lists.len() > 1024 {
-            self.peer_lists.retain(|p| Arc::strong_count(p) > 1);
+        let p: Arc<[String]> = items.into();
+        // Bounded by the distinct lists in use; dropped ones are pruned here.
+        if self.item_lists.len() > 1024 {
+            self.item_lists.retain(|p| Arc::strong_count(p) > 1);
         }
-        self.peer_lists.insert(p.clone());
+        self.item_lists.insert(p.clone());
         p
     }
 
@@ -548,7 +548,7 @@ impl StatusIndex {
     }
 
     /// The operations bringing `key`'s objects to `desired`.
-    pub fn ops(&self, key: &ServiceKey, desired: Option<&BgpStatusIntent>) -> Vec<StatusOp> {
+    pub fn ops(&self, key: &ServiceKey, desired: Option<&StatusIntent>) -> Vec<StatusOp> {
         let names: Vec<&String> = self
             .by_service
             .get(key)
@@ -566,8 +566,8 @@ impl StatusIndex {
             }
             Some(intent) => {
                 let right = |n: &String| {
-                    self.objs.get(n).and_then(|o| o.peers.as_deref())
-                        == Some(intent.peers.as_slice())
+                    self.objs.get(n).and_then(|o| o.items.as_deref())
+                        == Some(intent.items.as_slice())
                 };
                 // keep the object already right, else the first one; delete duplicates
                 let keep = names.iter().find(|n| right(n)).or(names.first()).copied();
@@ -594,13 +594,14 @@ impl StatusIndex {
     }
 
     /// Our create or status patch of `obj` succeeded (the server's response).
-    pub fn record_written(&mut self, obj: &ServiceBGPStatus) {
+    pub fn record_written(&mut self, obj: &K) {
         let name = obj.name_any();
         let replaced = self.objs.get(&name).and_then(|o| o.rv.clone());
-        let rv = obj.metadata.resource_version.clone();
+        let rv = obj.meta().resource_version.clone();
         self.versions.wrote(replaced.as_deref(), rv.as_deref());
         if let Some(key) = status_key(obj) {
-            self.insert(name, key, obj.status.clone(), rv);
+            let items = obj.status_items(&key);
+            self.insert(name, key, items, rv);
         }
     }
 
@@ -727,7 +728,10 @@ pub struct Inputs {
     pub metrics_dirty: DirtySet,
     pub status_dirty: DirtySet,
     pub frr: FrrObserved,
-    pub status: StatusIndex,
+    pub status: StatusIndex<ServiceBGPStatus>,
+    /// This node's ServiceL2Status objects, and the Services whose one must be checked.
+    pub l2_status: StatusIndex<ServiceL2Status>,
+    pub l2_status_dirty: DirtySet,
     pub config_state: ConfigStateObserved,
     /// Every Node and the L2 decisions.
     pub l2: L2View,
@@ -753,6 +757,8 @@ impl Inputs {
             status_dirty: DirtySet::default(),
             frr: FrrObserved::default(),
             status: StatusIndex::default(),
+            l2_status: StatusIndex::default(),
+            l2_status_dirty: DirtySet::default(),
             config_state: ConfigStateObserved::default(),
             l2: L2View::default(),
         }
@@ -973,14 +979,35 @@ impl Inputs {
     // --- status intents ---
 
     /// The `ServiceBGPStatus` this node wants for `key`.
-    pub fn status_intent(&self, key: &ServiceKey) -> Option<BgpStatusIntent> {
+    pub fn status_intent(&self, key: &ServiceKey) -> Option<StatusIntent> {
         let a = self.announcer.announcements().services.get(key)?;
         let peers = a.peers();
-        (!peers.is_empty()).then(|| BgpStatusIntent {
+        (!peers.is_empty()).then(|| StatusIntent {
             service: key.clone(),
             node: self.node_name.clone(),
-            peers,
+            items: peers,
         })
+    }
+
+    /// The `ServiceL2Status` this node wants for `key`: one when it is elected, with the
+    /// interfaces when the advertisements restrict them.
+    pub fn l2_status_intent(&self, key: &ServiceKey) -> Option<StatusIntent> {
+        let w = self.l2.decision(key)?.for_node(&self.node_name).ok()?;
+        Some(StatusIntent {
+            service: key.clone(),
+            node: self.node_name.clone(),
+            items: w.interfaces.listed(),
+        })
+    }
+
+    /// Every Service this node announces over L2 or has a ServiceL2Status for.
+    pub fn l2_status_universe(&self) -> BTreeSet<ServiceKey> {
+        (self.l2.decisions())
+            .filter(|d| d.for_node(&self.node_name).is_ok())
+            .map(|d| &d.key)
+            .chain(self.l2_status.services())
+            .cloned()
+            .collect()
     }
 
     /// Every Service that has a decision or a status object.
@@ -1163,6 +1190,27 @@ impl Index<FRRConfiguration> for Inputs {
     }
 }
 
+/// A ServiceL2Status that changed marks its Service for the L2 status writer.
+impl Index<ServiceL2Status> for Inputs {
+    fn apply(&mut self, o: ServiceL2Status) {
+        if let Some(k) = self.l2_status.apply(o) {
+            self.l2_status_dirty.mark(&k);
+        }
+    }
+
+    fn delete(&mut self, o: ServiceL2Status) {
+        if let Some(k) = self.l2_status.delete(&o) {
+            self.l2_status_dirty.mark(&k);
+        }
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        for k in self.l2_status.reset(listed) {
+            self.l2_status_dirty.mark(&k);
+        }
+    }
+}
+
 /// A status object that changed marks its Service for the status writer.
 impl Index<ServiceBGPStatus> for Inputs {
     fn apply(&mut self, o: ServiceBGPStatus) {
@@ -1276,18 +1324,18 @@ mod tests {
     #[test]
     fn status_ops_create_patch_delete_dedup() {
         let key = ServiceKey::new("default", "a");
-        let intent = BgpStatusIntent {
+        let intent = StatusIntent {
             service: key.clone(),
             node: "n1".into(),
-            peers: vec!["p1".into()],
+            items: vec!["p1".into()],
         };
-        let mut idx = StatusIndex::default();
+        let mut idx = StatusIndex::<ServiceBGPStatus>::default();
         assert_eq!(
             idx.ops(&key, Some(&intent)),
             vec![StatusOp::Create(intent.clone())]
         );
         assert!(idx.ops(&key, None).is_empty());
-        let mut obj = intent.to_object("metallb-system");
+        let mut obj: ServiceBGPStatus = intent.to_object("metallb-system");
         obj.metadata.name = Some("bgp-1".into());
         obj.metadata.resource_version = Some("5".into());
         idx.apply(obj.clone());
@@ -1303,8 +1351,8 @@ mod tests {
                 key: key.clone()
             }]
         );
-        let changed = BgpStatusIntent {
-            peers: vec!["p2".into()],
+        let changed = StatusIntent {
+            items: vec!["p2".into()],
             ..intent.clone()
         };
         assert!(matches!(

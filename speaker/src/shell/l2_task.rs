@@ -1,6 +1,7 @@
 //! The L2 decisions: after watch events, the election is recomputed for the Services they
 //! touched (every Service when a Node or the configuration changed); this node's IPs go to
-//! the responder through a `watch` channel (it sees only the latest set), and
+//! the responder through a `watch` channel (it sees only the latest set), the Services
+//! whose decision changed to the ServiceL2Status writer, and
 //! `metallb_speaker_announced{protocol="layer2"}` follows what this node answers for.
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ const PROTOCOL: &str = "layer2";
 pub(super) async fn l2_decisions(
     shared: Shared,
     trigger: Arc<Notify>,
+    status_trigger: Arc<Notify>,
     wanted: watch::Sender<Wanted>,
     metrics: Arc<SpeakerMetrics>,
     stop: CancellationToken,
@@ -44,6 +46,12 @@ pub(super) async fn l2_decisions(
             }
             compile(&mut st, &metrics);
             let changed = st.refresh_l2();
+            if !changed.is_empty() {
+                for key in &changed {
+                    st.l2_status_dirty.mark(key);
+                }
+                status_trigger.notify_one();
+            }
             let name = st.node_name().to_string();
             let node = node.get_or_insert_with(|| Arc::from(name.as_str()));
             for key in changed {

@@ -56,14 +56,13 @@ use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurati
 use metallb_api::metallb::status::{speaker_configuration_state_name, LABEL_NODE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
-    L2Advertisement, ServiceBGPStatus,
+    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use metallb_api::versions::KeptVersion;
 use metallb_runtime::memo::{node_owner, Memo, MemoError};
 use metallb_runtime::watch::{lock, strip, WatchSet};
 use metallb_runtime::write::{Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
-use serde_json::json;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -74,7 +73,7 @@ use crate::l2::responder::{self, Wanted};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use config_state_writer::config_state_writer;
 use frr_writer::{FrrWriter, WriteError};
-use index::{Inputs, ObservedSpec, StatusOp};
+use index::{DirtySet, Inputs, ObservedSpec, StatusOp};
 use status_writer::status_writer;
 
 /// Field manager of every write.
@@ -188,6 +187,7 @@ pub async fn run(
     let status_trigger = Arc::new(Notify::new());
     let config_state_trigger = Arc::new(Notify::new());
     let l2_trigger = Arc::new(Notify::new());
+    let l2_status_trigger = Arc::new(Notify::new());
     let watches_stop = shutdown.child_token();
     let mut tasks = Tasks::new().with_gate(readiness.gate("speaker-tasks"));
     let watches = WatchSet::new(
@@ -199,7 +199,8 @@ pub async fn run(
     .wake(frr_trigger.clone())
     .wake(status_trigger.clone())
     .wake(config_state_trigger.clone())
-    .wake(l2_trigger.clone());
+    .wake(l2_trigger.clone())
+    .wake(l2_status_trigger.clone());
     let ns = settings.namespace.as_str();
     let all = watcher::Config::default;
     let by_name = |n: &str| all().fields(&format!("metadata.name={n}"));
@@ -227,7 +228,9 @@ pub async fn run(
     watches.watch(t, "speaker-frrconfiguration", frr_api, by_name(&own_config));
     let statuses = Api::<ServiceBGPStatus>::namespaced(client.clone(), ns);
     let this_node = all().labels(&format!("{LABEL_NODE}={}", settings.node_name));
-    watches.watch(t, "servicebgpstatuses", statuses, this_node);
+    watches.watch(t, "servicebgpstatuses", statuses, this_node.clone());
+    let l2_statuses = Api::<ServiceL2Status>::namespaced(client.clone(), ns);
+    watches.watch(t, "servicel2statuses", l2_statuses, this_node);
     let config_state_name = speaker_configuration_state_name(&settings.node_name);
     let config_state = Api::<ConfigurationState>::namespaced(client.clone(), ns);
     let by_own_name = by_name(&config_state_name);
@@ -256,15 +259,28 @@ pub async fn run(
     );
     tasks.spawn(
         "ServiceBGPStatus writer",
-        status_writer(
+        status_writer::<ServiceBGPStatus>(
             Api::namespaced(client.clone(), ns),
-            owner,
+            owner.clone(),
             shared.clone(),
             status_trigger,
             metrics.clone(),
             shutdown.clone(),
         )
         .instrument(info_span!("bgp-status"))
+        .map(Ok),
+    );
+    tasks.spawn(
+        "ServiceL2Status writer",
+        status_writer::<ServiceL2Status>(
+            Api::namespaced(client.clone(), ns),
+            owner,
+            shared.clone(),
+            l2_status_trigger.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(info_span!("l2-status"))
         .map(Ok),
     );
 
@@ -274,6 +290,7 @@ pub async fn run(
         l2_task::l2_decisions(
             shared.clone(),
             l2_trigger,
+            l2_status_trigger,
             wanted_tx,
             metrics.clone(),
             shutdown.clone(),

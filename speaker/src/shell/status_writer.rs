@@ -1,11 +1,63 @@
-//! The ServiceBGPStatus writer: one object per (Service, node), created, patched or deleted
-//! from [`StatusOp`]s the index plans ([`index::StatusIndex::ops`]); bounded batches with
-//! bounded concurrency so that the FRR writer never waits for status.
+//! The status writer, one per kind: ServiceBGPStatus (one object per (Service, node)) and
+//! ServiceL2Status (one per Service, by the elected node). Objects are created, patched or
+//! deleted from [`StatusOp`]s the index plans ([`index::StatusIndex::ops`]); bounded
+//! batches with bounded concurrency so that the FRR writer never waits for status.
 
+use prometheus_client::metrics::counter::Counter;
+
+use super::index::StatusIndex;
 use super::*;
+use crate::status::{StatusIntent, StatusKind};
 
-pub(super) async fn status_writer(
-    api: Api<ServiceBGPStatus>,
+/// Where a kind's state lives in the shell's index.
+pub(super) trait StatusSide: StatusKind {
+    fn index(st: &mut Inputs) -> &mut StatusIndex<Self>;
+    fn dirty(st: &mut Inputs) -> &mut DirtySet;
+    /// The object this node wants for `key`.
+    fn intent(st: &Inputs, key: &ServiceKey) -> Option<StatusIntent>;
+    /// Every Service with an intent or an object.
+    fn universe(st: &Inputs) -> BTreeSet<ServiceKey>;
+    fn writes(m: &SpeakerMetrics) -> &Counter;
+}
+
+impl StatusSide for ServiceBGPStatus {
+    fn index(st: &mut Inputs) -> &mut StatusIndex<Self> {
+        &mut st.status
+    }
+    fn dirty(st: &mut Inputs) -> &mut DirtySet {
+        &mut st.status_dirty
+    }
+    fn intent(st: &Inputs, key: &ServiceKey) -> Option<StatusIntent> {
+        st.status_intent(key)
+    }
+    fn universe(st: &Inputs) -> BTreeSet<ServiceKey> {
+        st.status_universe()
+    }
+    fn writes(m: &SpeakerMetrics) -> &Counter {
+        &m.bgp_status_writes_total
+    }
+}
+
+impl StatusSide for ServiceL2Status {
+    fn index(st: &mut Inputs) -> &mut StatusIndex<Self> {
+        &mut st.l2_status
+    }
+    fn dirty(st: &mut Inputs) -> &mut DirtySet {
+        &mut st.l2_status_dirty
+    }
+    fn intent(st: &Inputs, key: &ServiceKey) -> Option<StatusIntent> {
+        st.l2_status_intent(key)
+    }
+    fn universe(st: &Inputs) -> BTreeSet<ServiceKey> {
+        st.l2_status_universe()
+    }
+    fn writes(m: &SpeakerMetrics) -> &Counter {
+        &m.l2_status_writes_total
+    }
+}
+
+pub(super) async fn status_writer<K: StatusSide>(
+    api: Api<K>,
     owner: Option<OwnerReference>,
     shared: Shared,
     trigger: Arc<Notify>,
@@ -27,18 +79,18 @@ pub(super) async fn status_writer(
             if !st.ready() {
                 continue;
             }
-            if st.status_dirty.wants_all() {
-                let universe = st.status_universe();
-                st.status_dirty.expand(universe);
+            if K::dirty(&mut st).wants_all() {
+                let universe = K::universe(&st);
+                K::dirty(&mut st).expand(universe);
             }
             let mut ops = Vec::new();
-            while ops.is_empty() && !st.status_dirty.is_empty() {
-                let keys = st.status_dirty.take_some(STATUS_BATCH);
+            while ops.is_empty() && !K::dirty(&mut st).is_empty() {
+                let keys = K::dirty(&mut st).take_some(STATUS_BATCH);
                 ops = keys
                     .iter()
                     .flat_map(|k| {
-                        let intent = st.status_intent(k);
-                        st.status.ops(k, intent.as_ref())
+                        let intent = K::intent(&st, k);
+                        K::index(&mut st).ops(k, intent.as_ref())
                     })
                     .collect();
             }
@@ -73,8 +125,8 @@ pub(super) async fn status_writer(
                         StatusOp::Create(i) | StatusOp::Patch { intent: i, .. } => &i.service,
                         StatusOp::Delete { key, .. } => key,
                     };
-                    warn!(service = %key, error = %e, "ServiceBGPStatus write failed");
-                    st.status_dirty.mark(key);
+                    warn!(service = %key, error = %e, kind = K::KIND, "status write failed");
+                    K::dirty(&mut st).mark(key);
                 }
             }
         }
@@ -89,12 +141,12 @@ pub(super) async fn status_writer(
     }
 }
 
-fn api_namespace(api: &Api<ServiceBGPStatus>) -> String {
+fn api_namespace<K: StatusKind>(api: &Api<K>) -> String {
     api.namespace().unwrap_or_default().to_string()
 }
 
-async fn apply_status_op(
-    api: &Api<ServiceBGPStatus>,
+async fn apply_status_op<K: StatusSide>(
+    api: &Api<K>,
     ns: &str,
     owner: Option<OwnerReference>,
     shared: &Shared,
@@ -104,43 +156,36 @@ async fn apply_status_op(
     let (pp, patch_params) = write_params();
     match op {
         StatusOp::Create(intent) => {
-            let mut obj = intent.to_object(ns);
-            obj.metadata.owner_references = owner.map(|o| vec![o]);
+            let mut obj: K = intent.to_object(ns);
+            obj.meta_mut().owner_references = owner.map(|o| vec![o]);
             let mut created = api.create(&pp, &obj).await?;
             strip(&mut created);
-            metrics.bgp_status_writes_total.inc();
+            K::writes(metrics).inc();
             let name = created.name_any();
-            lock(shared).status.record_written(&created);
+            K::index(&mut lock(shared)).record_written(&created);
             let mut patched = api
-                .patch_status(
-                    &name,
-                    &patch_params,
-                    &Patch::Merge(json!({ "status": intent.status() })),
-                )
+                .patch_status(&name, &patch_params, &Patch::Merge(K::status_patch(intent)))
                 .await?;
             strip(&mut patched);
-            metrics.bgp_status_writes_total.inc();
-            lock(shared).status.record_written(&patched);
-            debug!(service = %intent.service, name, "ServiceBGPStatus created");
+            K::writes(metrics).inc();
+            K::index(&mut lock(shared)).record_written(&patched);
+            debug!(service = %intent.service, name, kind = K::KIND, "status object created");
         }
         StatusOp::Patch { name, intent } => {
+            let patch = K::status_patch(intent);
             match api
-                .patch_status(
-                    name,
-                    &patch_params,
-                    &Patch::Merge(json!({ "status": intent.status() })),
-                )
+                .patch_status(name, &patch_params, &Patch::Merge(patch))
                 .await
             {
                 Ok(mut patched) => {
                     strip(&mut patched);
-                    metrics.bgp_status_writes_total.inc();
-                    lock(shared).status.record_written(&patched);
+                    K::writes(metrics).inc();
+                    K::index(&mut lock(shared)).record_written(&patched);
                 }
                 Err(kube::Error::Api(s)) if s.is_not_found() => {
                     let mut st = lock(shared);
-                    st.status.record_deleted(name);
-                    st.status_dirty.mark(&intent.service);
+                    K::index(&mut st).record_deleted(name);
+                    K::dirty(&mut st).mark(&intent.service);
                 }
                 Err(e) => return Err(e),
             }
@@ -148,12 +193,12 @@ async fn apply_status_op(
         StatusOp::Delete { name, .. } => {
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {
-                    metrics.bgp_status_writes_total.inc();
+                    K::writes(metrics).inc();
                 }
                 Err(kube::Error::Api(s)) if s.is_not_found() => {}
                 Err(e) => return Err(e),
             }
-            lock(shared).status.record_deleted(name);
+            K::index(&mut lock(shared)).record_deleted(name);
         }
     }
     Ok(())
