@@ -1,15 +1,17 @@
-//! The speaker's shell: watches feed the index, three writers publish its decisions.
+//! The speaker's shell: watches feed the index, writers publish its decisions.
 //!
 //! ```text
-//!  Node (this one) ────────┐                          ┌─▶ FRR writer ──▶ FRRConfiguration
+//!  Nodes (all) ────────────┐                          ┌─▶ FRR writer ──▶ FRRConfiguration
 //!  Services (all) ─────────┤   Inputs (one lock)      │    metallb-<node>: create once,
 //!  EndpointSlices (all) ───┼─▶ ServiceInfo/Endpoints ─┤    update in place when the spec
 //!  pools, peers, ads,      │   NodeAnnouncer          │    differs (never delete)
-//!  communities, BFD ───────┤   observed objects       │
-//!  metallb-<node> ─────────┤                          ├─▶ status writer ──▶ ServiceBGPStatus
-//!  ServiceBGPStatus (node) ┤                          │    per (Service, node)
-//!  speaker-<node> ─────────┘                          └─▶ config-state writer ──▶
-//!                                                          ConfigurationState speaker-<node>
+//!  L2 ads, communities, BFD┤   L2View (election)      │
+//!  metallb-<node> ─────────┤   observed objects       ├─▶ status writers ──▶ ServiceBGPStatus
+//!  Service{BGP,L2}Status   ┤                          │    per (Service, node), ServiceL2Status
+//!   (this node's)          │                          │    per Service (the elected node)
+//!  speaker-<node> ─────────┘                          ├─▶ config-state writer ──▶
+//!                                                     │    ConfigurationState speaker-<node>
+//!                                                     └─▶ L2 decisions ──▶ responder (ARP/NDP)
 //! ```
 //!
 //! Each watch event is applied to the index under a short synchronous lock and wakes every
@@ -23,8 +25,9 @@
 //! the process exits non-zero, leaving FRR as it is for the restarted process.
 //!
 //! One module per writer: `frr_writer` (FRRConfiguration), `status_writer`
-//! (ServiceBGPStatus), `config_state_writer` (ConfigurationState); `index` is the state
-//! they read, `withdraw` the pure shutdown decision.
+//! (ServiceBGPStatus and ServiceL2Status), `config_state_writer` (ConfigurationState),
+//! `l2_task` (the IPs the responder answers for); `index` is the state they read,
+//! `withdraw` the pure shutdown decision.
 //!
 //! Nothing is written before every watch has listed once and this node's Node was seen,
 //! so a restart compares the complete desired object with the one already in the cluster
