@@ -508,7 +508,10 @@ impl Lab {
             }
             for n in &lab.nodes {
                 let (name, ns) = lab.pod_of(n);
-                lab.apply(objects::pod(&name, ns, &n.name, POD_SERVICE_ACCOUNT))?;
+                let mut pod = objects::pod(&name, ns, &n.name, POD_SERVICE_ACCOUNT);
+                // the chart's component label: speakers find each other's pods by it
+                pod["metadata"]["labels"]["app.kubernetes.io/component"] = "speaker".into();
+                lab.apply(pod)?;
             }
             if lab.opts.stack == Stack::Full {
                 let node = lab
@@ -874,6 +877,17 @@ impl Lab {
             .and_then(Option::as_mut)
             .context("no speaker for that node")?
             .crash();
+        Ok(())
+    }
+
+    /// Stops node `k`'s speaker (or frr-k8s) gracefully (SIGTERM, then SIGKILL after the
+    /// grace period) and does not start it again.
+    pub fn stop_speaker(&mut self, k: usize) -> anyhow::Result<()> {
+        self.speakers
+            .get_mut(k - 1)
+            .and_then(Option::as_mut)
+            .context("no speaker for that node")?
+            .stop();
         Ok(())
     }
 

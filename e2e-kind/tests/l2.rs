@@ -8,7 +8,7 @@
 //! CI.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metallb_e2e::objects::{self, ip_pool, Endpoint, METALLB_NS};
 use metallb_e2e::{require_full_stack, ApiKind, Lab, LabOptions, Stack};
@@ -84,7 +84,7 @@ fn wait_l2_status(lab: &Lab, node: &str) {
     .unwrap();
 }
 
-fn scenario(lab: &Lab) {
+fn scenario(lab: &mut Lab) {
     lab.apply(ip_pool(
         "lan",
         &["192.0.2.240-192.0.2.250", "2001:db8::240/124"],
@@ -156,20 +156,56 @@ fn scenario(lab: &Lab) {
         println!("l2: ETP Local: {ip} moved to {last} (the serving node) {took:?}");
     }
     wait_l2_status(lab, last);
+
+    // Graceful stop (a drain, a rollout): the announcer's speaker Pod is deleted, then its
+    // process gets SIGTERM. The other speakers see the Pod go and elect the next node,
+    // whose announcements move the client's entries.
+    lab.patch(
+        "v1",
+        "Service",
+        Some(objects::APP_NS),
+        "web",
+        json!({"spec": {"externalTrafficPolicy": "Cluster"}}),
+    )
+    .unwrap();
+    lab.apply(objects::endpoint_slice("web", &lab.endpoints_everywhere(1)))
+        .unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &first, T).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let k = lab
+        .nodes
+        .iter()
+        .find(|n| n.name == order[0])
+        .expect("node")
+        .index;
+    let start = Instant::now();
+    lab.delete_pod(METALLB_NS, &format!("speaker-{}", order[0]))
+        .unwrap();
+    lab.stop_speaker(k).unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &second, T).unwrap();
+        println!(
+            "l2: graceful stop: {ip} moved to {} {:?} after the speaker Pod's deletion",
+            order[1],
+            start.elapsed()
+        );
+    }
 }
 
 #[test]
 fn l2_answers_and_moves_with_the_election() {
     let test = "l2_answers_and_moves_with_the_election";
-    if let Some(lab) = l2_lab(test, "l2", ApiKind::Test) {
-        scenario(&lab);
+    if let Some(mut lab) = l2_lab(test, "l2", ApiKind::Test) {
+        scenario(&mut lab);
     }
 }
 
 #[test]
 fn l2_answers_and_moves_with_the_election_on_the_real_api_server() {
     let test = "l2_answers_and_moves_with_the_election_on_the_real_api_server";
-    if let Some(lab) = l2_lab(test, "l2real", ApiKind::Real) {
-        scenario(&lab);
+    if let Some(mut lab) = l2_lab(test, "l2real", ApiKind::Real) {
+        scenario(&mut lab);
     }
 }

@@ -83,6 +83,15 @@ struct Args {
     /// instead of the process's own: labs that run several nodes on one host.
     #[arg(long, env = "METALLB_L2_NETNS")]
     l2_netns: Option<PathBuf>,
+    /// Label selector of the speaker Pods in --namespace: a node is an L2 candidate only
+    /// while its speaker Pod runs and is not being deleted (a drain or rollout hands its
+    /// IPs over before the speaker exits). Empty: Node readiness alone.
+    #[arg(
+        long,
+        env = "METALLB_SPEAKER_POD_SELECTOR",
+        default_value = "app.kubernetes.io/component=speaker"
+    )]
+    speaker_pod_selector: String,
     /// Do not answer ARP/NDP on this node (L2 decisions are still made; no IP is
     /// announced over L2 from here).
     #[arg(long, env = "METALLB_DISABLE_L2")]
@@ -117,6 +126,7 @@ impl Args {
             l2_exclude_interfaces,
             l2_netns,
             disable_l2,
+            speaker_pod_selector,
             client,
             log,
             admin,
@@ -138,6 +148,7 @@ impl Args {
         };
         settings.pod_name = pod_name;
         settings.withdraw_on_shutdown = withdraw_on_shutdown;
+        settings.speaker_pods = Some(speaker_pod_selector).filter(|s| !s.is_empty());
         settings.l2 = (!disable_l2).then(|| responder::Settings {
             excludes,
             rescan: Duration::from_secs(10),

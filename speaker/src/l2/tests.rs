@@ -362,3 +362,62 @@ fn services_spread_and_a_lost_node_moves_only_its_own() {
         }
     }
 }
+
+mod view {
+    use super::*;
+    use crate::l2::view::{L2View, SpeakerPod};
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod(node: &str, extra: &str) -> Pod {
+        yaml(&format!(
+            "metadata: {{name: speaker-{node}, namespace: metallb-system{extra}}}\nspec: {{nodeName: {node}, containers: []}}"
+        ))
+    }
+
+    fn elect(v: &mut L2View, s: &ServiceInfo) -> Option<String> {
+        let eps = serving(&["node1"]);
+        v.refresh(
+            std::iter::once(&s.key),
+            |_| Some((s, Some(eps.clone()))),
+            &SpeakerOptions::default(),
+        );
+        v.decision(&s.key)
+            .and_then(|d| d.winner.as_ref())
+            .map(|w| w.node.clone())
+    }
+
+    #[test]
+    fn speaker_pods_decide_liveness_once_known() {
+        let mut v = L2View::default();
+        v.set_config(config(&[ad("a", ALL)]));
+        for n in nodes(&["node1", "node2", "node3"]) {
+            v.apply_node(n);
+        }
+        let s = svc("web", &["192.0.2.200"]);
+        // no speaker Pod known: Node readiness alone (node2 ranks first)
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node2"));
+        // speakers known on node1 and node3 only: node2 has none, it is no candidate
+        for n in ["node1", "node3"] {
+            v.set_speaker(&format!("speaker-{n}"), SpeakerPod::from_pod(&pod(n, "")));
+        }
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node3"));
+        // node3's Pod is being deleted (a drain): handed over at once
+        let deleting = pod("node3", ", deletionTimestamp: '2026-01-01T00:00:00Z'");
+        let p = SpeakerPod::from_pod(&deleting).expect("scheduled");
+        assert!(!p.alive);
+        v.set_speaker("speaker-node3", Some(p));
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node1"));
+        // a Pod not ready is not alive; one without conditions yet is
+        let not_ready: Pod = yaml(
+            "metadata: {name: x}\nspec: {nodeName: node1, containers: []}\nstatus: {conditions: [{type: Ready, status: 'False'}]}",
+        );
+        assert!(!SpeakerPod::from_pod(&not_ready).unwrap().alive);
+        assert!(SpeakerPod::from_pod(&pod("node1", "")).unwrap().alive);
+        // an unscheduled Pod says nothing about a node
+        let pending: Pod = yaml("metadata: {name: y}\nspec: {containers: []}");
+        assert_eq!(SpeakerPod::from_pod(&pending), None);
+        // re-list without node1's Pod: nobody left with a speaker
+        v.retain_speakers(|n| n == "speaker-node3");
+        assert_eq!(elect(&mut v, &s), None);
+    }
+}

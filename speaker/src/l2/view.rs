@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::decide::{decide, node_ips, Interfaces, L2Config, L2Decision, L2Node};
 use crate::bgp::{Endpoints, NodeInfo, ServiceInfo, ServiceKey, SpeakerOptions};
@@ -26,11 +26,45 @@ impl L2Node {
     }
 }
 
+/// A speaker Pod as liveness sees it: on which node, and whether it counts as running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpeakerPod {
+    pub node: String,
+    pub alive: bool,
+}
+
+impl SpeakerPod {
+    /// A speaker Pod is alive until it is being deleted (a drain, a rollout, an uninstall:
+    /// the node must hand its IPs over before the process exits), reports `Ready=False`,
+    /// or has ended. A Pod not started yet (no Ready condition) counts as alive: it is
+    /// scheduled there.
+    pub fn from_pod(pod: &Pod) -> Option<Self> {
+        let node = pod.spec.as_ref()?.node_name.clone()?;
+        let status = pod.status.as_ref();
+        let ready = (status.and_then(|s| s.conditions.as_ref()))
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.as_str());
+        let ended = matches!(
+            status.and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        Some(SpeakerPod {
+            node,
+            alive: pod.metadata.deletion_timestamp.is_none() && ready != Some("False") && !ended,
+        })
+    }
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct L2View {
     config: L2Config,
+    /// Every Node; `alive` is the Node's own readiness.
     nodes: BTreeMap<String, L2Node>,
+    /// Speaker Pods by name (when the speaker watches them): a node is a candidate only
+    /// with a live speaker. Without any known speaker Pod, Node readiness alone decides
+    /// (upstream without memberlist).
+    speakers: HashMap<String, SpeakerPod>,
     /// Only Services that are L2 Services (`decide` returned a decision).
     decisions: HashMap<ServiceKey, L2Decision>,
     dirty: BTreeSet<ServiceKey>,
@@ -72,6 +106,44 @@ impl L2View {
         }
     }
 
+    /// A speaker Pod was seen (or deleted: `None`).
+    pub fn set_speaker(&mut self, pod_name: &str, pod: Option<SpeakerPod>) {
+        let before = self.speakers.get(pod_name).cloned();
+        if before == pod {
+            return;
+        }
+        match pod {
+            Some(p) => self.speakers.insert(pod_name.to_string(), p),
+            None => self.speakers.remove(pod_name),
+        };
+        self.all_dirty = true;
+    }
+
+    /// After a re-list of the speaker Pods: forget those not listed.
+    pub fn retain_speakers(&mut self, listed: impl Fn(&str) -> bool) {
+        let before = self.speakers.len();
+        self.speakers.retain(|n, _| listed(n));
+        if self.speakers.len() != before {
+            self.all_dirty = true;
+        }
+    }
+
+    /// The election's candidates' liveness: the Node's readiness, and a live speaker on
+    /// it when speaker Pods are known.
+    fn candidates(&self) -> Vec<L2Node> {
+        let with_speaker: BTreeSet<&str> = (self.speakers.values())
+            .filter(|p| p.alive)
+            .map(|p| p.node.as_str())
+            .collect();
+        let known = !self.speakers.is_empty();
+        (self.nodes.values())
+            .map(|n| L2Node {
+                info: n.info.clone(),
+                alive: n.alive && (!known || with_speaker.contains(n.info.name.as_str())),
+            })
+            .collect()
+    }
+
     pub fn mark(&mut self, key: &ServiceKey) {
         if !self.all_dirty {
             self.dirty.insert(key.clone());
@@ -99,7 +171,7 @@ impl L2View {
         } else {
             std::mem::take(&mut self.dirty).into_iter().collect()
         };
-        let nodes: Vec<L2Node> = self.nodes.values().cloned().collect();
+        let nodes = self.candidates();
         let mut changed = Vec::new();
         for key in todo {
             let decision = service(&key)

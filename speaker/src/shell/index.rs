@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
@@ -34,7 +34,7 @@ use crate::bgp::{
     spec_changed, ConfigIssue, Endpoints, MetalLbConfig, NodeAnnouncer, NodeConfig, NodeInfo,
     ServiceInfo, ServiceKey, SpeakerOptions,
 };
-use crate::l2::view::L2View;
+use crate::l2::view::{L2View, SpeakerPod};
 use crate::l2::{L2Config, L2Node};
 use crate::status::{StatusIntent, StatusKind};
 
@@ -1187,6 +1187,23 @@ impl Index<FRRConfiguration> for Inputs {
 
     fn listing(&mut self) {
         self.frr.listing();
+    }
+}
+
+/// Speaker Pods (MetalLB's namespace, by label): which nodes have a live speaker, for the
+/// L2 election.
+impl Index<Pod> for Inputs {
+    fn apply(&mut self, p: Pod) {
+        self.l2.set_speaker(&p.name_any(), SpeakerPod::from_pod(&p));
+    }
+
+    fn delete(&mut self, p: Pod) {
+        self.l2.set_speaker(&p.name_any(), None);
+    }
+
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        let names: HashSet<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
+        self.l2.retain_speakers(|n| names.contains(n));
     }
 }
 

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -110,6 +110,11 @@ pub struct Settings {
     /// restart makes the same choices; off: a restart takes every object without a record
     /// as in effect as it is.
     pub kept_versions: bool,
+    /// Label selector of the speaker Pods (MetalLB's namespace): a node is an L2
+    /// candidate only while its speaker Pod runs and is not being deleted, so a drain or a
+    /// rollout hands the node's L2 IPs over before the speaker exits. `None`: Node
+    /// readiness alone.
+    pub speaker_pods: Option<String>,
     /// Answer ARP/NDP for the L2 Services this node is elected for; `None`: L2 decisions
     /// are made but nothing is answered (tests of the shell that must not touch the host's
     /// interfaces).
@@ -127,6 +132,7 @@ impl Settings {
             withdraw_on_shutdown: false,
             shutdown_write_timeout: Duration::from_secs(3),
             kept_versions: true,
+            speaker_pods: None,
             l2: None,
         }
     }
@@ -225,6 +231,10 @@ pub async fn run(
     watches.watch(t, "bfdprofiles", bfd, all());
     let l2ads = Api::<L2Advertisement>::namespaced(client.clone(), ns);
     watches.watch(t, "l2advertisements", l2ads, all());
+    if let Some(selector) = &settings.speaker_pods {
+        let pods = Api::<Pod>::namespaced(client.clone(), ns);
+        watches.watch(t, "speaker-pods", pods, all().labels(selector));
+    }
     // Our own objects: a deletion or someone else's edit is repaired.
     let own_config = config_name(&settings.node_name);
     let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), &settings.frr_namespace);
