@@ -40,20 +40,7 @@ impl Desired {
 }
 
 /// Event type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NoteType {
-    Normal,
-    Warning,
-}
-
-impl NoteType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoteType::Normal => "Normal",
-            NoteType::Warning => "Warning",
-        }
-    }
-}
+pub use metallb_runtime::events::EventType as NoteType;
 
 /// An event to emit on the Service (upstream reasons).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use metallb_runtime::events::Reporter;
 
 use crate::slim::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::ResourceExt;
 
 use crate::allocator::ServiceKey;
@@ -67,34 +67,18 @@ pub fn core_event(
     instance: &str,
     now: k8s_openapi::jiff::Timestamp,
 ) -> Event {
-    let name = format!(
-        "{}.{:x}",
-        regarding.name.as_deref().unwrap_or("metallb"),
-        now.as_nanosecond()
-    );
-    Event {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: regarding.namespace.clone(),
-            ..Default::default()
-        },
-        involved_object: regarding.clone(),
-        reason: Some(note.reason.to_string()),
-        message: Some(note.message.clone()),
-        type_: Some(note.type_.as_str().to_string()),
-        source: Some(EventSource {
-            component: Some(COMPONENT.into()),
-            host: None,
-        }),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        event_time: Some(MicroTime(now)),
-        count: Some(1),
-        action: Some(note.reason.to_string()),
-        reporting_component: Some(COMPONENT.into()),
-        reporting_instance: Some(instance.to_string()),
-        ..Default::default()
-    }
+    let reporter = Reporter {
+        component: COMPONENT.into(),
+        instance: instance.to_string(),
+    };
+    metallb_runtime::events::core_event(
+        regarding,
+        note.type_,
+        note.reason,
+        &note.message,
+        &reporter,
+        now,
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod cert_args;
 pub mod certs;
 pub mod client;
 pub mod config_state;
+pub mod events;
 pub mod logging;
 pub mod memo;
 pub mod owner;

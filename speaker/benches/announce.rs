@@ -120,6 +120,7 @@ fn services() -> Vec<(ServiceInfo, Endpoints)> {
                 ingress_ips: ips,
                 invalid_ingress: Vec::new(),
                 shares_ip: false,
+                uid: None,
             };
             let eps = Endpoints {
                 serving_nodes: (0..3)

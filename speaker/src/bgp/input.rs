@@ -134,6 +134,8 @@ pub struct ServiceInfo {
     /// Carries `metallb.io/allow-shared-ip` (or the legacy `metallb.universe.tf/` key):
     /// L2 mode refuses to announce it through an advertisement with serviceSelectors.
     pub shares_ip: bool,
+    /// `metadata.uid`: events about the Service name it (`kubectl describe` matches on it).
+    pub uid: Option<String>,
 }
 
 impl ServiceInfo {
@@ -175,6 +177,7 @@ impl ServiceInfo {
             shares_ip: [ALLOW_SHARED_IP, LEGACY_ALLOW_SHARED_IP]
                 .iter()
                 .any(|k| svc.annotations().get(*k).is_some_and(|v| !v.is_empty())),
+            uid: svc.uid(),
         }
     }
 }

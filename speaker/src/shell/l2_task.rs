@@ -8,10 +8,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use kube::api::{Api, PostParams};
+use kube::Client;
+use metallb_runtime::events::{core_event, EventType, Reporter};
 use metallb_runtime::watch::lock;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{compile, Shared};
 use crate::bgp::ServiceKey;
@@ -20,7 +24,11 @@ use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 
 const PROTOCOL: &str = "layer2";
 
+/// Upstream's event on a Service when a node takes it over.
+const REASON_NODE_ASSIGNED: &str = "nodeAssigned";
+
 pub(super) async fn l2_decisions(
+    client: Client,
     shared: Shared,
     trigger: Arc<Notify>,
     status_trigger: Arc<Notify>,
@@ -37,6 +45,7 @@ pub(super) async fn l2_decisions(
             _ = stop.cancelled() => break,
             _ = trigger.notified() => {}
         }
+        let mut assigned = Vec::new();
         let ips = {
             let mut st = lock(&shared);
             // Nothing is decided before every watch listed: a partial view would elect
@@ -71,7 +80,9 @@ pub(super) async fn l2_decisions(
                 }
                 match (before.is_empty(), now.is_empty()) {
                     (true, false) => {
-                        info!(service = %key, ips = ?now, "announcing over L2 from this node")
+                        info!(service = %key, ips = ?now, "announcing over L2 from this node");
+                        let uid = st.announcer.service(&key).and_then(|s| s.uid.clone());
+                        assigned.push((key.clone(), uid));
                     }
                     (false, true) => info!(service = %key, "no longer announcing over L2"),
                     _ => {}
@@ -89,6 +100,48 @@ pub(super) async fn l2_decisions(
             *current = Arc::new(ips);
             true
         });
+        if let Some(node) = &node {
+            for (key, uid) in assigned {
+                node_assigned(&client, &key, uid, node, &metrics).await;
+            }
+        }
+    }
+}
+
+/// `nodeAssigned` on the Service, as upstream's speaker emits it (best effort: a failure
+/// is logged and counted, never retried).
+async fn node_assigned(
+    client: &Client,
+    key: &ServiceKey,
+    uid: Option<String>,
+    node: &str,
+    metrics: &SpeakerMetrics,
+) {
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.clone()),
+        uid,
+        ..Default::default()
+    };
+    let reporter = Reporter {
+        component: super::FIELD_MANAGER.into(),
+        instance: node.to_string(),
+    };
+    let message = format!("announcing from node {node:?} with protocol {PROTOCOL:?}");
+    let ev = core_event(
+        &regarding,
+        EventType::Normal,
+        REASON_NODE_ASSIGNED,
+        &message,
+        &reporter,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let api: Api<Event> = Api::namespaced(client.clone(), &key.namespace);
+    if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        metrics.k8s_client_update_errors_total.inc();
+        warn!(service = %key, error = %e, "emitting the nodeAssigned event failed");
     }
 }
 

@@ -301,6 +301,7 @@ pub async fn run(
     tasks.spawn(
         "L2 decisions",
         l2_task::l2_decisions(
+            client.clone(),
             shared.clone(),
             l2_trigger,
             l2_status_trigger,
