@@ -1245,20 +1245,7 @@ impl Lab {
         mac: &str,
         timeout: Duration,
     ) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        loop {
-            if self.ext_neighbor(ip).as_deref() == Some(mac) {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                anyhow::bail!(
-                    "{ip} not resolved to {mac} within {timeout:?} (entry: {:?})",
-                    self.ext_neighbor(ip)
-                );
-            }
-            self.ext_resolve(ip)?;
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_ext_entry(ip, mac, timeout, true)
     }
 
     /// Waits, without asking, until the external router's entry for `ip` says `mac` (a
@@ -1269,6 +1256,16 @@ impl Lab {
         mac: &str,
         timeout: Duration,
     ) -> anyhow::Result<Duration> {
+        self.wait_ext_entry(ip, mac, timeout, false)
+    }
+
+    fn wait_ext_entry(
+        &self,
+        ip: &str,
+        mac: &str,
+        timeout: Duration,
+        ask: bool,
+    ) -> anyhow::Result<Duration> {
         let start = Instant::now();
         loop {
             if self.ext_neighbor(ip).as_deref() == Some(mac) {
@@ -1276,11 +1273,16 @@ impl Lab {
             }
             if start.elapsed() > timeout {
                 anyhow::bail!(
-                    "the entry for {ip} did not move to {mac} within {timeout:?} (entry: {:?})",
+                    "the router's entry for {ip} is not {mac} after {timeout:?} (entry: {:?}, asked: {ask})",
                     self.ext_neighbor(ip)
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            if ask {
+                self.ext_resolve(ip)?;
+                std::thread::sleep(Duration::from_millis(20));
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 

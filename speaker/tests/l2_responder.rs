@@ -76,6 +76,18 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
     start.elapsed()
 }
 
+/// The client asks for `ip` until its kernel's entry says `mac`; how long that took.
+async fn resolves(client: &Netns, ip: &str, mac: &str, timeout: Duration) -> Duration {
+    wait_for(&format!("{ip} resolves to {mac}"), timeout, || {
+        if neighbor(client, ip).as_deref() == Some(mac) {
+            return true;
+        }
+        poke(client, ip);
+        false
+    })
+    .await
+}
+
 /// A counter summed over the two Service IPs.
 fn total(f: &Family<IpLabel, Counter>) -> u64 {
     [V4, V6]
@@ -158,18 +170,7 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
 
     // node1 answers both families; the client asks until its kernel has an entry
     for ip in [V4, V6] {
-        let took = wait_for(
-            &format!("{ip} resolves to node1"),
-            Duration::from_secs(10),
-            || {
-                if neighbor(&client, ip).as_deref() == Some(macs[0].as_str()) {
-                    return true;
-                }
-                poke(&client, ip);
-                false
-            },
-        )
-        .await;
+        let took = resolves(&client, ip, &macs[0], Duration::from_secs(10)).await;
         println!("{ip}: first answer after {took:?} (responder start included)");
     }
     // (the first entries may be completed by node1's takeover announcements rather than
@@ -197,18 +198,7 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     let before = total(&counters[0].responses_sent);
     let replies = total(&counters[1].responses_sent);
     for ip in [V4, V6] {
-        wait_for(
-            &format!("{ip} resolves to node2"),
-            Duration::from_secs(5),
-            || {
-                if neighbor(&client, ip).as_deref() == Some(macs[1].as_str()) {
-                    return true;
-                }
-                poke(&client, ip);
-                false
-            },
-        )
-        .await;
+        resolves(&client, ip, &macs[1], Duration::from_secs(5)).await;
     }
     assert_eq!(
         total(&counters[0].responses_sent),

@@ -216,15 +216,22 @@ pub fn neighbor_advertisement(
     body.extend_from_slice(&target.octets());
     body.extend_from_slice(&[OPT_TARGET_LL, 1]);
     body.extend_from_slice(&mac);
-    let sum = icmpv6_checksum(&src_ip, &dst_ip, &body);
-    body[2..4].copy_from_slice(&sum.to_be_bytes());
+    ndp_frame((mac, dst_mac), (src_ip, dst_ip), body)
+}
 
-    let mut f = ethernet(dst_mac, mac, ETHERTYPE_IPV6, IPV6_HEADER + body.len());
+/// An NDP message (`body`: ICMPv6 type, code, zero checksum, rest) in an IPv6 packet with
+/// hop limit 255 in an Ethernet frame; the checksum is filled in. `macs` and `ips` are
+/// (source, destination).
+fn ndp_frame(macs: (Mac, Mac), ips: (Ipv6Addr, Ipv6Addr), mut body: Vec<u8>) -> Vec<u8> {
+    let ((src_mac, dst_mac), (src, dst)) = (macs, ips);
+    let sum = icmpv6_checksum(&src, &dst, &body);
+    body[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut f = ethernet(dst_mac, src_mac, ETHERTYPE_IPV6, IPV6_HEADER + body.len());
     f.extend_from_slice(&[0x60, 0, 0, 0]);
     f.extend_from_slice(&(body.len() as u16).to_be_bytes());
     f.extend_from_slice(&[ICMPV6_NEXT_HEADER, 255]);
-    f.extend_from_slice(&src_ip.octets());
-    f.extend_from_slice(&dst_ip.octets());
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
     f.extend_from_slice(&body);
     f
 }
@@ -298,16 +305,7 @@ mod tests {
         body.extend_from_slice(&target.octets());
         body.extend_from_slice(&[OPT_SOURCE_LL, 1]);
         body.extend_from_slice(&THEM);
-        let sum = icmpv6_checksum(&src, &dst, &body);
-        body[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut f = ethernet(multicast_mac(&dst), THEM, ETHERTYPE_IPV6, 72);
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        f.extend_from_slice(&[ICMPV6_NEXT_HEADER, 255]);
-        f.extend_from_slice(&src.octets());
-        f.extend_from_slice(&dst.octets());
-        f.extend_from_slice(&body);
-        f
+        ndp_frame((THEM, multicast_mac(&dst)), (src, dst), body)
     }
 
     #[test]
