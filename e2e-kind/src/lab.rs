@@ -1238,6 +1238,29 @@ impl Lab {
         .map_err(|_| anyhow::anyhow!("resolver thread panicked"))?
     }
 
+    /// Sets the `Ready` condition of a Node (`ns` `None`) or Pod (what a kubelet would
+    /// report; the lab has none), replacing its conditions.
+    pub fn set_ready(
+        &self,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        ready: bool,
+    ) -> anyhow::Result<()> {
+        let status = if ready { "True" } else { "False" };
+        self.patch_status(
+            "v1",
+            kind,
+            ns,
+            name,
+            serde_json::json!({"status": {"conditions": [{
+                // fields Node and Pod conditions both have
+                "type": "Ready", "status": status, "reason": "E2E",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }]}}),
+        )
+    }
+
     /// Asks until the external router resolves `ip` to `mac`; how long that took.
     pub fn wait_ext_resolves(
         &self,

@@ -45,22 +45,6 @@ fn election_order(ip: &str, names: &[String]) -> Vec<String> {
     v
 }
 
-fn set_ready(lab: &Lab, node: &str, ready: bool) {
-    let status = if ready { "True" } else { "False" };
-    lab.patch_status(
-        "v1",
-        "Node",
-        None,
-        node,
-        json!({"status": {"conditions": [{
-            "type": "Ready", "status": status, "reason": "E2E",
-            "lastHeartbeatTime": "2026-01-01T00:00:00Z",
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-        }]}}),
-    )
-    .expect("node status");
-}
-
 /// Waits until the only ServiceL2Status of Service `web` names `node` (the elected node
 /// writes it; the others delete theirs).
 fn wait_l2_status(lab: &Lab, node: &str) {
@@ -118,7 +102,7 @@ fn scenario(lab: &mut Lab) {
     // announces; the client's entries move without it asking. (The kernel ignores a new
     // address for an entry updated in the last second: wait that out first.)
     std::thread::sleep(Duration::from_millis(1100));
-    set_ready(lab, &order[0], false);
+    lab.set_ready("Node", None, &order[0], false).unwrap();
     for ip in &ips {
         let took = lab.wait_ext_neighbor(ip, &second, T).unwrap();
         println!(
@@ -128,7 +112,7 @@ fn scenario(lab: &mut Lab) {
     }
     // back: it ranks first again and takes the IPs back
     std::thread::sleep(Duration::from_millis(1100));
-    set_ready(lab, &order[0], true);
+    lab.set_ready("Node", None, &order[0], true).unwrap();
     for ip in &ips {
         lab.wait_ext_neighbor(ip, &first, T).unwrap();
     }

@@ -271,18 +271,6 @@ fn timing_table() {
         let ip = ips[0].clone();
         let o = order(&ip);
         let (m0, m1) = (mac(&o[0]), mac(&o[1]));
-        let set_ready = |kind: &str, ns: Option<&str>, name: &str, ready: bool| {
-            let status = if ready { "True" } else { "False" };
-            lab.patch_status(
-                "v1",
-                kind,
-                ns,
-                name,
-                json!({"status": {"conditions": [{"type": "Ready", "status": status,
-                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}),
-            )
-            .unwrap();
-        };
         let pod = format!("speaker-{}", o[0]);
         let mut node_down = Samples::new(
             "L2: announcer's Node NotReady -> ext entry moved (unasked)",
@@ -305,11 +293,11 @@ fn timing_table() {
                 // the kernel ignores a new address for an entry younger than 1 s
                 std::thread::sleep(Duration::from_millis(1100));
                 let t = Instant::now();
-                set_ready(kind, ns, name, false);
+                lab.set_ready(kind, ns, name, false).unwrap();
                 lab.wait_ext_neighbor(&ip, &m1, T).unwrap();
                 samples.push(t.elapsed());
                 std::thread::sleep(Duration::from_millis(1100));
-                set_ready(kind, ns, name, true);
+                lab.set_ready(kind, ns, name, true).unwrap();
                 lab.wait_ext_neighbor(&ip, &m0, T).unwrap();
             }
         }

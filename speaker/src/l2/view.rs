@@ -65,6 +65,9 @@ pub struct L2View {
     /// with a live speaker. Without any known speaker Pod, Node readiness alone decides
     /// (upstream without memberlist).
     speakers: HashMap<String, SpeakerPod>,
+    /// The election's candidates, derived from `nodes` and `speakers` when either changes
+    /// (every such change sets `all_dirty`), not per Service event.
+    candidates: Vec<L2Node>,
     /// Only Services that are L2 Services (`decide` returned a decision).
     decisions: HashMap<ServiceKey, L2Decision>,
     dirty: BTreeSet<ServiceKey>,
@@ -130,7 +133,7 @@ impl L2View {
 
     /// The election's candidates' liveness: the Node's readiness, and a live speaker on
     /// it when speaker Pods are known.
-    fn candidates(&self) -> Vec<L2Node> {
+    fn build_candidates(&self) -> Vec<L2Node> {
         let with_speaker: BTreeSet<&str> = (self.speakers.values())
             .filter(|p| p.alive)
             .map(|p| p.node.as_str())
@@ -164,6 +167,7 @@ impl L2View {
         options: &SpeakerOptions,
     ) -> Vec<ServiceKey> {
         let todo: Vec<ServiceKey> = if std::mem::take(&mut self.all_dirty) {
+            self.candidates = self.build_candidates();
             self.dirty.clear();
             let mut every: BTreeSet<ServiceKey> = keys.cloned().collect();
             every.extend(self.decisions.keys().cloned());
@@ -171,11 +175,11 @@ impl L2View {
         } else {
             std::mem::take(&mut self.dirty).into_iter().collect()
         };
-        let nodes = self.candidates();
+        let nodes = &self.candidates;
         let mut changed = Vec::new();
         for key in todo {
             let decision = service(&key)
-                .and_then(|(svc, eps)| decide(&self.config, svc, eps.as_ref(), &nodes, options));
+                .and_then(|(svc, eps)| decide(&self.config, svc, eps.as_ref(), nodes, options));
             if self.decisions.get(&key) != decision.as_ref() {
                 changed.push(key.clone());
             }

@@ -1057,15 +1057,12 @@ impl WatchedState for Inputs {
 /// candidates of the L2 election.
 impl Index<Node> for Inputs {
     fn apply(&mut self, n: Node) {
-        self.l2.apply_node(L2Node::from_node(&n));
-        if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
-            return;
-        }
-        let info = NodeInfo::from_node(&n);
-        if self.node.as_ref() != Some(&info) {
-            self.node = Some(info);
+        let l2 = L2Node::from_node(&n);
+        if l2.info.name == self.node_name && self.node.as_ref() != Some(&l2.info) {
+            self.node = Some(l2.info.clone());
             self.config_dirty = true;
         }
+        self.l2.apply_node(l2);
     }
 
     // This node going away (and this pod with it): keep deciding from what was last seen

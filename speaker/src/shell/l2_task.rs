@@ -55,12 +55,15 @@ pub(super) async fn l2_decisions(
             }
             compile(&mut st, &metrics);
             let changed = st.refresh_l2();
-            if !changed.is_empty() {
-                for key in &changed {
-                    st.l2_status_dirty.mark(key);
-                }
-                status_trigger.notify_one();
+            // Nothing changed: the responder's set is the one it has (it is computed over
+            // every decision, so not on every event).
+            if changed.is_empty() {
+                continue;
             }
+            for key in &changed {
+                st.l2_status_dirty.mark(key);
+            }
+            status_trigger.notify_one();
             let name = st.node_name().to_string();
             let node = node.get_or_insert_with(|| Arc::from(name.as_str()));
             for key in changed {
