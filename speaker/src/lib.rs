@@ -24,6 +24,7 @@ pub mod allinone;
 pub mod bgp;
 pub mod config_state;
 pub mod l2;
+pub mod members;
 pub mod metrics;
 pub mod shell;
 pub mod status;

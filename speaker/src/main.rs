@@ -17,6 +17,7 @@ use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
 use metallb_speaker::l2::links::DEFAULT_EXCLUDES;
 use metallb_speaker::l2::responder;
+use metallb_speaker::members::args::MembersArgs;
 use metallb_speaker::metrics::SpeakerMetrics;
 use metallb_speaker::shell;
 
@@ -79,8 +80,9 @@ struct Args {
         default_values = DEFAULT_EXCLUDES
     )]
     l2_exclude_interfaces: Vec<String>,
-    /// Answer ARP/NDP inside this network namespace (a path such as /run/netns/NAME)
-    /// instead of the process's own: labs that run several nodes on one host.
+    /// Answer ARP/NDP and run the membership inside this network namespace (a path such as
+    /// /run/netns/NAME) instead of the process's own: labs that run several nodes on one
+    /// host.
     #[arg(long, env = "METALLB_L2_NETNS")]
     l2_netns: Option<PathBuf>,
     /// Label selector of the speaker Pods in --namespace: a node is an L2 candidate only
@@ -96,6 +98,9 @@ struct Args {
     /// announced over L2 from here).
     #[arg(long, env = "METALLB_DISABLE_L2")]
     disable_l2: bool,
+    /// Speaker membership (L2 failover on an abrupt node loss).
+    #[command(flatten)]
+    members: MembersArgs,
     /// The embedded frr-k8s component's FRR (unless --external-frr-k8s).
     #[command(flatten)]
     frr: FrrArgs,
@@ -127,6 +132,7 @@ impl Args {
             l2_netns,
             disable_l2,
             speaker_pod_selector,
+            members,
             client,
             log,
             admin,
@@ -149,6 +155,7 @@ impl Args {
         settings.pod_name = pod_name;
         settings.withdraw_on_shutdown = withdraw_on_shutdown;
         settings.speaker_pods = Some(speaker_pod_selector).filter(|s| !s.is_empty());
+        settings.members = members.settings(&node_name, l2_netns.clone())?;
         settings.l2 = (!disable_l2).then(|| responder::Settings {
             excludes,
             rescan: Duration::from_secs(10),

@@ -59,6 +59,8 @@ pub struct SpeakerMetrics {
     pub l2_status_writes_total: Counter,
     /// The L2 responder's `metallb_layer2_*` counters.
     pub l2: Arc<Counters>,
+    /// The membership agent's `metallb_speaker_members_*`.
+    pub members: Arc<crate::members::agent::Counters>,
 }
 
 impl SpeakerMetrics {
@@ -131,6 +133,22 @@ impl SpeakerMetrics {
             "send_errors",
             "Number of layer2 packets that could not be sent",
             m.l2.send_errors.clone(),
+        );
+        let members = r.sub_registry_with_prefix("speaker_members");
+        members.register(
+            "alive",
+            "Other speakers the membership sees alive",
+            m.members.alive.clone(),
+        );
+        members.register(
+            "down",
+            "Other speakers the membership declared down (their nodes are no L2 candidates)",
+            m.members.down.clone(),
+        );
+        members.register(
+            "rejected_packets",
+            "Membership packets dropped for a missing or wrong authentication tag",
+            m.members.rejected_packets.clone(),
         );
         Arc::new(m)
     }

@@ -420,4 +420,43 @@ mod view {
         v.retain_speakers(|n| n == "speaker-node3");
         assert_eq!(elect(&mut v, &s), None);
     }
+
+    #[test]
+    fn membership_only_removes_the_nodes_it_declared_down() {
+        let mut v = L2View::default();
+        v.set_config(config(&[ad("a", ALL)]));
+        for n in nodes(&["node1", "node2", "node3"]) {
+            v.apply_node(n);
+        }
+        for (n, ip) in [("node1", "192.0.2.11"), ("node2", "192.0.2.12")] {
+            let p = pod(n, "");
+            let mut p = SpeakerPod::from_pod(&p).unwrap();
+            p.ip = Some(ip.parse().unwrap());
+            v.set_speaker(&format!("speaker-{n}"), Some(p));
+        }
+        // node3's Pod has no IP yet: no peer, but still a candidate through its Pod
+        v.set_speaker("speaker-node3", SpeakerPod::from_pod(&pod("node3", "")));
+        let s = svc("web", &["192.0.2.200"]);
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node2"));
+        let peers = v.peers("node1");
+        assert_eq!(
+            peers.into_iter().collect::<Vec<_>>(),
+            vec![("node2".to_string(), "192.0.2.12".parse().unwrap())]
+        );
+        // node2's speaker crashed: SWIM says down although its Pod still looks alive
+        v.set_down(&["node2".to_string()].into());
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node3"));
+        // it rejoined
+        v.set_down(&Default::default());
+        assert_eq!(elect(&mut v, &s).as_deref(), Some("node2"));
+    }
+
+    #[test]
+    fn a_speaker_pods_ip_is_its_membership_address() {
+        let p: Pod = yaml(
+            "metadata: {name: x}\nspec: {nodeName: node1, containers: []}\nstatus: {podIP: 2001:db8::5}",
+        );
+        let sp = SpeakerPod::from_pod(&p).unwrap();
+        assert_eq!(sp.ip, Some("2001:db8::5".parse().unwrap()));
+    }
 }

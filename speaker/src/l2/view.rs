@@ -31,6 +31,8 @@ impl L2Node {
 pub struct SpeakerPod {
     pub node: String,
     pub alive: bool,
+    /// The Pod's IP (`hostNetwork`: the node's), where its membership agent listens.
+    pub ip: Option<IpAddr>,
 }
 
 impl SpeakerPod {
@@ -51,6 +53,9 @@ impl SpeakerPod {
         Some(SpeakerPod {
             node,
             alive: pod.metadata.deletion_timestamp.is_none() && ready != Some("False") && !ended,
+            ip: status
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse().ok()),
         })
     }
 }
@@ -68,6 +73,9 @@ pub struct L2View {
     /// The election's candidates, derived from `nodes` and `speakers` when either changes
     /// (every such change sets `all_dirty`), not per Service event.
     candidates: Vec<L2Node>,
+    /// Nodes whose speaker the membership declared down (crashed, or cut off): no
+    /// candidates whatever the API says (see `crate::members`).
+    down: BTreeSet<String>,
     /// Only Services that are L2 Services (`decide` returned a decision).
     decisions: HashMap<ServiceKey, L2Decision>,
     dirty: BTreeSet<ServiceKey>,
@@ -131,8 +139,25 @@ impl L2View {
         }
     }
 
-    /// The election's candidates' liveness: the Node's readiness, and a live speaker on
-    /// it when speaker Pods are known.
+    /// The nodes the membership declared down.
+    pub fn set_down(&mut self, down: &BTreeSet<String>) {
+        if self.down != *down {
+            self.down = down.clone();
+            self.all_dirty = true;
+        }
+    }
+
+    /// The live speakers other than `own`'s, by node, at their Pod IP: the membership's
+    /// peers.
+    pub fn peers(&self, own: &str) -> BTreeMap<String, IpAddr> {
+        (self.speakers.values())
+            .filter(|p| p.alive && p.node != own)
+            .filter_map(|p| Some((p.node.clone(), p.ip?)))
+            .collect()
+    }
+
+    /// The election's candidates' liveness: the Node's readiness, a live speaker on it
+    /// when speaker Pods are known, and not declared down by the membership.
     fn build_candidates(&self) -> Vec<L2Node> {
         let with_speaker: BTreeSet<&str> = (self.speakers.values())
             .filter(|p| p.alive)
@@ -142,7 +167,9 @@ impl L2View {
         (self.nodes.values())
             .map(|n| L2Node {
                 info: n.info.clone(),
-                alive: n.alive && (!known || with_speaker.contains(n.info.name.as_str())),
+                alive: n.alive
+                    && (!known || with_speaker.contains(n.info.name.as_str()))
+                    && !self.down.contains(&n.info.name),
             })
             .collect()
     }

@@ -3,6 +3,9 @@
 //! the responder through a `watch` channel (it sees only the latest set), the Services
 //! whose decision changed to the ServiceL2Status writer, and
 //! `metallb_speaker_announced{protocol="layer2"}` follows what this node answers for.
+//!
+//! With membership on, the task also hands the membership agent its peers (the live
+//! speaker Pods' IPs) and applies what the agent declares down.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,6 +23,8 @@ use tracing::{info, warn};
 use super::{compile, Shared};
 use crate::bgp::ServiceKey;
 use crate::l2::responder::Wanted;
+use crate::members::agent::Peers;
+use crate::members::Membership;
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 
 const PROTOCOL: &str = "layer2";
@@ -27,12 +32,34 @@ const PROTOCOL: &str = "layer2";
 /// Upstream's event on a Service when a node takes it over.
 const REASON_NODE_ASSIGNED: &str = "nodeAssigned";
 
+/// The L2 task's side of the membership agent.
+pub(super) struct MembershipLink {
+    pub peers: watch::Sender<Peers>,
+    pub view: watch::Receiver<Membership>,
+    /// Every speaker's membership port (one DaemonSet, one setting).
+    pub port: u16,
+}
+
+/// Resolves when the membership changed; never without membership (or once the agent is
+/// gone: the supervisor sees that task end).
+async fn membership_changed(link: &mut Option<MembershipLink>) {
+    if let Some(l) = link {
+        if l.view.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn l2_decisions(
     client: Client,
     shared: Shared,
     trigger: Arc<Notify>,
     status_trigger: Arc<Notify>,
     wanted: watch::Sender<Wanted>,
+    mut membership: Option<MembershipLink>,
     metrics: Arc<SpeakerMetrics>,
     stop: CancellationToken,
 ) {
@@ -44,10 +71,22 @@ pub(super) async fn l2_decisions(
             biased;
             _ = stop.cancelled() => break,
             _ = trigger.notified() => {}
+            _ = membership_changed(&mut membership) => {}
         }
         let mut assigned = Vec::new();
         let ips = {
             let mut st = lock(&shared);
+            if let Some(link) = &membership {
+                st.l2.set_down(&link.view.borrow().down);
+                let peers: Peers = (st.l2.peers(st.node_name()).into_iter())
+                    .map(|(node, ip)| (node, std::net::SocketAddr::new(ip, link.port)))
+                    .collect();
+                link.peers.send_if_modified(|p| {
+                    let changed = *p != peers;
+                    *p = peers;
+                    changed
+                });
+            }
             // Nothing is decided before every watch listed: a partial view would elect
             // from a partial node list.
             if !st.ready() {

@@ -73,6 +73,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::bgp::{config_name, FrrTarget, ServiceKey, SpeakerOptions};
 use crate::config_state::{self, Step};
 use crate::l2::responder::{self, Wanted};
+use crate::members::{self, agent::Peers, Membership};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use config_state_writer::config_state_writer;
 use frr_writer::{FrrWriter, WriteError};
@@ -119,6 +120,9 @@ pub struct Settings {
     /// are made but nothing is answered (tests of the shell that must not touch the host's
     /// interfaces).
     pub l2: Option<responder::Settings>,
+    /// Run the membership agent (`crate::members`): an abrupt loss of a node's speaker
+    /// moves its L2 IPs in about a second. `None`: liveness from the API alone.
+    pub members: Option<members::agent::Settings>,
 }
 
 impl Settings {
@@ -134,6 +138,7 @@ impl Settings {
             kept_versions: true,
             speaker_pods: None,
             l2: None,
+            members: None,
         }
     }
 
@@ -298,6 +303,24 @@ pub async fn run(
     );
 
     let (wanted_tx, wanted_rx) = watch::channel(Wanted::default());
+    let membership = settings.members.clone().map(|agent_settings| {
+        let (peers_tx, peers_rx) = watch::channel(Peers::new());
+        let (view_tx, view_rx) = watch::channel(Membership::default());
+        let port = agent_settings.bind.port();
+        let run = members::agent::run(
+            agent_settings,
+            peers_rx,
+            view_tx,
+            metrics.members.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn("membership", run.instrument(info_span!("membership")));
+        l2_task::MembershipLink {
+            peers: peers_tx,
+            view: view_rx,
+            port,
+        }
+    });
     tasks.spawn(
         "L2 decisions",
         l2_task::l2_decisions(
@@ -306,6 +329,7 @@ pub async fn run(
             l2_trigger,
             l2_status_trigger,
             wanted_tx,
+            membership,
             metrics.clone(),
             shutdown.clone(),
         )
