@@ -512,6 +512,11 @@ impl Lab {
                 // the chart's component label: speakers find each other's pods by it
                 pod["metadata"]["labels"]["app.kubernetes.io/component"] = "speaker".into();
                 lab.apply(pod)?;
+                // hostNetwork: the Pod's IP is the node's, where its membership listens
+                let ips = serde_json::json!({"status": {
+                    "podIP": n.v4, "podIPs": [{"ip": n.v4}],
+                }});
+                lab.patch_status("v1", "Pod", Some(ns), &name, ips)?;
             }
             if lab.opts.stack == Stack::Full {
                 let node = lab
@@ -765,6 +770,12 @@ impl Lab {
                     self.logs.path().join("controller.log"),
                 )?);
                 let bin = bins::ensure("metallb-speaker")?;
+                // The speakers' membership runs on each node's LAN address, authenticated
+                // with one key as the chart's memberlist Secret provides it. Not with a
+                // VRF on eth0: the address is not reachable from the default VRF there.
+                let ml_key = self.logs.path().join("ml-secretkey");
+                std::fs::write(&ml_key, "bWV0YWxsYi1yczplMmU=")?;
+                let membership = self.opts.node_vrf.is_none();
                 for n in &self.nodes {
                     let mut args = vec![
                         "--kubeconfig".into(),
@@ -787,6 +798,14 @@ impl Lab {
                         "--l2-netns".into(),
                         format!("/run/netns/{}", n.lan_netns().name()),
                     ];
+                    if membership {
+                        args.extend([
+                            "--ml-bind-addr".into(),
+                            n.v4.clone(),
+                            "--ml-secret-key-path".into(),
+                            ml_key.display().to_string(),
+                        ]);
+                    }
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
                         &format!("speaker-{}", n.name),

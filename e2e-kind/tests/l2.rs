@@ -157,13 +157,83 @@ fn scenario(lab: &mut Lab) {
     for ip in &ips {
         lab.wait_ext_neighbor(ip, &first, T).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(1100));
     let k = lab
         .nodes
         .iter()
         .find(|n| n.name == order[0])
         .expect("node")
         .index;
+
+    // Abrupt loss, the speaker: SIGKILL. Its Pod and Node still look fine in the API (no
+    // kubelet here; a real one takes its time too): only the membership sees it, and the
+    // next in rank takes over.
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = Instant::now();
+    lab.crash_speaker(k).unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &second, T).unwrap();
+        println!(
+            "l2: speaker killed: {ip} moved to {} {:?} after the SIGKILL",
+            order[1],
+            start.elapsed()
+        );
+    }
+    // it restarts, rejoins, ranks first again and takes the IPs back
+    std::thread::sleep(Duration::from_millis(1100));
+    lab.restart_speaker(k).unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &first, T).unwrap();
+    }
+
+    // Abrupt loss, the network: the announcer's link goes down. The others declare it down
+    // and take over; it believes it alone is alive (and answers nobody: its link is
+    // down). When the link is back the partition heals: it takes its IPs back, and the
+    // client's entries end on its MAC, not on a node that released them silently.
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = Instant::now();
+    lab.set_node_link(k, false).unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &second, T).unwrap();
+        println!(
+            "l2: link cut: {ip} moved to {} {:?} after the cut",
+            order[1],
+            start.elapsed()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    lab.set_node_link(k, true).unwrap();
+    for ip in &ips {
+        lab.wait_ext_neighbor(ip, &first, T).unwrap();
+    }
+    wait_l2_status(lab, &order[0]);
+
+    // The same cut on a node that announces nothing: alone, it elects itself for every
+    // IP, and when its link comes back it announces them all before it meets the others
+    // again and releases them silently. The owner re-announces when it sees it back: the
+    // client's entries must end (and stay) on the owner.
+    let third = lab
+        .nodes
+        .iter()
+        .find(|n| n.name == order[2])
+        .expect("node")
+        .index;
+    lab.set_node_link(third, false).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    lab.set_node_link(third, true).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    for ip in &ips {
+        let took = lab
+            .wait_ext_neighbor(ip, &first, Duration::ZERO)
+            .unwrap_or_else(|e| {
+                panic!("after the partition healed, {ip} is not on the owner {first}: {e}")
+            });
+        println!(
+            "l2: healed partition: {ip} on the owner {} ({took:?})",
+            order[0]
+        );
+    }
+
+    std::thread::sleep(Duration::from_millis(1100));
     let start = Instant::now();
     lab.delete_pod(METALLB_NS, &format!("speaker-{}", order[0]))
         .unwrap();

@@ -97,11 +97,14 @@ fn total(f: &Family<IpLabel, Counter>) -> u64 {
 }
 
 fn wanted(ips: &[&str]) -> Wanted {
-    Arc::new(
-        ips.iter()
-            .map(|ip| (ip.parse().unwrap(), Interfaces::All))
-            .collect::<BTreeMap<_, _>>(),
-    )
+    Wanted {
+        ips: Arc::new(
+            ips.iter()
+                .map(|ip| (ip.parse().unwrap(), Interfaces::All))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        reannounce: 0,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +212,31 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
         total(&counters[1].responses_sent) >= replies + 2,
         "node2 answered the client's ARP request and neighbor solicitation"
     );
+
+    // A partition heals: node1 was cut off, believed it alone was alive and announced
+    // both IPs (the client's entries went to it), then it meets node2 again and releases
+    // them silently. node2 never stopped owning them: re-announcing is what wins the
+    // client back (without it, the entries would keep node1's MAC until they expire).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tx1.send(wanted(&[V4, V6])).expect("send");
+    wait_for("both entries move to node1", Duration::from_secs(5), || {
+        [V4, V6]
+            .iter()
+            .all(|ip| neighbor(&client, ip).as_deref() == Some(macs[0].as_str()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tx1.send(wanted(&[])).expect("send");
+    let gratuitous = total(&counters[1].gratuitous_sent);
+    tx2.send_modify(|w| w.reannounce += 1);
+    let took = wait_for("both entries back on node2", Duration::from_secs(5), || {
+        [V4, V6]
+            .iter()
+            .all(|ip| neighbor(&client, ip).as_deref() == Some(macs[1].as_str()))
+    })
+    .await;
+    println!("re-announce after a healed partition: entries back on node2 after {took:?}");
+    assert!(total(&counters[1].gratuitous_sent) >= gratuitous + 2);
 
     stop.cancel();
     for r in responders {

@@ -92,7 +92,10 @@ async fn speakers_meet_detect_a_crash_and_a_leave_and_refuse_a_wrong_key() {
         println!("{own}: met the others in {took:?}");
     }
     // the intruder's packets carry another key's tag: dropped both ways
-    assert!(a.counters.rejected_packets.get() > 0, "a dropped x's packets");
+    assert!(
+        a.counters.rejected_packets.get() > 0,
+        "a dropped x's packets"
+    );
     assert!(!a.view.borrow().alive.contains("x"));
     assert!(intruder.view.borrow().alive.is_empty());
 
@@ -108,7 +111,10 @@ async fn speakers_meet_detect_a_crash_and_a_leave_and_refuse_a_wrong_key() {
     let mut again = all.clone();
     again.insert("c".into(), c.addr);
     peers_tx.send(again).unwrap();
-    until(&mut a, "c back", |m| m.alive.contains("c") && m.down.is_empty()).await;
+    until(&mut a, "c back", |m| {
+        m.alive.contains("c") && m.down.is_empty()
+    })
+    .await;
     until(&mut c, "a and b alive", |m| m.alive == names(&["a", "b"])).await;
 
     // graceful stop: b leaves, the others know without waiting for the suspicion

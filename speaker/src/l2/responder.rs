@@ -41,7 +41,15 @@ use super::packet::{
 };
 
 /// The IPs this node answers for, with their interfaces.
-pub type Wanted = Arc<BTreeMap<IpAddr, Interfaces>>;
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub ips: Arc<BTreeMap<IpAddr, Interfaces>>,
+    /// A change re-announces every owned IP as a takeover. When a partition heals, the
+    /// node that was cut off believed it alone was alive, announced every IP and then
+    /// releases them silently; the rightful owners never stopped owning theirs, so
+    /// without this the clients keep the cut-off node's MAC until their entries expire.
+    pub reannounce: u64,
+}
 
 /// How long and how often a takeover is announced.
 const ANNOUNCE_FOR: Duration = Duration::from_secs(5);
@@ -228,6 +236,8 @@ struct Worker {
     ndp: Option<PacketSocket>,
     /// IP → when we took it over on this interface.
     owned: BTreeMap<IpAddr, Instant>,
+    /// The last [`Wanted::reannounce`] acted on.
+    reannounced: u64,
     /// Solicited-node groups joined at the IPv6 level: the kernel sends MLD reports (so
     /// snooping switches and bridges forward the solicitations to us) and opens the NIC's
     /// multicast filter. Memberships belong to `mcast` and end with it.
@@ -277,10 +287,18 @@ impl Worker {
 
     /// Take the new wanted set: announce IPs gained, forget IPs lost, keep the
     /// solicited-node groups joined for the IPv6 ones.
-    fn update(&mut self, wanted: &BTreeMap<IpAddr, Interfaces>) {
+    fn update(&mut self, wanted: &Wanted) {
         let now = Instant::now();
-        let mine: BTreeSet<IpAddr> = wanted
-            .iter()
+        if wanted.reannounce != self.reannounced {
+            self.reannounced = wanted.reannounce;
+            for since in self.owned.values_mut() {
+                *since = now;
+            }
+            for ip in self.owned.keys() {
+                self.announce(ip);
+            }
+        }
+        let mine: BTreeSet<IpAddr> = (wanted.ips.iter())
             .filter(|(ip, ifs)| {
                 ifs.allows(&self.link.name)
                     && match ip {
@@ -403,6 +421,8 @@ async fn worker(
         link,
         mac,
         owned: BTreeMap::new(),
+        // a new worker announces what it takes anyway
+        reannounced: wanted.borrow().reannounce,
         joined: BTreeSet::new(),
         counters,
     };

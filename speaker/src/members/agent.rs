@@ -228,9 +228,8 @@ fn bind(settings: &Settings) -> anyhow::Result<UdpSocket> {
         None => std::net::UdpSocket::bind(addr)?,
         Some(netns) => std::thread::scope(|s| {
             s.spawn(|| {
-                metallb_rawsock::enter_netns(netns).with_context(|| {
-                    format!("entering network namespace {}", netns.display())
-                })?;
+                metallb_rawsock::enter_netns(netns)
+                    .with_context(|| format!("entering network namespace {}", netns.display()))?;
                 Ok::<_, anyhow::Error>(std::net::UdpSocket::bind(addr)?)
             })
             .join()

@@ -42,11 +42,7 @@ pub struct MembersArgs {
 
 impl MembersArgs {
     /// The agent's settings; `None` without `--ml-bind-addr`.
-    pub fn settings(
-        &self,
-        node: &str,
-        netns: Option<PathBuf>,
-    ) -> anyhow::Result<Option<Settings>> {
+    pub fn settings(&self, node: &str, netns: Option<PathBuf>) -> anyhow::Result<Option<Settings>> {
         let Some(ip) = self.ml_bind_addr else {
             return Ok(None);
         };
@@ -56,9 +52,8 @@ impl MembersArgs {
         );
         let key = match (&self.ml_secret_key_path, &self.ml_secret_key) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("reading the membership key {}", path.display())
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the membership key {}", path.display()))?;
                 Key::new(&text).with_context(|| {
                     format!("the membership key file {} is empty", path.display())
                 })?

@@ -49,7 +49,6 @@ async fn membership_changed(link: &mut Option<MembershipLink>) {
         }
     }
     std::future::pending().await
-
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -66,6 +65,10 @@ pub(super) async fn l2_decisions(
     // What this node announces per Service, for the metric and the log.
     let mut mine: BTreeMap<ServiceKey, Vec<IpAddr>> = BTreeMap::new();
     let mut node: Option<Arc<str>> = None;
+    // Speakers seen alive so far; one (re)appearing makes this node re-announce its IPs
+    // (see `Wanted::reannounce`).
+    let mut alive = std::collections::BTreeSet::new();
+    let mut reannounce = false;
     loop {
         tokio::select! {
             biased;
@@ -77,7 +80,13 @@ pub(super) async fn l2_decisions(
         let ips = {
             let mut st = lock(&shared);
             if let Some(link) = &membership {
-                st.l2.set_down(&link.view.borrow().down);
+                let view = link.view.borrow();
+                st.l2.set_down(&view.down);
+                if view.alive.iter().any(|n| !alive.contains(n)) {
+                    reannounce = true;
+                }
+                alive.clone_from(&view.alive);
+                drop(view);
                 let peers: Peers = (st.l2.peers(st.node_name()).into_iter())
                     .map(|(node, ip)| (node, std::net::SocketAddr::new(ip, link.port)))
                     .collect();
@@ -96,7 +105,7 @@ pub(super) async fn l2_decisions(
             let changed = st.refresh_l2();
             // Nothing changed: the responder's set is the one it has (it is computed over
             // every decision, so not on every event).
-            if changed.is_empty() {
+            if changed.is_empty() && !reannounce {
                 continue;
             }
             for key in &changed {
@@ -135,11 +144,13 @@ pub(super) async fn l2_decisions(
             }
             st.l2.node_ips(&name)
         };
+        let bump = std::mem::take(&mut reannounce);
         wanted.send_if_modified(|current| {
-            if **current == ips {
+            if *current.ips == ips && !bump {
                 return false;
             }
-            *current = Arc::new(ips);
+            current.ips = Arc::new(ips);
+            current.reannounce += u64::from(bump);
             true
         });
         if let Some(node) = &node {
