@@ -16,6 +16,7 @@
 pub mod allocator;
 pub mod converge;
 pub mod events;
+pub mod memberlist;
 pub mod metrics;
 pub mod pools;
 pub mod reconcile;

@@ -80,6 +80,14 @@ struct Args {
     #[arg(long, env = "POD_NAME", default_value = "metallb-controller")]
     pod_name: String,
 
+    /// The speakers' memberlist Secret: created with a random key when it does not exist
+    /// (an existing one is left alone). Empty: not managed.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME", default_value = "")]
+    ml_secret_name: String,
+    /// The controller's Deployment, owner of the memberlist Secret (removed with it).
+    #[arg(long, env = "METALLB_DEPLOYMENT")]
+    deployment: Option<String>,
+
     #[command(flatten)]
     client: ClientArgs,
 
@@ -114,6 +122,8 @@ impl Args {
             tls_key_file,
             webhook_insecure_http,
             pod_name,
+            ml_secret_name,
+            deployment,
             client,
             log,
             admin,
@@ -156,6 +166,15 @@ impl Args {
             webhook_task = Some(task);
         }
         tracing::info!(%namespace, lb_class = ?lb_class, mode = ?webhook_mode, "metallb-controller starting");
+        if !ml_secret_name.is_empty() && webhook_mode != WebhookMode::Onlywebhook {
+            tokio::spawn(metallb_controller::memberlist::ensure(
+                client.clone(),
+                namespace.clone(),
+                ml_secret_name,
+                deployment,
+                shutdown.clone(),
+            ));
+        }
         if let Some(gate) = controller_gate {
             let mut settings = Settings::new(&namespace);
             settings.lb_class = lb_class;

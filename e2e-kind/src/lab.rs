@@ -762,6 +762,12 @@ impl Lab {
                     "127.0.0.1:0".into(),
                     "--pod-name".into(),
                     CONTROLLER_POD.into(),
+                    // as the chart sets them: the controller creates the speakers'
+                    // memberlist Secret (no Deployment here: it gets no owner)
+                    "--ml-secret-name".into(),
+                    "metallb-memberlist".into(),
+                    "--deployment".into(),
+                    "metallb-controller".into(),
                 ];
                 self.controller = Some(Managed::start(
                     "controller",
@@ -1221,6 +1227,12 @@ impl Lab {
             .netns
             .as_ref()
             .context("no external router namespace (existing cluster)")
+    }
+
+    /// Runs `ip ARGS` in the L2 client's namespace (the external router's), e.g. a route
+    /// that puts a larger Service range on `br0`.
+    pub fn ext_ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(self.l2_client()?.ip(args)?)
     }
 
     /// The external router's kernel neighbor entry for `ip` on `br0`: the MAC it resolved,

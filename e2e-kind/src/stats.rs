@@ -87,6 +87,25 @@ pub fn table(rows: &[Samples]) -> String {
     out
 }
 
+/// A process's resident memory and CPU time so far, from `/proc` (CPU in clock ticks of
+/// 10 ms: `CLK_TCK` is 100 on Linux).
+pub fn proc_usage(pid: u32) -> Option<(u64, Duration)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the command name (which may hold spaces) start at the state (field 3)
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((rss_kib, Duration::from_millis(ticks * 10)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,7 @@ fn our_containers(objs: &[Value]) -> Vec<Container> {
                             Some("spec.nodeName") => "node-a".into(),
                             Some("metadata.name") => "pod-a".into(),
                             Some("metadata.namespace") => "metallb-system".into(),
+                            Some("status.podIP") => "192.0.2.10".into(),
                             other => panic!("env {name}: unexpected source {other:?}"),
                         },
                     };

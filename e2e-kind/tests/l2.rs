@@ -69,6 +69,15 @@ fn wait_l2_status(lab: &Lab, node: &str) {
 }
 
 fn scenario(lab: &mut Lab) {
+    // the controller created the speakers' membership key, as upstream's does
+    let (secret, _) = metallb_netlab::wait_until_some("the memberlist Secret", T, || {
+        lab.get("v1", "Secret", Some(METALLB_NS), "metallb-memberlist")
+            .ok()
+            .flatten()
+    })
+    .unwrap();
+    let key = secret["data"]["secretkey"].as_str().unwrap_or_default();
+    assert!(key.len() >= 24, "a base64 key of 16 random bytes: {secret}");
     lab.apply(ip_pool(
         "lan",
         &["192.0.2.240-192.0.2.250", "2001:db8::240/124"],

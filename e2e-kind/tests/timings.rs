@@ -233,7 +233,7 @@ fn timing_table() {
         let mut o = LabOptions::new("timings-l2");
         o.stack = Stack::Full;
         o.nodes = 3;
-        let lab = Lab::start(o).expect("lab");
+        let mut lab = Lab::start(o).expect("lab");
         lab.apply(ip_pool("lan", &["192.0.2.160-192.0.2.239"]))
             .unwrap();
         lab.apply(objects::l2_advertisement(
@@ -301,14 +301,99 @@ fn timing_table() {
                 lab.wait_ext_neighbor(&ip, &m0, T).unwrap();
             }
         }
+        // Abrupt loss: SIGKILL, the API sees nothing; the membership does.
+        let k0 = lab.nodes.iter().find(|n| n.name == o[0]).unwrap().index;
+        let mut crash = Samples::new(
+            "L2: announcer's speaker killed (SIGKILL) -> ext entry moved (membership)",
+            "< 2 s",
+        );
+        for _ in 0..n.min(10) {
+            std::thread::sleep(Duration::from_millis(1100));
+            let t = Instant::now();
+            lab.crash_speaker(k0).unwrap();
+            lab.wait_ext_neighbor(&ip, &m1, T).unwrap();
+            crash.push(t.elapsed());
+            std::thread::sleep(Duration::from_millis(1100));
+            lab.restart_speaker(k0).unwrap();
+            lab.wait_ext_neighbor(&ip, &m0, T).unwrap();
+        }
         notes.push(format!(
-            "L2: {} Services over 3 nodes; an abrupt node loss is detected only through the \
-             Node's readiness today (no membership yet: not measured)",
+            "L2: {} Services over 3 nodes; membership: SWIM, 300 ms probes, 900 ms suspicion",
             ips.len()
         ));
         rows.push(first);
         rows.push(node_down);
         rows.push(pod_down);
+        rows.push(crash);
+
+        // 1,000 L2 Services: what the speakers cost (each process: speaker, embedded
+        // frr-k8s and responder) idle and while a client resolves every IP. On the real
+        // API server only: the figures are the speakers', and creating 1,000 Services
+        // takes minutes at the controller's default client rate (issue #17).
+        if lab.api_kind() == Some(ApiKind::Real) {
+            lab.ext_ip(&["route", "add", "198.18.0.0/22", "dev", "br0"])
+                .unwrap();
+            lab.apply(ip_pool("lanbig", &["198.18.0.0/22"])).unwrap();
+            lab.apply(objects::l2_advertisement(
+                "lanbig",
+                json!({"ipAddressPools": ["lanbig"]}),
+            ))
+            .unwrap();
+            let total = 1000;
+            let more: Vec<String> = (ips.len()..total).map(|i| format!("l2big{i}")).collect();
+            let t = Instant::now();
+            for name in &more {
+                lab.create_service(name, false, &lab.endpoints_everywhere(3))
+                    .unwrap();
+            }
+            let mut all = ips.clone();
+            for name in &more {
+                all.push(lab.wait_service_ips(name, 1, T).unwrap()[0].clone());
+            }
+            let last = all.last().unwrap().clone();
+            lab.wait_ext_resolves(&last, &mac(&order(&last)[0]), T)
+                .unwrap();
+            let setup = t.elapsed();
+            let usage = |lab: &Lab| -> Vec<(String, u64, Duration)> {
+                lab.process_pids()
+                    .into_iter()
+                    .filter(|(name, _)| name.starts_with("speaker-"))
+                    .filter_map(|(name, pid)| {
+                        let (rss, cpu) = metallb_e2e::stats::proc_usage(pid?)?;
+                        Some((name, rss, cpu))
+                    })
+                    .collect()
+            };
+            let before = usage(&lab);
+            std::thread::sleep(Duration::from_secs(10));
+            let idle = usage(&lab);
+            let t = Instant::now();
+            for ip in &all {
+                lab.ext_resolve(ip).unwrap();
+            }
+            for ip in &all {
+                lab.wait_ext_resolves(ip, &mac(&order(ip)[0]), T).unwrap();
+            }
+            let resolved = t.elapsed();
+            let storm = usage(&lab);
+            let cpu = |a: &[(String, u64, Duration)], b: &[(String, u64, Duration)]| -> String {
+                (a.iter().zip(b))
+                    .map(|((_, _, x), (_, _, y))| format!("{:?}", y.saturating_sub(*x)))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let rss: Vec<String> = (storm.iter())
+                .map(|(name, kib, _)| format!("{name} {:.1} MiB", *kib as f64 / 1024.0))
+                .collect();
+            notes.push(format!(
+                "L2 at {total} Services (created and announced in {setup:.1?}): speaker RSS {}; \
+             CPU over 10 s idle: {}; the client resolving all {total} IPs took {resolved:.2?}, \
+             speakers' CPU meanwhile: {}",
+                rss.join(", "),
+                cpu(&before, &idle),
+                cpu(&idle, &storm),
+            ));
+        }
     }
 
     let api = ApiKind::auto();
@@ -344,7 +429,7 @@ fn timing_table() {
     // generous sanity bounds only (about 10x the targets): they catch a broken path, not a
     // slow machine
     // (rows: 1 Service -> route, 2 Local withdrawal, 4 BFD link cut, 7 L2 first answer,
-    // 8 L2 Node NotReady, 9 L2 speaker Pod down)
+    // 8 L2 Node NotReady, 9 L2 speaker Pod down, 10 L2 speaker killed)
     for (row, bound) in [
         (1, Duration::from_secs(5)),
         (2, Duration::from_secs(5)),
@@ -352,6 +437,7 @@ fn timing_table() {
         (7, Duration::from_secs(3)),
         (8, Duration::from_secs(20)),
         (9, Duration::from_secs(5)),
+        (10, Duration::from_secs(10)),
     ] {
         let r = &rows[row];
         let median = r.median().unwrap();

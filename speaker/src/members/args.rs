@@ -22,8 +22,8 @@ pub struct MembersArgs {
     /// The membership's UDP port, the same on every node.
     #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = DEFAULT_PORT)]
     pub ml_bind_port: u16,
-    /// File holding the shared key that authenticates membership packets (upstream's
-    /// memberlist Secret, key `secretkey`).
+    /// The shared key that authenticates membership packets: a file, or a directory with
+    /// a `secretkey` file (upstream's memberlist Secret mounted there).
     #[arg(long, env = "METALLB_ML_SECRET_KEY_PATH")]
     pub ml_secret_key_path: Option<PathBuf>,
     /// The shared key itself (upstream's older manifests set it from the Secret); prefer
@@ -52,7 +52,11 @@ impl MembersArgs {
         );
         let key = match (&self.ml_secret_key_path, &self.ml_secret_key) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path)
+                let path = match path.is_dir() {
+                    true => path.join("secretkey"),
+                    false => path.clone(),
+                };
+                let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading the membership key {}", path.display()))?;
                 Key::new(&text).with_context(|| {
                     format!("the membership key file {} is empty", path.display())
@@ -102,6 +106,16 @@ mod tests {
         assert_eq!(s.bind, "192.0.2.7:7946".parse().unwrap());
         assert!(s.key.is_set());
         assert_eq!(s.timing, Timing::default());
+
+        // the Secret mounted as a directory
+        let t = T::parse_from([
+            "t",
+            "--ml-bind-addr",
+            "192.0.2.7",
+            "--ml-secret-key-path",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(t.m.settings("n1", None).unwrap().unwrap().key.is_set());
 
         std::fs::write(&key, "\n").unwrap();
         let err = t.m.settings("n1", None).unwrap_err().to_string();
