@@ -1395,15 +1395,11 @@ impl Lab {
     }
 }
 
-/// `BIN --help` (empty when it fails).
 /// The ServiceAccount of the lab's stand-in pods.
 const POD_SERVICE_ACCOUNT: &str = "metallb-e2e";
 /// The controller's stand-in pod (in the MetalLB namespace).
 pub const CONTROLLER_POD: &str = "controller";
 
-/// A real control plane with every CRD installed. kube-controller-manager runs for the
-/// garbage collector, without the node lifecycle controller: there is no kubelet, so it
-/// would mark every Node unreachable after 40 s and evict the stand-in pods.
 /// File name of the API server's audit log in the lab's log directory.
 const AUDIT_LOG: &str = "audit.log";
 
@@ -1418,6 +1414,9 @@ rules:
   - level: None
 ";
 
+/// A real control plane with every CRD installed. kube-controller-manager runs for the
+/// garbage collector, without the node lifecycle controller: there is no kubelet, so it
+/// would mark every Node unreachable after 40 s and evict the stand-in pods.
 async fn start_control_plane(logs: &Path) -> anyhow::Result<ControlPlane> {
     let assets = envtest::assets()?.map_err(|why| anyhow::anyhow!("the real API server: {why}"))?;
     let policy = logs.join("audit-policy.yaml");

@@ -1,8 +1,10 @@
 //! End-to-end lab and seed demo for the MetalLB + frr-k8s reimplementation.
 //!
 //! [`Lab`] builds N node namespaces with FRR on one LAN, an external FRR router (and
-//! optionally BIRD), the in-memory test API with Node objects, and runs the product
-//! binaries (controller, one speaker per node) against it. Scenarios in `tests/` assert on
+//! optionally BIRD), a Kubernetes API (a real kube-apiserver with etcd and the garbage
+//! collector when the control-plane assets are there, as in CI; else the in-memory test
+//! API server) with Node objects, and runs the product binaries (controller, one speaker
+//! per node, or standalone frr-k8s) against it. Scenarios in `tests/` assert on
 //! the external router's tables. See `README.md`.
 
 pub mod bins;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use metallb_api::frrk8s::LogLevel;
 
-use crate::frr::apply::{ApplyOptions, Vtysh};
+use crate::frr::apply::ApplyOptions;
+use crate::frr::control::Vtysh;
 use crate::node::NodeSettings;
 use crate::RenderOptions;
 

@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frr_k8s::frr::apply::{ApplyOptions, ControlError, FrrControl};
+use frr_k8s::frr::apply::ApplyOptions;
+use frr_k8s::frr::control::{ControlError, FrrControl};
 use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::{self, NodeSettings, PodRef};
 use frr_k8s::RenderOptions;

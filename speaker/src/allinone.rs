@@ -19,7 +19,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use frr_k8s::frr::apply::{ControlError, FrrControl};
+use frr_k8s::frr::control::{ControlError, FrrControl};
+use frr_k8s::frr::originated::{self, Originated};
 use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::{NodeSettings, PodRef};
 use ipnet::IpNet;
@@ -50,7 +51,7 @@ pub struct ObservedFrr<C> {
 #[derive(Debug)]
 struct Tracker {
     /// `None` until FRR's state was read once.
-    networks: Mutex<Option<BTreeSet<(String, IpNet)>>>,
+    networks: Mutex<Option<BTreeSet<Originated>>>,
     changes: watch::Sender<u64>,
 }
 
@@ -76,7 +77,7 @@ impl<C> ObservedFrr<C> {
             .networks
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        g.as_ref().map(|s| s.iter().map(|(_, p)| *p).collect())
+        g.as_ref().map(|s| s.iter().map(|o| o.prefix).collect())
     }
 
     /// Changes whenever [`ObservedFrr::originated`] may have changed.
@@ -95,41 +96,11 @@ impl<C> ObservedFrr<C> {
                 *g = Some(BTreeSet::new());
             }
             if let Some(set) = g.as_mut() {
-                scan_networks(set, text);
+                originated::scan(set, text);
             }
         }
         self.tracker.changes.send_modify(|n| *n += 1);
     }
-}
-
-/// Apply the `network` additions and removals of `text` (a running configuration or a
-/// batch), in order, to `set`.
-fn scan_networks(set: &mut BTreeSet<(String, IpNet)>, text: &str) {
-    let mut router = String::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with("router bgp ") {
-            router = t.to_string();
-        } else if let Some(h) = t.strip_prefix("no router bgp ") {
-            let header = format!("router bgp {h}");
-            set.retain(|(r, _)| *r != header);
-        } else if let Some(rest) = t.strip_prefix("no network ") {
-            if let Some(p) = first_net(rest) {
-                set.remove(&(router.clone(), p));
-            }
-        } else if let Some(rest) = t.strip_prefix("network ") {
-            if let Some(p) = first_net(rest) {
-                set.insert((router.clone(), p));
-            }
-        }
-    }
-}
-
-fn first_net(rest: &str) -> Option<IpNet> {
-    rest.split_whitespace()
-        .next()
-        .and_then(|p| p.parse::<IpNet>().ok())
-        .map(|p| p.trunc())
 }
 
 impl<C: FrrControl> FrrControl for ObservedFrr<C> {
@@ -459,23 +430,5 @@ mod tests {
         // them there
         let (owners, _) = session_owners("frr-k8s-system").await;
         assert!(owners.is_empty(), "{owners:?}");
-    }
-
-    #[test]
-    fn scans_networks_from_configs_and_batches() {
-        let mut set = BTreeSet::new();
-        scan_networks(
-            &mut set,
-            "router bgp 64512\n address-family ipv4 unicast\n  network 10.0.0.1/32\n  network 10.0.0.2/32\n exit-address-family\nexit\nrouter bgp 64512 vrf red\n address-family ipv4 unicast\n  network 10.9.0.0/24\n",
-        );
-        assert_eq!(set.len(), 3);
-        scan_networks(
-            &mut set,
-            "router bgp 64512\n address-family ipv4 unicast\n  no network 10.0.0.1/32\n",
-        );
-        assert_eq!(set.len(), 2);
-        scan_networks(&mut set, "no router bgp 64512 vrf red\n");
-        let left: Vec<String> = set.iter().map(|(_, p)| p.to_string()).collect();
-        assert_eq!(left, vec!["10.0.0.2/32"]);
     }
 }

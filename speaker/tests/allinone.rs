@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use frr_k8s::frr::apply::{ApplyOptions, ControlError, FrrControl};
+use frr_k8s::frr::apply::ApplyOptions;
+use frr_k8s::frr::control::{ControlError, FrrControl};
 use frr_k8s::metrics::FrrMetrics;
 use frr_k8s::node::NodeSettings;
 use frr_k8s::RenderOptions;

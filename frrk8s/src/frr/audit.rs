@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::apply::{ControlError, FrrControl};
-use super::config::{Context, FrrConfig};
+use super::config::FrrConfig;
+use super::control::{ControlError, FrrControl};
+use super::originated::{originated, router_vrf, Afi, Originated};
 use super::status::{read_bgp_status, BgpNeighborStatus};
 
 /// When audit rounds run, after the removal. The first runs once FRR's initial
@@ -35,81 +36,6 @@ pub const ROUNDS: [Duration; 2] = [Duration::from_millis(2500), Duration::from_m
 
 /// Sessions established at most this long before the removal are audited.
 pub const YOUNG: Duration = Duration::from_secs(10);
-
-/// An address family of `network` lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Afi {
-    Ipv4,
-    Ipv6,
-}
-
-impl Afi {
-    fn of(p: &IpNet) -> Afi {
-        match p {
-            IpNet::V4(_) => Afi::Ipv4,
-            IpNet::V6(_) => Afi::Ipv6,
-        }
-    }
-
-    fn word(self) -> &'static str {
-        match self {
-            Afi::Ipv4 => "ipv4",
-            Afi::Ipv6 => "ipv6",
-        }
-    }
-}
-
-/// A prefix a router originates with a `network` line.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Originated {
-    /// `""` for the default VRF (as [`BgpNeighborStatus::vrf`]).
-    pub vrf: String,
-    pub prefix: IpNet,
-}
-
-/// The VRF of a `router bgp ASN [vrf NAME]` header.
-fn router_vrf(header: &str) -> String {
-    let mut words = header.split_whitespace().skip(3);
-    match (words.next(), words.next()) {
-        (Some("vrf"), Some(v)) if v != "default" => v.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn networks(af: &Context) -> impl Iterator<Item = IpNet> + '_ {
-    af.lines.iter().filter_map(|l| {
-        l.strip_prefix("network ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|p| p.parse::<IpNet>().ok())
-            .map(|p| p.trunc())
-    })
-}
-
-/// Every prefix `cfg` originates with `network` lines (unicast address families).
-pub fn originated(cfg: &FrrConfig) -> BTreeSet<Originated> {
-    let mut out = BTreeSet::new();
-    for router in cfg.routers() {
-        let vrf = router_vrf(&router.header);
-        for af in router.children.iter().filter(|c| {
-            c.header.starts_with("address-family ipv") && c.header.ends_with(" unicast")
-        }) {
-            out.extend(networks(af).map(|prefix| Originated {
-                vrf: vrf.clone(),
-                prefix,
-            }));
-        }
-    }
-    out
-}
-
-/// Prefixes of `before` (what a configuration originated) that `after` does not originate.
-pub fn withdrawn(before: BTreeSet<Originated>, after: &FrrConfig) -> BTreeSet<Originated> {
-    if before.is_empty() {
-        return before;
-    }
-    let after = originated(after);
-    before.into_iter().filter(|o| !after.contains(o)).collect()
-}
 
 /// One audit round waiting for its time.
 #[derive(Clone, Debug)]
@@ -303,24 +229,27 @@ pub fn candidates(
         .collect()
 }
 
-/// What one audit round found and did.
+/// What one audit round found: the neighbors still advertising withdrawn prefixes, with
+/// the batches that repair them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditReport {
     /// Adj-outs read.
     pub checked: usize,
-    /// Neighbors repaired, with the prefixes found stale.
+    /// Neighbors to repair, with the prefixes found stale.
     pub repaired: Vec<(Suspect, Vec<IpNet>)>,
+    /// Per repair: originate the stale prefixes again, then (after [`REPAIR_GAP`]) remove
+    /// them; the caller runs them (see [`repair`]).
+    pub batches: Vec<(String, String)>,
 }
 
 /// How long bgpd gets to process the re-originated prefixes before they are removed
 /// again (its route processing runs asynchronously to the configuration commands).
 pub const REPAIR_GAP: Duration = Duration::from_millis(300);
 
-/// Runs one due round against FRR, `since` after its earliest removal, with `applied`
-/// the configuration FRR runs (a prefix it originates again is not stale; its router
-/// headers are needed for the repair). On an error the caller must stop trusting its view
-/// of FRR's configuration: a repair may have stopped half-way.
-pub fn run(
+/// Reads one due round from FRR, `since` after its earliest removal, with `applied` the
+/// configuration FRR runs (a prefix it originates again is not stale; its router headers
+/// are needed for the repair). Changes nothing: the repairs are in the report.
+pub fn find(
     control: &impl FrrControl,
     due: &DueAudit,
     since: Duration,
@@ -348,19 +277,71 @@ pub fn run(
             // the router itself went: its sessions are closed, nothing stays advertised
             continue;
         };
-        let (add, remove) = repair_batches(header, suspect.afi, &stale);
-        control.apply(&add)?;
-        std::thread::sleep(REPAIR_GAP);
-        control.apply(&remove)?;
+        report
+            .batches
+            .push(repair_batches(header, suspect.afi, &stale));
         report.repaired.push((suspect, stale));
     }
     Ok(report)
 }
 
+/// Runs a report's repairs: each batch pair with [`REPAIR_GAP`] between its halves, on
+/// tokio's clock. `apply` runs one batch (off the async threads: vtysh blocks). On an
+/// error the caller must stop trusting its view of FRR's configuration: a repair may
+/// have stopped half-way.
+pub async fn repair<F, Fut>(report: &AuditReport, mut apply: F) -> Result<(), ControlError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ControlError>>,
+{
+    for (add, remove) in &report.batches {
+        apply(add.clone()).await?;
+        tokio::time::sleep(REPAIR_GAP).await;
+        apply(remove.clone()).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frr::originated::withdrawn;
     use serde_json::json;
+
+    /// The repair's two halves run REPAIR_GAP apart on tokio's clock (paused here: the
+    /// test takes no time), in order, and an error stops it.
+    #[tokio::test(start_paused = true)]
+    async fn repairs_wait_the_gap_on_tokios_clock() {
+        let report = AuditReport {
+            batches: vec![
+                ("add-1".into(), "remove-1".into()),
+                ("add-2".into(), "remove-2".into()),
+            ],
+            ..Default::default()
+        };
+        let start = tokio::time::Instant::now();
+        let log = std::sync::Mutex::new(Vec::new());
+        repair(&report, |b| {
+            log.lock().unwrap().push((b, start.elapsed()));
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+        let log = log.into_inner().unwrap();
+        let names: Vec<&str> = log.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(names, ["add-1", "remove-1", "add-2", "remove-2"]);
+        assert_eq!(log[1].1 - log[0].1, REPAIR_GAP);
+        assert_eq!(log[3].1, REPAIR_GAP * 2);
+
+        let mut calls = 0;
+        let r = repair(&report, |_| {
+            calls += 1;
+            async { Err(ControlError::Unavailable("down".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "nothing after a failed half");
+    }
 
     fn cfg(text: &str) -> FrrConfig {
         FrrConfig::parse(text)

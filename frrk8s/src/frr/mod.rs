@@ -1,7 +1,14 @@
-//! The FRR driver: parse configuration text into a tree ([`config`]), compute one batch of
-//! vtysh commands between two trees ([`diff`]), apply it to a live FRR without session
-//! flaps and verify it ([`apply`]), catch withdrawals FRR lost ([`audit`]), and read BGP/BFD
-//! status ([`status`]).
+//! The FRR driver, a one-way chain (each module imports only those listed before it;
+//! `tests/frr_chain.rs` enforces it):
+//!
+//! * [`control`]: talking to FRR, the [`FrrControl`] trait and [`Vtysh`];
+//! * [`config`]: configuration text as a tree (pure);
+//! * [`diff`]: one batch of vtysh commands between two trees (pure);
+//! * [`originated`]: which prefixes FRR originates, from a tree or followed through
+//!   batches (pure; also the all-in-one speaker's shutdown path);
+//! * [`status`]: BGP/BFD status read through [`control`];
+//! * [`audit`]: catches withdrawals FRR lost and plans their repair;
+//! * [`apply`]: applies a tree to a live FRR without session flaps, and verifies it.
 //!
 //! Measured with FRR 8.4.4 (`cargo bench -p frr-k8s --bench apply`, 10 neighbors, shared
 //! allow-lists in chunks of 100): first /32 on idle sessions reaches the peer in ~0.2 s;
@@ -14,10 +21,13 @@
 pub mod apply;
 pub mod audit;
 pub mod config;
+pub mod control;
 pub mod diff;
+pub mod originated;
 pub mod status;
 
-pub use apply::{Applier, ApplyError, ApplyOptions, ApplyReport, ControlError, FrrControl, Vtysh};
+pub use apply::{Applier, ApplyError, ApplyOptions, ApplyReport};
 pub use config::{Context, ContextKind, FrrConfig};
+pub use control::{ControlError, FrrControl, Vtysh};
 pub use diff::{diff, normalize, Delta};
 pub use status::{parse_bfd_peers, parse_bgp_neighbors, BfdPeerStatus, BgpNeighborStatus};

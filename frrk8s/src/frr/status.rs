@@ -24,7 +24,7 @@
 
 use serde_json::Value;
 
-use super::apply::{ControlError, FrrControl};
+use super::control::{ControlError, FrrControl};
 
 /// One BGP neighbor in one VRF.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

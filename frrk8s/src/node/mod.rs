@@ -40,8 +40,9 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::frr::apply::{redact, Applier, ApplyOptions, FrrControl};
+use crate::frr::apply::{Applier, ApplyOptions};
 use crate::frr::audit::{self, Audits};
+use crate::frr::control::{redact, ControlError, FrrControl};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
 use crate::metrics::FrrMetrics;
 use crate::versions::Versions;
@@ -690,18 +691,33 @@ where
                 let now = Instant::now();
                 let due = audits.take_due(now);
                 let since = due.withdrawn_at.map(|w| now.duration_since(w)).unwrap_or_default();
-                let mut a = applier.take().context("the FRR applier was lost")?;
+                let a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     // Nothing known about FRR's configuration: the next apply reads it first.
                     let Some(applied) = a.applied() else { return (a, Ok(Default::default())) };
-                    let r = audit::run(a.control(), &due, since, applied);
-                    if r.is_err() {
-                        a.invalidate();
-                    }
+                    let r = audit::find(a.control(), &due, since, applied);
                     (a, r)
                 })
                 .await;
-                let (a, result) = joined.context("the withdrawal audit panicked")?;
+                let (mut a, mut result) = joined.context("the withdrawal audit panicked")?;
+                if let Ok(report) = &result {
+                    let control = a.control().clone();
+                    let repaired = audit::repair(report, |batch| {
+                        let c = control.clone();
+                        async move {
+                            tokio::task::spawn_blocking(move || c.apply(&batch))
+                                .await
+                                .unwrap_or_else(|e| Err(ControlError::Io(format!("the repair panicked: {e}"))))
+                        }
+                    })
+                    .await;
+                    if let Err(e) = repaired {
+                        result = Err(e);
+                    }
+                }
+                if result.is_err() {
+                    a.invalidate();
+                }
                 applier = Some(a);
                 match result {
                     Ok(report) => {

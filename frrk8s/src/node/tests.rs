@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::frr::apply::ControlError;
+use crate::frr::control::ControlError;
 
 const NS: &str = "frr-k8s-system";
 
