@@ -26,11 +26,15 @@ pub struct ClientArgs {
     #[arg(long, env = "KUBE_CONTEXT")]
     pub kube_context: Option<String>,
 
-    /// Sustained requests per second to the API server (client-side limit; 0 = unlimited).
-    #[arg(long, env = "KUBE_API_QPS", default_value_t = 20.0)]
+    /// Sustained requests per second to the API server, a client-side limit; 0 (the
+    /// default) = none. Kubernetes servers protect themselves with API Priority and
+    /// Fairness (every supported version has it on), which queues a busy client fairly
+    /// instead of failing it; a fixed client cap only slows bulk work (at 20/s, 1,000 new
+    /// Services took two minutes to get their IPs). Set one for a server without APF.
+    #[arg(long, env = "KUBE_API_QPS", default_value_t = 0.0)]
     pub kube_api_qps: f64,
 
-    /// Requests allowed in a burst above the sustained rate.
+    /// Requests allowed in a burst above the sustained rate (with --kube-api-qps).
     #[arg(long, env = "KUBE_API_BURST", default_value_t = 30)]
     pub kube_api_burst: u32,
 }
@@ -40,7 +44,7 @@ impl Default for ClientArgs {
         ClientArgs {
             kubeconfig: None,
             kube_context: None,
-            kube_api_qps: 20.0,
+            kube_api_qps: 0.0,
             kube_api_burst: 30,
         }
     }

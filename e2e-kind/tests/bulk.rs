@@ -1,0 +1,154 @@
+//! Bulk: many LoadBalancer Services (with their EndpointSlices) created at once, with the
+//! product at its default flags. Prints the API server's own pace (how long creating them
+//! took), when every Service had its IP after the last was created, and when the external
+//! router had every /32 via every node after that.
+//!
+//! `E2E_BULK=N` sets the count (default 1,000). Runs on the API server the lab picks (the
+//! real kube-apiserver in CI). Needs root and FRR; skips loudly without them outside CI.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams, PostParams};
+use metallb_e2e::objects::{self, APP_NS};
+use metallb_e2e::{require_full_stack, FrrQueries, Lab, LabOptions, Stack};
+use serde_json::Value;
+
+fn count() -> usize {
+    std::env::var("E2E_BULK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// Services with an ingress IP, by name.
+async fn with_ips(api: &Api<Service>) -> BTreeSet<String> {
+    let list = api.list(&ListParams::default()).await.expect("list");
+    list.items
+        .into_iter()
+        .filter(|s| {
+            (s.status.as_ref())
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .is_some_and(|i| !i.is_empty())
+        })
+        .filter_map(|s| s.metadata.name)
+        .collect()
+}
+
+/// Prefixes the external router has with one usable path per node.
+fn routed(lab: &Lab, nodes: usize) -> usize {
+    let Some(v) = lab.ext.query_json("show bgp ipv4 unicast json") else {
+        return 0;
+    };
+    v.get("routes")
+        .and_then(Value::as_object)
+        .map(|routes| {
+            routes
+                .values()
+                .filter(|paths| {
+                    let usable = (paths.as_array().into_iter().flatten())
+                        .filter(|p| {
+                            p.get("valid").and_then(Value::as_bool) == Some(true)
+                                && (p.get("bestpath").is_some() || p.get("multipath").is_some())
+                        })
+                        .count();
+                    usable >= nodes
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn bulk_services_get_ips_and_routes() {
+    if !require_full_stack("bulk_services_get_ips_and_routes") {
+        return;
+    }
+    let n = count();
+    let mut o = LabOptions::new("bulk");
+    o.stack = Stack::Full;
+    let lab = Lab::start(o).expect("lab");
+    // a /20 holds 4,096 addresses
+    lab.apply_seed_config("198.18.0.0/20").unwrap();
+    let nodes = lab.nodes.len();
+    // sessions up and the first route through (not what is measured)
+    lab.create_service("warmup", false, &lab.endpoints_everywhere(1))
+        .unwrap();
+    let ip = lab
+        .wait_service_ips("warmup", 1, Duration::from_secs(60))
+        .unwrap()[0]
+        .clone();
+    lab.wait_ext_nexthops(
+        &objects::host_prefix(&ip),
+        &lab.all_node_v4(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+
+    let client = lab.client();
+    let endpoints = lab.endpoints_everywhere(1);
+    let services: Api<Service> = Api::namespaced(client.clone(), APP_NS);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), APP_NS);
+    let start = Instant::now();
+    lab.block_on(async {
+        futures::stream::iter(0..n)
+            .map(|i| {
+                let (services, slices) = (services.clone(), slices.clone());
+                let name = format!("bulk{i}");
+                let svc: Service =
+                    serde_json::from_value(objects::lb_service(&name, false)).unwrap();
+                let slice: EndpointSlice =
+                    serde_json::from_value(objects::endpoint_slice(&name, &endpoints)).unwrap();
+                async move {
+                    services.create(&PostParams::default(), &svc).await?;
+                    slices.create(&PostParams::default(), &slice).await?;
+                    Ok::<_, kube::Error>(())
+                }
+            })
+            .buffer_unordered(32)
+            .for_each(|r| async move { r.expect("create") })
+            .await;
+    });
+    let created = start.elapsed();
+    let last_created = Instant::now();
+
+    let want = n + 1; // and the warm-up
+    let deadline = Duration::from_secs(300);
+    let ips_after = loop {
+        if lab.block_on(with_ips(&services)).len() >= want {
+            break last_created.elapsed();
+        }
+        assert!(
+            last_created.elapsed() < deadline,
+            "not every Service has an IP {deadline:?} after the last was created"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ips_at = Instant::now();
+    let routed_after = loop {
+        if routed(&lab, nodes) >= want {
+            break ips_at.elapsed();
+        }
+        assert!(
+            ips_at.elapsed() < deadline,
+            "the external router lacks routes {deadline:?} after every Service had its IP \
+             ({} of {want} routed via {nodes} nodes)",
+            routed(&lab, nodes)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "\n===== bulk: {n} LoadBalancer Services created at once (API: {}, default flags) =====\n\
+         created (Service + EndpointSlice each, 32 in flight): {created:.2?} \
+         ({:.0} Services/s: the API server's pace)\n\
+         every Service has its IP:                         {ips_after:.2?} after the last was created\n\
+         every /32 via all {nodes} nodes on the external router: {routed_after:.2?} after that\n\
+         (upstream MetalLB: 3 s speaker batching + 3 s frr-k8s debounce + frr-reload)",
+        lab.api_kind().map_or("?", |k| k.name()),
+        n as f64 / created.as_secs_f64(),
+    );
+}
