@@ -1487,10 +1487,11 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs(80);
-            if std::env::var_os("E2E_KEEP_LOGS").is_some() {
-                self.logs.disable_cleanup(true);
-                eprintln!("e2e: logs kept in {}", self.logs.path().display());
-            }
+        }
+        // kept on request, passed or failed (timelines: every process logs with timestamps)
+        if std::env::var_os("E2E_KEEP_LOGS").is_some() {
+            self.logs.disable_cleanup(true);
+            eprintln!("e2e: logs kept in {}", self.logs.path().display());
         }
         // product processes first (a speaker withdraws on SIGTERM while FRR still runs)
         for m in self.speakers.iter_mut().flatten() {

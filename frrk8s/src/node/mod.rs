@@ -669,7 +669,8 @@ where
                     Ok(report) => {
                         metrics.reload_commands_total.inc_by(report.commands as u64);
                         info!(commands = report.commands, full = report.full_reapply, repaired = report.repaired,
-                              apply_ms = report.apply_time.as_millis() as u64, "FRR configuration applied");
+                              check_ms = report.check_time.as_millis() as u64, apply_ms = report.apply_time.as_millis() as u64,
+                              verify_ms = report.verify_time.as_millis() as u64, "FRR configuration applied");
                         audits.schedule(Instant::now(), &audit_rounds, &report.withdrawn);
                         applied_text = Some(desired.text.clone());
                         metrics.k8s_client_config_stale_bool.set(0);

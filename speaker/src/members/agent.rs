@@ -105,6 +105,7 @@ pub async fn run(
         rt: AccumulatingRuntime::new(),
         timers: DelayQueue::new(),
         node: settings.node.clone(),
+        leaving: false,
     };
     let mut rejoin = tokio::time::interval(settings.rejoin);
     rejoin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -153,6 +154,7 @@ pub async fn run(
         }
     }
     // Leaving tells the others at once: a graceful stop must not wait for the suspicion.
+    io.leaving = true;
     if let Err(e) = foca.leave_cluster(&mut io.rt) {
         debug!(error = %e, "leaving the membership");
     }
@@ -185,6 +187,9 @@ struct Io {
     rt: AccumulatingRuntime<SpeakerId>,
     timers: DelayQueue<Timer<SpeakerId>>,
     node: String,
+    /// Set once this speaker leaves: foca then reports its own identity as down, which is
+    /// the point, not a failure.
+    leaving: bool,
 }
 
 impl Io {
@@ -210,6 +215,9 @@ impl Io {
                 }
                 OwnedNotification::Rejoin(id) => {
                     warn!(node = %self.node, bump = id.bump, "this speaker was declared down by the others; rejoined")
+                }
+                OwnedNotification::Defunct if self.leaving => {
+                    debug!(node = %self.node, "left the membership")
                 }
                 OwnedNotification::Defunct => {
                     warn!(node = %self.node, "this speaker was declared down and cannot rejoin")
