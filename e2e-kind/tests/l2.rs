@@ -187,6 +187,8 @@ fn scenario(lab: &mut Lab) {
             start.elapsed()
         );
     }
+    // the new announcer deletes the dead node's ServiceL2Status (it cannot) and writes its own
+    wait_l2_status(lab, &order[1]);
     // it restarts, rejoins, ranks first again and takes the IPs back
     std::thread::sleep(Duration::from_millis(1100));
     lab.restart_speaker(k).unwrap();

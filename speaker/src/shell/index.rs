@@ -20,7 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use metallb_api::frrk8s::{FRRConfiguration, FRRConfigurationSpec, FRRConfigurationStatus};
-use metallb_api::metallb::status::{LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE};
+use metallb_api::metallb::status::{LABEL_NODE, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE};
 use metallb_api::metallb::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
     L2Advertisement, ServiceBGPStatus, ServiceL2Status,
@@ -391,6 +391,9 @@ pub struct StatusObs {
     /// the same peers.
     pub items: Option<Arc<[String]>>,
     pub rv: Option<String>,
+    /// The node that wrote it (its `metallb.io/node` label): ours, or, for kinds watched
+    /// across nodes (ServiceL2Status), another's.
+    pub node: Option<String>,
 }
 
 /// What must be done to one Service's status objects.
@@ -452,7 +455,13 @@ impl<K: StatusKind> StatusIndex<K> {
         let key = status_key(&o)?;
         let rv = o.meta().resource_version.clone();
         let items = o.status_items(&key);
-        self.insert(name, key.clone(), items, rv);
+        self.insert(
+            name,
+            key.clone(),
+            items,
+            rv,
+            o.labels().get(LABEL_NODE).cloned(),
+        );
         Some(key)
     }
 
@@ -484,6 +493,7 @@ impl<K: StatusKind> StatusIndex<K> {
         key: ServiceKey,
         items: Option<Vec<String>>,
         rv: Option<String>,
+        node: Option<String>,
     ) {
         if let Some(old) = self.objs.get(&name) {
             if old.key != key {
@@ -503,7 +513,15 @@ impl<K: StatusKind> StatusIndex<K> {
             names.sort();
             names.shrink_to_fit();
         }
-        self.objs.insert(name, StatusObs { key, items, rv });
+        self.objs.insert(
+            name,
+            StatusObs {
+                key,
+                items,
+                rv,
+                node,
+            },
+        );
     }
 
     fn intern(&mut self, items: Vec<String>) -> Arc<[String]> {
@@ -547,14 +565,33 @@ impl<K: StatusKind> StatusIndex<K> {
         self.objs.is_empty()
     }
 
-    /// The operations bringing `key`'s objects to `desired`.
-    pub fn ops(&self, key: &ServiceKey, desired: Option<&StatusIntent>) -> Vec<StatusOp> {
-        let names: Vec<&String> = self
+    /// The operations bringing `own`'s objects for `key` to `desired`. With
+    /// `clean_others`, a node that wants an object (the elected one: one object per
+    /// Service) also deletes the other nodes' objects for the Service, as upstream's L2
+    /// leader does: a node that died abruptly cannot delete its own.
+    pub fn ops(
+        &self,
+        key: &ServiceKey,
+        desired: Option<&StatusIntent>,
+        own: &str,
+        clean_others: bool,
+    ) -> Vec<StatusOp> {
+        let all: Vec<&String> = self
             .by_service
             .get(key)
             .map(|s| s.iter().collect())
             .unwrap_or_default();
+        let mine = |n: &&String| self.objs.get(*n).and_then(|o| o.node.as_deref()) == Some(own);
+        let (names, others): (Vec<&String>, Vec<&String>) = all.into_iter().partition(mine);
         let mut out = Vec::new();
+        if clean_others && desired.is_some() {
+            for n in others {
+                out.push(StatusOp::Delete {
+                    name: n.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
         match desired {
             None => {
                 for n in names {
@@ -601,7 +638,7 @@ impl<K: StatusKind> StatusIndex<K> {
         self.versions.wrote(replaced.as_deref(), rv.as_deref());
         if let Some(key) = status_key(obj) {
             let items = obj.status_items(&key);
-            self.insert(name, key, items, rv);
+            self.insert(name, key, items, rv, obj.labels().get(LABEL_NODE).cloned());
         }
     }
 
@@ -1345,21 +1382,21 @@ mod tests {
         };
         let mut idx = StatusIndex::<ServiceBGPStatus>::default();
         assert_eq!(
-            idx.ops(&key, Some(&intent)),
+            idx.ops(&key, Some(&intent), "n1", false),
             vec![StatusOp::Create(intent.clone())]
         );
-        assert!(idx.ops(&key, None).is_empty());
+        assert!(idx.ops(&key, None, "n1", false).is_empty());
         let mut obj: ServiceBGPStatus = intent.to_object("metallb-system");
         obj.metadata.name = Some("bgp-1".into());
         obj.metadata.resource_version = Some("5".into());
         idx.apply(obj.clone());
-        assert!(idx.ops(&key, Some(&intent)).is_empty());
+        assert!(idx.ops(&key, Some(&intent), "n1", false).is_empty());
         let mut dup = obj.clone();
         dup.metadata.name = Some("bgp-0".into());
         dup.status = None;
         idx.apply(dup);
         assert_eq!(
-            idx.ops(&key, Some(&intent)),
+            idx.ops(&key, Some(&intent), "n1", false),
             vec![StatusOp::Delete {
                 name: "bgp-0".into(),
                 key: key.clone()
@@ -1370,7 +1407,7 @@ mod tests {
             ..intent.clone()
         };
         assert!(matches!(
-            idx.ops(&key, Some(&changed)).first(),
+            idx.ops(&key, Some(&changed), "n1", false).first(),
             Some(StatusOp::Patch { .. })
         ));
         idx.record_deleted("bgp-0");
@@ -1379,6 +1416,40 @@ mod tests {
         // a lagging event for a deleted object is ignored
         idx.apply(obj);
         assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn the_elected_node_deletes_other_nodes_l2_status_objects() {
+        let key = ServiceKey::new("default", "a");
+        let by = |node: &str| StatusIntent {
+            service: key.clone(),
+            node: node.into(),
+            items: vec![],
+        };
+        let mut idx = StatusIndex::<ServiceL2Status>::default();
+        // node1 died abruptly: its object stays
+        let mut stale: ServiceL2Status = by("node1").to_object("metallb-system");
+        stale.metadata.name = Some("l2-old".into());
+        stale.metadata.resource_version = Some("3".into());
+        idx.apply(stale);
+        let delete_stale = StatusOp::Delete {
+            name: "l2-old".into(),
+            key: key.clone(),
+        };
+        // node2 is elected: it creates its own and deletes node1's
+        assert_eq!(
+            idx.ops(&key, Some(&by("node2")), "node2", true),
+            vec![delete_stale.clone(), StatusOp::Create(by("node2"))]
+        );
+        // node3 is not elected: it leaves others' objects alone
+        assert!(idx.ops(&key, None, "node3", true).is_empty());
+        // ServiceBGPStatus-style (one per node): never another node's
+        assert_eq!(
+            idx.ops(&key, Some(&by("node2")), "node2", false),
+            vec![StatusOp::Create(by("node2"))]
+        );
+        // node1 itself, back and no longer elected, deletes its own
+        assert_eq!(idx.ops(&key, None, "node1", true), vec![delete_stale]);
     }
 
     #[test]

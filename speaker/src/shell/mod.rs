@@ -247,8 +247,9 @@ pub async fn run(
     let statuses = Api::<ServiceBGPStatus>::namespaced(client.clone(), ns);
     let this_node = all().labels(&format!("{LABEL_NODE}={}", settings.node_name));
     watches.watch(t, "servicebgpstatuses", statuses, this_node.clone());
+    // every node's: the elected node deletes the others' (upstream's leader does)
     let l2_statuses = Api::<ServiceL2Status>::namespaced(client.clone(), ns);
-    watches.watch(t, "servicel2statuses", l2_statuses, this_node);
+    watches.watch(t, "servicel2statuses", l2_statuses, all());
     let config_state_name = speaker_configuration_state_name(&settings.node_name);
     let config_state = Api::<ConfigurationState>::namespaced(client.clone(), ns);
     let by_own_name = by_name(&config_state_name);

@@ -18,6 +18,9 @@ pub(super) trait StatusSide: StatusKind {
     /// Every Service with an intent or an object.
     fn universe(st: &Inputs) -> BTreeSet<ServiceKey>;
     fn writes(m: &SpeakerMetrics) -> &Counter;
+    /// The node that wants a Service's object deletes other nodes' objects for it (one
+    /// object per Service, watched across nodes).
+    const CLEANS_OTHERS: bool;
 }
 
 impl StatusSide for ServiceBGPStatus {
@@ -36,6 +39,8 @@ impl StatusSide for ServiceBGPStatus {
     fn writes(m: &SpeakerMetrics) -> &Counter {
         &m.bgp_status_writes_total
     }
+    // one object per (Service, node): each node only manages its own
+    const CLEANS_OTHERS: bool = false;
 }
 
 impl StatusSide for ServiceL2Status {
@@ -54,6 +59,7 @@ impl StatusSide for ServiceL2Status {
     fn writes(m: &SpeakerMetrics) -> &Counter {
         &m.l2_status_writes_total
     }
+    const CLEANS_OTHERS: bool = true;
 }
 
 pub(super) async fn status_writer<K: StatusSide>(
@@ -90,7 +96,8 @@ pub(super) async fn status_writer<K: StatusSide>(
                     .iter()
                     .flat_map(|k| {
                         let intent = K::intent(&st, k);
-                        K::index(&mut st).ops(k, intent.as_ref())
+                        let own = st.node_name().to_string();
+                        K::index(&mut st).ops(k, intent.as_ref(), &own, K::CLEANS_OTHERS)
                     })
                     .collect();
             }
