@@ -163,6 +163,35 @@ fn rendered_containers_are_accepted_by_the_binaries() {
     );
 }
 
+/// The excludel2 ConfigMap the chart ships is what the speaker reads, and holds upstream's
+/// default list; the speaker mounts it where it looks by default.
+#[test]
+fn the_excludel2_configmap_is_the_speakers_default_list() {
+    if !chart::require("the_excludel2_configmap_is_the_speakers_default_list") {
+        return;
+    }
+    let objs = chart::render(&[]).unwrap();
+    let cm = (objs.iter())
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "metallb-excludel2")
+        .expect("the excludel2 ConfigMap");
+    let text = cm["data"]["excludel2.yaml"]
+        .as_str()
+        .expect("excludel2.yaml");
+    let patterns = metallb_speaker::l2::links::parse_exclude_file(text).unwrap();
+    assert_eq!(patterns, metallb_speaker::l2::links::DEFAULT_EXCLUDES);
+    let speaker = (objs.iter())
+        .find(|o| o["kind"] == "DaemonSet" && o["metadata"]["name"] == "metallb-speaker")
+        .expect("speaker DaemonSet");
+    let spec = &speaker["spec"]["template"]["spec"];
+    let mounted = (spec["containers"].as_array().into_iter().flatten())
+        .flat_map(|c| c["volumeMounts"].as_array().into_iter().flatten())
+        .any(|m| m["name"] == "metallb-excludel2" && m["mountPath"] == "/etc/metallb");
+    assert!(
+        mounted,
+        "mounted at /etc/metallb (the speaker's --l2-exclude-file default)"
+    );
+}
+
 fn webhooks_of(objs: &[Value], name: &str) -> Value {
     let vwc = chart::find(objs, "ValidatingWebhookConfiguration", Some(name));
     assert_eq!(vwc.len(), 1, "{name}");

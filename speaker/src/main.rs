@@ -5,9 +5,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use regex::RegexSet;
-
 use clap::Parser;
 use frr_k8s::args::FrrArgs;
 use frr_k8s::metrics::FrrMetrics;
@@ -15,7 +12,7 @@ use metallb_runtime::start::start;
 use metallb_runtime::{AdminArgs, ClientArgs, LogArgs, RuntimeArgs};
 use metallb_speaker::allinone::{self, FrrComponent};
 use metallb_speaker::bgp::SpeakerOptions;
-use metallb_speaker::l2::links::DEFAULT_EXCLUDES;
+use metallb_speaker::l2::links::{self, DEFAULT_EXCLUDES};
 use metallb_speaker::l2::responder;
 use metallb_speaker::members::args::MembersArgs;
 use metallb_speaker::metrics::SpeakerMetrics;
@@ -80,6 +77,15 @@ struct Args {
         default_values = DEFAULT_EXCLUDES
     )]
     l2_exclude_interfaces: Vec<String>,
+    /// Upstream's `excludel2.yaml` (the chart mounts the `<release>-excludel2` ConfigMap
+    /// here): when it exists, its `announcedInterfacesToExclude` list is used instead of
+    /// --l2-exclude-interface. Read at start.
+    #[arg(
+        long,
+        env = "METALLB_L2_EXCLUDE_FILE",
+        default_value = "/etc/metallb/excludel2.yaml"
+    )]
+    l2_exclude_file: PathBuf,
     /// Answer ARP/NDP and run the membership inside this network namespace (a path such as
     /// /run/netns/NAME) instead of the process's own: labs that run several nodes on one
     /// host.
@@ -129,6 +135,7 @@ impl Args {
             shutdown_withdraw_ms,
             withdraw_on_shutdown,
             l2_exclude_interfaces,
+            l2_exclude_file,
             l2_netns,
             disable_l2,
             speaker_pod_selector,
@@ -138,13 +145,14 @@ impl Args {
             admin,
             runtime: _,
         } = self;
-        let excludes = RegexSet::new(&l2_exclude_interfaces)
-            .context("--l2-exclude-interface: not a regular expression")?;
+        let (excludes, excludes_from) = links::excludes(&l2_exclude_file, &l2_exclude_interfaces)
+            .map_err(anyhow::Error::msg)?;
         let process = start(&log, &client, &admin, |r| {
             (SpeakerMetrics::register(r), FrrMetrics::register(r))
         })
         .await?;
         let (speaker_metrics, frr_metrics) = process.metrics;
+        tracing::info!(from = %excludes_from, patterns = excludes.len(), "L2 interface exclusions");
 
         let frr_namespace = frrk8s_namespace.unwrap_or_else(|| namespace.clone());
         let mut settings = shell::Settings::new(&node_name, &namespace, &frr_namespace);

@@ -34,6 +34,41 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "^lxc.*",
 ];
 
+/// Upstream's `excludel2.yaml` (ConfigMap `metallb-excludel2`, mounted at `/etc/metallb`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExcludeFile {
+    #[serde(default)]
+    announced_interfaces_to_exclude: Vec<String>,
+}
+
+/// The exclusion patterns of an `excludel2.yaml` text: its
+/// `announcedInterfacesToExclude` list, each a valid regular expression.
+pub fn parse_exclude_file(text: &str) -> Result<Vec<String>, String> {
+    let f: ExcludeFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    for p in &f.announced_interfaces_to_exclude {
+        regex::Regex::new(p).map_err(|e| format!("pattern {p:?}: {e}"))?;
+    }
+    Ok(f.announced_interfaces_to_exclude)
+}
+
+/// The patterns in force: `file`'s list when the file exists (upstream's ConfigMap,
+/// edited by the user or not), else `flag`'s. Read once at start.
+pub fn excludes(file: &std::path::Path, flag: &[String]) -> Result<(RegexSet, String), String> {
+    let (patterns, from) = match std::fs::read_to_string(file) {
+        Ok(text) => (
+            parse_exclude_file(&text).map_err(|e| format!("{}: {e}", file.display()))?,
+            file.display().to_string(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (flag.to_vec(), "--l2-exclude-interface".to_string())
+        }
+        Err(e) => return Err(format!("reading {}: {e}", file.display())),
+    };
+    let set = RegexSet::new(&patterns).map_err(|e| format!("{from}: {e}"))?;
+    Ok((set, from))
+}
+
 /// One interface as the responder needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
@@ -173,5 +208,47 @@ mod tests {
         l = link("eth0");
         l.mac = None;
         assert!(!l.arp(&ex) && !l.ndp(&ex));
+    }
+
+    #[test]
+    fn upstreams_excludel2_file_is_read() {
+        let text = "announcedInterfacesToExclude: [\"^docker.*\", \"^lo$\", \"^eth9$\"]\n";
+        assert_eq!(
+            parse_exclude_file(text).unwrap(),
+            vec!["^docker.*", "^lo$", "^eth9$"]
+        );
+        // upstream's ConfigMap as shipped: every default pattern, in block style
+        let shipped: String = std::iter::once("announcedInterfacesToExclude:\n".to_string())
+            .chain(DEFAULT_EXCLUDES.iter().map(|p| format!("  - {p}\n")))
+            .collect();
+        assert_eq!(parse_exclude_file(&shipped).unwrap(), DEFAULT_EXCLUDES);
+        assert!(parse_exclude_file("announcedInterfacesToExclude: [\"(\"]")
+            .unwrap_err()
+            .contains("pattern"));
+        assert!(parse_exclude_file("announcedInterfacesToExclude: 7").is_err());
+        assert!(parse_exclude_file("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_file_when_present_else_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("excludel2.yaml");
+        let flag = vec!["^lo$".to_string()];
+        let (set, from) = excludes(&file, &flag).unwrap();
+        assert_eq!((set.len(), from.as_str()), (1, "--l2-exclude-interface"));
+        // a user who removed ^dummy.* from the ConfigMap answers on dummy interfaces
+        std::fs::write(
+            &file,
+            "announcedInterfacesToExclude: [\"^lo$\", \"^veth.*\"]",
+        )
+        .unwrap();
+        let (set, from) = excludes(&file, &flag).unwrap();
+        assert_eq!(set.len(), 2);
+        assert!(set.is_match("veth0") && !set.is_match("dummy0"));
+        assert!(from.ends_with("excludel2.yaml"));
+        std::fs::write(&file, "announcedInterfacesToExclude: [\"[\"]").unwrap();
+        assert!(excludes(&file, &flag)
+            .unwrap_err()
+            .contains("excludel2.yaml"));
     }
 }
