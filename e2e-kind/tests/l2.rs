@@ -48,21 +48,68 @@ fn election_order(ip: &str, names: &[String]) -> Vec<String> {
 /// Waits until the only ServiceL2Status of Service `web` names `node` (the elected node
 /// writes it; the others delete theirs).
 fn wait_l2_status(lab: &Lab, node: &str) {
+    wait_l2_status_of(lab, "web", node, &[]);
+}
+
+/// Waits until the only ServiceL2Status of `service` names `node` and lists `interfaces`
+/// (only when the advertisements restrict them, as upstream).
+fn wait_l2_status_of(lab: &Lab, service: &str, node: &str, interfaces: &[&str]) {
     metallb_netlab::wait_until(
-        &format!("one ServiceL2Status for web, by {node}"),
+        &format!("one ServiceL2Status for {service}, by {node}"),
         T,
         || {
             let objs = lab
                 .list("metallb.io/v1beta1", "ServiceL2Status", Some(METALLB_NS))
                 .unwrap_or_default();
-            let web: Vec<_> = objs
+            let mine: Vec<_> = objs
                 .iter()
-                .filter(|o| o["status"]["serviceName"] == "web")
+                .filter(|o| o["status"]["serviceName"] == service)
                 .collect();
-            web.len() == 1
-                && web[0]["status"]["node"] == node
-                && web[0]["status"]["serviceNamespace"] == objects::APP_NS
-                && web[0]["metadata"]["labels"]["metallb.io/node"] == node
+            let listed: Vec<&str> = (mine.first())
+                .and_then(|o| o["status"]["interfaces"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["name"].as_str())
+                .collect();
+            mine.len() == 1
+                && mine[0]["status"]["node"] == node
+                && mine[0]["status"]["serviceNamespace"] == objects::APP_NS
+                && mine[0]["metadata"]["labels"]["metallb.io/node"] == node
+                && listed == interfaces
+        },
+    )
+    .unwrap_or_else(|e| {
+        let objs = lab
+            .list("metallb.io/v1beta1", "ServiceL2Status", Some(METALLB_NS))
+            .unwrap_or_default();
+        let seen: Vec<String> = (objs.iter())
+            .map(|o| {
+                format!(
+                    "{} {} {}",
+                    o["metadata"]["name"], o["metadata"]["labels"], o["status"]
+                )
+            })
+            .collect();
+        panic!("{e}; ServiceL2Status objects: {seen:#?}")
+    });
+}
+
+/// Waits for a core/v1 Event on Service `service` with `reason` whose message mentions
+/// `node`.
+fn wait_event(lab: &Lab, service: &str, reason: &str, node: &str) {
+    metallb_netlab::wait_until(
+        &format!("a {reason} event on {service} naming {node}"),
+        T,
+        || {
+            let events = lab
+                .list("v1", "Event", Some(objects::APP_NS))
+                .unwrap_or_default();
+            events.iter().any(|e| {
+                e["reason"] == reason
+                    && e["involvedObject"]["name"] == service
+                    && e["involvedObject"]["kind"] == "Service"
+                    && e["message"].as_str().is_some_and(|m| m.contains(node))
+            })
         },
     )
     .unwrap();
@@ -106,6 +153,9 @@ fn scenario(lab: &mut Lab) {
             order[0]
         );
     }
+
+    // upstream's event on the Service, from the node that took it over
+    wait_event(lab, "web", "nodeAssigned", &order[0]);
 
     // The announcer's Node goes NotReady: every speaker elects the next in rank, which
     // announces; the client's entries move without it asking. (The kernel ignores a new
@@ -230,17 +280,28 @@ fn scenario(lab: &mut Lab) {
         .index;
     lab.set_node_link(third, false).unwrap();
     std::thread::sleep(Duration::from_secs(3));
+    let healed = Instant::now();
     lab.set_node_link(third, true).unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    // the speakers meet again (each side declared the other down: one announces, the
+    // other tells it to rejoin) and the owner re-announces...
     for ip in &ips {
-        let took = lab
-            .wait_ext_neighbor(ip, &first, Duration::ZERO)
+        lab.wait_ext_neighbor(ip, &first, Duration::from_secs(15))
             .unwrap_or_else(|e| {
                 panic!("after the partition healed, {ip} is not on the owner {first}: {e}")
             });
         println!(
-            "l2: healed partition: {ip} on the owner {} ({took:?})",
-            order[0]
+            "l2: healed partition: {ip} on the owner {} {:?} after the link came back",
+            order[0],
+            healed.elapsed()
+        );
+    }
+    // ... and it stays there: the cut-off node released its IPs
+    std::thread::sleep(Duration::from_secs(3));
+    for ip in &ips {
+        assert_eq!(
+            lab.ext_neighbor(ip).as_deref(),
+            Some(first.as_str()),
+            "{ip} left the owner after the partition healed"
         );
     }
 
@@ -257,6 +318,28 @@ fn scenario(lab: &mut Lab) {
             start.elapsed()
         );
     }
+
+    // An advertisement restricted to an interface no node has: the elected node cannot
+    // answer and says so on the Service (upstream's announceFailed warning).
+    lab.apply(ip_pool("nowhere", &["192.0.2.230/32"])).unwrap();
+    lab.apply(objects::l2_advertisement(
+        "nowhere",
+        json!({"ipAddressPools": ["nowhere"], "interfaces": ["eth9"]}),
+    ))
+    .unwrap();
+    let mut svc = objects::lb_service("nowhere", false);
+    svc["metadata"]["annotations"] = json!({"metallb.io/address-pool": "nowhere"});
+    lab.apply(svc).unwrap();
+    lab.apply(objects::endpoint_slice(
+        "nowhere",
+        &lab.endpoints_everywhere(1),
+    ))
+    .unwrap();
+    let ip = lab.wait_service_ips("nowhere", 1, T).unwrap()[0].clone();
+    let live: Vec<String> = names.iter().filter(|n| **n != order[0]).cloned().collect();
+    let elected = election_order(&ip, &live)[0].clone();
+    wait_event(lab, "nowhere", "announceFailed", &elected);
+    wait_l2_status_of(lab, "nowhere", &elected, &["eth9"]);
 }
 
 #[test]

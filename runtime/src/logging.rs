@@ -1,5 +1,8 @@
 //! Logging setup: `tracing` with an env-filter, plain or JSON lines.
 
+/// A dependency whose warnings are noise (see [`LogArgs::init`]).
+const QUIET_BY_DEFAULT: &str = "netlink_packet_route";
+
 /// Log settings shared by every binary.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LogArgs {
@@ -17,9 +20,18 @@ impl LogArgs {
     /// Install the global subscriber. Call once, first thing in `main`.
     pub fn init(&self) {
         use tracing_subscriber::EnvFilter;
-        let filter = EnvFilter::try_from_default_env()
+        let mut filter = EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(&self.log_level))
             .unwrap_or_else(|_| EnvFilter::new("info"));
+        // rtnetlink's decoder warns on every interface scan (every 10 s) that the kernel
+        // sends IPv6 link attributes newer than it knows: harmless, and it would drown the
+        // speaker's log. Shown when asked for by name.
+        let asked = |s: &str| s.contains(QUIET_BY_DEFAULT);
+        if !asked(&self.log_level) && !std::env::var("RUST_LOG").is_ok_and(|v| asked(&v)) {
+            if let Ok(d) = format!("{QUIET_BY_DEFAULT}=error").parse() {
+                filter = filter.add_directive(d);
+            }
+        }
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(true);

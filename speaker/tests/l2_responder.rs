@@ -157,7 +157,10 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     let (tx2, rx2) = watch::channel(wanted(&[]));
     let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
     let mut responders = Vec::new();
+    let mut links = Vec::new();
     for (i, rx) in [rx1, rx2].into_iter().enumerate() {
+        let (links_tx, links_rx) = watch::channel(None);
+        links.push(links_rx);
         let settings = Settings {
             excludes: RegexSet::new(DEFAULT_EXCLUDES).expect("regex"),
             rescan: Duration::from_secs(10),
@@ -166,6 +169,7 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
         responders.push(tokio::spawn(run(
             settings,
             rx,
+            links_tx,
             counters[i].clone(),
             stop.clone(),
         )));
@@ -175,6 +179,17 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     for ip in [V4, V6] {
         let took = resolves(&client, ip, &macs[0], Duration::from_secs(10)).await;
         println!("{ip}: first answer after {took:?} (responder start included)");
+    }
+    // the responder reports where it answers: eth0 (lo is excluded)
+    for l in &links {
+        let names: Vec<String> = l
+            .borrow()
+            .as_deref()
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        assert_eq!(names, ["eth0"]);
     }
     // (the first entries may be completed by node1's takeover announcements rather than
     // by replies: the replies are checked on node2 below, outside that race)

@@ -6,6 +6,7 @@
 //! source of our advertisements); never on interfaces matching the exclusion patterns
 //! (upstream's `metallb-excludel2` defaults: container and overlay devices, loopback).
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
 use futures::TryStreamExt;
@@ -67,6 +68,14 @@ pub fn excludes(file: &std::path::Path, flag: &[String]) -> Result<(RegexSet, St
     };
     let set = RegexSet::new(&patterns).map_err(|e| format!("{from}: {e}"))?;
     Ok((set, from))
+}
+
+/// The interfaces an L2Advertisement restricts a Service to, when none of them is one the
+/// node answers on (`usable`): upstream's `announceFailed` case. `None` when it can
+/// answer somewhere (or is not restricted).
+pub fn none_usable(allowed: &super::Interfaces, usable: &BTreeSet<String>) -> Option<Vec<String>> {
+    let listed = allowed.listed();
+    (!listed.is_empty() && !listed.iter().any(|n| usable.contains(n))).then_some(listed)
 }
 
 /// One interface as the responder needs it.
@@ -250,5 +259,18 @@ mod tests {
         assert!(excludes(&file, &flag)
             .unwrap_err()
             .contains("excludel2.yaml"));
+    }
+
+    #[test]
+    fn restricted_to_interfaces_the_node_does_not_have_is_reported() {
+        use super::super::Interfaces;
+        let usable: BTreeSet<String> = ["eth0".to_string()].into();
+        let only = |v: &[&str]| Interfaces::Only(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(none_usable(&Interfaces::All, &usable), None);
+        assert_eq!(none_usable(&only(&["eth0", "eth1"]), &usable), None);
+        assert_eq!(
+            none_usable(&only(&["eth1", "bond0"]), &usable),
+            Some(vec!["bond0".to_string(), "eth1".to_string()])
+        );
     }
 }

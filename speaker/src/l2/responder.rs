@@ -51,6 +51,10 @@ pub struct Wanted {
     pub reannounce: u64,
 }
 
+/// The interfaces answered on (up, usable, not excluded), by name; `None` until the first
+/// scan. The L2 task reports an IP whose advertisements allow none of them.
+pub type Links = Option<Arc<BTreeSet<String>>>;
+
 /// How long and how often a takeover is announced.
 const ANNOUNCE_FOR: Duration = Duration::from_secs(5);
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(1100);
@@ -100,11 +104,12 @@ pub struct Settings {
 pub async fn run(
     settings: Settings,
     wanted: watch::Receiver<Wanted>,
+    answered_on: watch::Sender<Links>,
     counters: Arc<Counters>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let Some(netns) = settings.netns.clone() else {
-        return run_here(settings, wanted, counters, stop).await;
+        return run_here(settings, wanted, answered_on, counters, stop).await;
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -117,7 +122,7 @@ pub async fn run(
                     .enable_all()
                     .build()
                     .context("responder runtime")?;
-                rt.block_on(run_here(settings, wanted, counters, stop))
+                rt.block_on(run_here(settings, wanted, answered_on, counters, stop))
             })();
             let _ = tx.send(result);
         })
@@ -133,6 +138,7 @@ const RTNLGRP_IPV6_IFADDR: u32 = 9;
 async fn run_here(
     settings: Settings,
     wanted: watch::Receiver<Wanted>,
+    answered_on: watch::Sender<Links>,
     counters: Arc<Counters>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -159,6 +165,14 @@ async fn run_here(
                 (arp || ndp).then_some((l.index, (l, arp, ndp)))
             })
             .collect();
+        let names: BTreeSet<String> = usable.values().map(|(l, _, _)| l.name.clone()).collect();
+        answered_on.send_if_modified(|current| {
+            if current.as_deref() == Some(&names) {
+                return false;
+            }
+            *current = Some(Arc::new(names));
+            true
+        });
         workers.retain(|index, (link, token)| {
             let keep = usable.get(index).is_some_and(|(l, _, _)| l == link);
             if !keep {

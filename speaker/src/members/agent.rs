@@ -49,7 +49,8 @@ impl Settings {
             key: Key::none(),
             timing: Timing::default(),
             netns: None,
-            rejoin: Duration::from_secs(5),
+            // only peers that are not members are announced to: none in steady state
+            rejoin: Duration::from_secs(1),
         }
     }
 }

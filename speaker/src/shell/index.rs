@@ -414,8 +414,16 @@ pub struct StatusIndex<K> {
     versions: Versions,
     /// Names we deleted: later watch events for them (older than the delete) are ignored.
     tombstones: HashSet<String>,
+    /// Names whose deletion the watch reported, most recent last (bounded): a write
+    /// response that arrives after its object's deletion event (another node deleted it
+    /// right after we wrote it) must not bring the object back into the index, where it
+    /// would stay, believed right, until the next re-list.
+    gone: (HashSet<String>, std::collections::VecDeque<String>),
     kind: std::marker::PhantomData<fn() -> K>,
 }
+
+/// How many deleted names [`StatusIndex`] remembers (far more than writes in flight).
+const GONE_KEPT: usize = 4096;
 
 impl<K> Default for StatusIndex<K> {
     fn default() -> Self {
@@ -425,6 +433,7 @@ impl<K> Default for StatusIndex<K> {
             by_service: HashMap::new(),
             versions: Versions::default(),
             tombstones: HashSet::new(),
+            gone: Default::default(),
             kind: std::marker::PhantomData,
         }
     }
@@ -469,6 +478,14 @@ impl<K: StatusKind> StatusIndex<K> {
     pub fn delete(&mut self, o: &K) -> Option<ServiceKey> {
         let name = o.name_any();
         self.tombstones.remove(&name);
+        if self.gone.0.insert(name.clone()) {
+            self.gone.1.push_back(name.clone());
+            if self.gone.1.len() > GONE_KEPT {
+                if let Some(old) = self.gone.1.pop_front() {
+                    self.gone.0.remove(&old);
+                }
+            }
+        }
         self.remove(&name)
     }
 
@@ -633,6 +650,10 @@ impl<K: StatusKind> StatusIndex<K> {
     /// Our create or status patch of `obj` succeeded (the server's response).
     pub fn record_written(&mut self, obj: &K) {
         let name = obj.name_any();
+        if self.gone.0.contains(&name) {
+            // deleted (by another node) before our response was handled
+            return;
+        }
         let replaced = self.objs.get(&name).and_then(|o| o.rv.clone());
         let rv = obj.meta().resource_version.clone();
         self.versions.wrote(replaced.as_deref(), rv.as_deref());
@@ -1416,6 +1437,29 @@ mod tests {
         // a lagging event for a deleted object is ignored
         idx.apply(obj);
         assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn a_write_response_after_the_deletion_event_does_not_resurrect_the_object() {
+        let key = ServiceKey::new("default", "a");
+        let intent = StatusIntent {
+            service: key.clone(),
+            node: "n1".into(),
+            items: vec![],
+        };
+        let mut idx = StatusIndex::<ServiceL2Status>::default();
+        let mut obj: ServiceL2Status = intent.to_object("metallb-system");
+        obj.metadata.name = Some("l2-x".into());
+        obj.metadata.resource_version = Some("7".into());
+        // another node deleted it; the watch said so before our patch's response arrived
+        idx.apply(obj.clone());
+        idx.delete(&obj);
+        idx.record_written(&obj);
+        assert!(idx.is_empty());
+        assert_eq!(
+            idx.ops(&key, Some(&intent), "n1", true),
+            vec![StatusOp::Create(intent.clone())]
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ use tracing::{info, warn};
 
 use super::{compile, Shared};
 use crate::bgp::ServiceKey;
-use crate::l2::responder::Wanted;
+use crate::l2::links::none_usable;
+use crate::l2::responder::{Links, Wanted};
 use crate::members::agent::Peers;
 use crate::members::Membership;
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
@@ -31,6 +32,8 @@ const PROTOCOL: &str = "layer2";
 
 /// Upstream's event on a Service when a node takes it over.
 const REASON_NODE_ASSIGNED: &str = "nodeAssigned";
+/// Upstream's warning when the elected node has none of the allowed interfaces.
+const REASON_ANNOUNCE_FAILED: &str = "announceFailed";
 
 /// The L2 task's side of the membership agent.
 pub(super) struct MembershipLink {
@@ -58,6 +61,7 @@ pub(super) async fn l2_decisions(
     trigger: Arc<Notify>,
     status_trigger: Arc<Notify>,
     wanted: watch::Sender<Wanted>,
+    mut links: watch::Receiver<Links>,
     mut membership: Option<MembershipLink>,
     metrics: Arc<SpeakerMetrics>,
     stop: CancellationToken,
@@ -69,12 +73,30 @@ pub(super) async fn l2_decisions(
     // (see `Wanted::reannounce`).
     let mut alive = std::collections::BTreeSet::new();
     let mut reannounce = false;
+    // Services this node took over whose interfaces were not checked yet against the ones
+    // the responder answers on (known after its first scan).
+    let mut unchecked: BTreeMap<ServiceKey, Option<String>> = BTreeMap::new();
+    // false once the responder is gone (or never ran: --disable-l2)
+    let mut checking = true;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             _ = trigger.notified() => {}
             _ = membership_changed(&mut membership) => {}
+            changed = links.changed(), if checking && !unchecked.is_empty() => {
+                if changed.is_err() {
+                    // no responder (or it ended: the supervisor sees that): nothing to check
+                    checking = false;
+                    unchecked.clear();
+                }
+            }
+        }
+        let failed = announce_failures(&shared, &mut unchecked, &links.borrow_and_update());
+        if let Some(node) = &node {
+            for (key, uid, allowed) in failed {
+                announce_failed(&client, &key, uid, node, &allowed, &metrics).await;
+            }
         }
         let mut assigned = Vec::new();
         let ips = {
@@ -133,7 +155,10 @@ pub(super) async fn l2_decisions(
                     (true, false) => {
                         info!(service = %key, ips = ?now, "announcing over L2 from this node");
                         let uid = st.announcer.service(&key).and_then(|s| s.uid.clone());
-                        assigned.push((key.clone(), uid));
+                        assigned.push((key.clone(), uid.clone()));
+                        if checking {
+                            unchecked.insert(key.clone(), uid);
+                        }
                     }
                     (false, true) => info!(service = %key, "no longer announcing over L2"),
                     _ => {}
@@ -158,16 +183,98 @@ pub(super) async fn l2_decisions(
                 node_assigned(&client, &key, uid, node, &metrics).await;
             }
         }
+        if !unchecked.is_empty() && links.borrow().is_some() {
+            // checked at the top of the next pass (which drains them); while the
+            // responder's interfaces are unknown, its first report wakes us instead
+            trigger.notify_one();
+        }
     }
 }
 
-/// `nodeAssigned` on the Service, as upstream's speaker emits it (best effort: a failure
-/// is logged and counted, never retried).
+/// The Services of `unchecked` this node still announces whose advertisements allow only
+/// interfaces it does not answer on, once the responder's interfaces are known; the
+/// checked ones leave `unchecked`.
+fn announce_failures(
+    shared: &Shared,
+    unchecked: &mut BTreeMap<ServiceKey, Option<String>>,
+    links: &Links,
+) -> Vec<(ServiceKey, Option<String>, Vec<String>)> {
+    let Some(usable) = links else {
+        return Vec::new();
+    };
+    let st = lock(shared);
+    let name = st.node_name().to_string();
+    std::mem::take(unchecked)
+        .into_iter()
+        .filter_map(|(key, uid)| {
+            let w = st.l2.decision(&key)?.for_node(&name).ok()?;
+            let allowed = none_usable(&w.interfaces, usable)?;
+            Some((key, uid, allowed))
+        })
+        .collect()
+}
+
+/// Upstream's `announceFailed` warning on the Service: the node was elected but none of
+/// the interfaces its advertisements allow exists here (the election does not know the
+/// nodes' interfaces, as upstream's does not).
+async fn announce_failed(
+    client: &Client,
+    key: &ServiceKey,
+    uid: Option<String>,
+    node: &str,
+    allowed: &[String],
+    metrics: &SpeakerMetrics,
+) {
+    warn!(service = %key, interfaces = ?allowed, "elected for L2, but none of the allowed interfaces exists on this node");
+    let message = format!(
+        "node {node:?} was elected to announce over layer2 but has none of the interfaces the L2Advertisements allow ({})",
+        allowed.join(", ")
+    );
+    service_event(
+        client,
+        key,
+        uid,
+        node,
+        EventType::Warning,
+        REASON_ANNOUNCE_FAILED,
+        &message,
+        metrics,
+    )
+    .await;
+}
+
+/// `nodeAssigned` on the Service, as upstream's speaker emits it.
 async fn node_assigned(
     client: &Client,
     key: &ServiceKey,
     uid: Option<String>,
     node: &str,
+    metrics: &SpeakerMetrics,
+) {
+    let message = format!("announcing from node {node:?} with protocol {PROTOCOL:?}");
+    service_event(
+        client,
+        key,
+        uid,
+        node,
+        EventType::Normal,
+        REASON_NODE_ASSIGNED,
+        &message,
+        metrics,
+    )
+    .await;
+}
+
+/// An event on the Service (best effort: a failure is logged and counted, never retried).
+#[allow(clippy::too_many_arguments)]
+async fn service_event(
+    client: &Client,
+    key: &ServiceKey,
+    uid: Option<String>,
+    node: &str,
+    kind: EventType,
+    reason: &str,
+    message: &str,
     metrics: &SpeakerMetrics,
 ) {
     let regarding = ObjectReference {
@@ -182,19 +289,18 @@ async fn node_assigned(
         component: super::FIELD_MANAGER.into(),
         instance: node.to_string(),
     };
-    let message = format!("announcing from node {node:?} with protocol {PROTOCOL:?}");
     let ev = core_event(
         &regarding,
-        EventType::Normal,
-        REASON_NODE_ASSIGNED,
-        &message,
+        kind,
+        reason,
+        message,
         &reporter,
         k8s_openapi::jiff::Timestamp::now(),
     );
     let api: Api<Event> = Api::namespaced(client.clone(), &key.namespace);
     if let Err(e) = api.create(&PostParams::default(), &ev).await {
         metrics.k8s_client_update_errors_total.inc();
-        warn!(service = %key, error = %e, "emitting the nodeAssigned event failed");
+        warn!(service = %key, reason, error = %e, "emitting an event failed");
     }
 }
 

@@ -304,6 +304,7 @@ pub async fn run(
     );
 
     let (wanted_tx, wanted_rx) = watch::channel(Wanted::default());
+    let (links_tx, links_rx) = watch::channel(None);
     let membership = settings.members.clone().map(|agent_settings| {
         let (peers_tx, peers_rx) = watch::channel(Peers::new());
         let (view_tx, view_rx) = watch::channel(Membership::default());
@@ -330,6 +331,7 @@ pub async fn run(
             l2_trigger,
             l2_status_trigger,
             wanted_tx,
+            links_rx,
             membership,
             metrics.clone(),
             shutdown.clone(),
@@ -340,8 +342,11 @@ pub async fn run(
     if let Some(l2) = settings.l2.clone() {
         let counters = metrics.l2.clone();
         let stop = shutdown.clone();
-        let run = responder::run(l2, wanted_rx, counters, stop);
+        let run = responder::run(l2, wanted_rx, links_tx, counters, stop);
         tasks.spawn("L2 responder", run.instrument(info_span!("l2-responder")));
+    } else {
+        // no responder: the L2 task has no interfaces to check against
+        drop(links_tx);
     }
 
     let mut writer = FrrWriter {

@@ -138,8 +138,15 @@ pub(super) async fn status_writer<K: StatusSide>(
             }
         }
         if failed {
+            // Wait here, not only for a timer: the watch events of the objects involved
+            // (ours, or another node's during a split brain, when two elected nodes
+            // delete each other's) would otherwise wake this loop at once, and the retry
+            // would become a create/delete storm.
             let wait = backoff.failed();
-            wake_after(&trigger, wait, &shutdown);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => trigger.notify_one(),
+                _ = shutdown.cancelled() => return,
+            }
         } else {
             backoff.reset();
             // more dirty keys than one batch: go on
