@@ -94,6 +94,18 @@ fn wait_l2_status_of(lab: &Lab, service: &str, node: &str, interfaces: &[&str]) 
     });
 }
 
+/// Waits until the router's (unasked) entries for `ips` name `mac`, printing how long
+/// after `start` (the `cause`) each moved.
+fn wait_moved(lab: &Lab, ips: &[String], mac: &str, what: &str, cause: &str, start: Instant) {
+    for ip in ips {
+        lab.wait_ext_neighbor(ip, mac, T).unwrap();
+        println!(
+            "l2: {what}: {ip} moved to {mac} {:?} after {cause}",
+            start.elapsed()
+        );
+    }
+}
+
 /// Waits for a core/v1 Event on Service `service` with `reason` whose message mentions
 /// `node`.
 fn wait_event(lab: &Lab, service: &str, reason: &str, node: &str) {
@@ -229,14 +241,7 @@ fn scenario(lab: &mut Lab) {
     std::thread::sleep(Duration::from_millis(1100));
     let start = Instant::now();
     lab.crash_speaker(k).unwrap();
-    for ip in &ips {
-        lab.wait_ext_neighbor(ip, &second, T).unwrap();
-        println!(
-            "l2: speaker killed: {ip} moved to {} {:?} after the SIGKILL",
-            order[1],
-            start.elapsed()
-        );
-    }
+    wait_moved(lab, &ips, &second, "speaker killed", "the SIGKILL", start);
     // the new announcer deletes the dead node's ServiceL2Status (it cannot) and writes its own
     wait_l2_status(lab, &order[1]);
     // it restarts, rejoins, ranks first again and takes the IPs back
@@ -253,14 +258,7 @@ fn scenario(lab: &mut Lab) {
     std::thread::sleep(Duration::from_millis(1100));
     let start = Instant::now();
     lab.set_node_link(k, false).unwrap();
-    for ip in &ips {
-        lab.wait_ext_neighbor(ip, &second, T).unwrap();
-        println!(
-            "l2: link cut: {ip} moved to {} {:?} after the cut",
-            order[1],
-            start.elapsed()
-        );
-    }
+    wait_moved(lab, &ips, &second, "link cut", "the cut", start);
     std::thread::sleep(Duration::from_millis(1100));
     lab.set_node_link(k, true).unwrap();
     for ip in &ips {
@@ -310,14 +308,8 @@ fn scenario(lab: &mut Lab) {
     lab.delete_pod(METALLB_NS, &format!("speaker-{}", order[0]))
         .unwrap();
     lab.stop_speaker(k).unwrap();
-    for ip in &ips {
-        lab.wait_ext_neighbor(ip, &second, T).unwrap();
-        println!(
-            "l2: graceful stop: {ip} moved to {} {:?} after the speaker Pod's deletion",
-            order[1],
-            start.elapsed()
-        );
-    }
+    let what = "the speaker Pod's deletion";
+    wait_moved(lab, &ips, &second, "graceful stop", what, start);
 
     // An advertisement restricted to an interface no node has: the elected node cannot
     // answer and says so on the Service (upstream's announceFailed warning).

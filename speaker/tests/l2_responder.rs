@@ -96,6 +96,16 @@ fn total(f: &Family<IpLabel, Counter>) -> u64 {
         .sum()
 }
 
+/// Waits (5 s at most) until the client's entries for both Service IPs name `mac`.
+async fn entries_on(client: &Netns, mac: &str, what: &str) -> Duration {
+    wait_for(what, Duration::from_secs(5), || {
+        [V4, V6]
+            .iter()
+            .all(|ip| neighbor(client, ip).as_deref() == Some(mac))
+    })
+    .await
+}
+
 fn wanted(ips: &[&str]) -> Wanted {
     Wanted {
         ips: Arc::new(
@@ -202,12 +212,7 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     // takeover: node1 releases, node2 announces; the client does not ask
     tx1.send(wanted(&[])).expect("send");
     tx2.send(wanted(&[V4, V6])).expect("send");
-    let took = wait_for("both entries move to node2", Duration::from_secs(5), || {
-        [V4, V6]
-            .iter()
-            .all(|ip| neighbor(&client, ip).as_deref() == Some(macs[1].as_str()))
-    })
-    .await;
+    let took = entries_on(&client, &macs[1], "both entries move to node2").await;
     println!("takeover: the client's neighbor entries moved after {took:?}");
     assert!(total(&counters[1].gratuitous_sent) >= 2);
 
@@ -234,22 +239,12 @@ async fn answers_arp_and_ndp_and_a_takeover_moves_the_neighbor_entry() {
     // client back (without it, the entries would keep node1's MAC until they expire).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tx1.send(wanted(&[V4, V6])).expect("send");
-    wait_for("both entries move to node1", Duration::from_secs(5), || {
-        [V4, V6]
-            .iter()
-            .all(|ip| neighbor(&client, ip).as_deref() == Some(macs[0].as_str()))
-    })
-    .await;
+    entries_on(&client, &macs[0], "both entries move to node1").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tx1.send(wanted(&[])).expect("send");
     let gratuitous = total(&counters[1].gratuitous_sent);
     tx2.send_modify(|w| w.reannounce += 1);
-    let took = wait_for("both entries back on node2", Duration::from_secs(5), || {
-        [V4, V6]
-            .iter()
-            .all(|ip| neighbor(&client, ip).as_deref() == Some(macs[1].as_str()))
-    })
-    .await;
+    let took = entries_on(&client, &macs[1], "both entries back on node2").await;
     println!("re-announce after a healed partition: entries back on node2 after {took:?}");
     assert!(total(&counters[1].gratuitous_sent) >= gratuitous + 2);
 
