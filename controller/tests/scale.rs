@@ -31,7 +31,7 @@ fn n() -> usize {
 }
 
 async fn populate(c: &kube::Client) {
-    create_pool(c, "big", &["198.18.0.0/16"]).await;
+    create_pool(c, "big", &["198.18.0.0/15"]).await;
     let api = services(c);
     let t = Instant::now();
     futures::stream::iter(0..n())
@@ -57,7 +57,7 @@ async fn populate(c: &kube::Client) {
 /// 10,000 services as an earlier controller left them (status and pool annotation), written
 /// straight into the store (HTTP creation of 10,000 objects is slow in the test server).
 async fn populate_allocated(api: &metallb_testkit::TestApi) {
-    create_pool(&api.client(), "big", &["198.18.0.0/16"]).await;
+    create_pool(&api.client(), "big", &["198.18.0.0/15"]).await;
     let store = api.store();
     let rt = store.resolve("", "v1", "services").expect("services");
     let ctx = WriteCtx {
@@ -74,7 +74,9 @@ async fn populate_allocated(api: &metallb_testkit::TestApi) {
         .unwrap();
         svc["spec"]["allocateLoadBalancerNodePorts"] = json!(false);
         store.create(&rt, Some("apps"), svc, &ctx).expect("created");
-        let ip = format!("198.18.{}.{}", i / 256, i % 256);
+        // 198.18.0.0/15 holds 131,072 addresses (enough for SCALE_SERVICES=100000)
+        let ip =
+            std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + i as u32);
         let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}});
         store
             .patch(
@@ -249,7 +251,10 @@ async fn binary_rss_with_10k_services() {
         child.kill().await.ok();
     }
     assert!(kb > 0);
-    assert!(kb < 50 * 1024, "RSS {kb} kB over the 50 MiB target");
+    // the target is for the default 10,000 Services; other counts only print the figure
+    if n() == 10_000 {
+        assert!(kb < 50 * 1024, "RSS {kb} kB over the 50 MiB target");
+    }
 }
 
 /// A minimal HTTP GET (no extra client dependency).

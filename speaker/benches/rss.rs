@@ -275,6 +275,8 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     };
     let mut child = cmd
         .args(["--node-name", NODE, "--vtysh", "/bin/true"])
+        // measured below: SIGTERM → withdrawal written → exit (off by default)
+        .arg("--withdraw-on-shutdown")
         .arg("--kubeconfig")
         .arg(api.kubeconfig_path())
         .args(["--kube-api-qps", "0", "--log-level", "warn"])
