@@ -94,6 +94,15 @@ fn wait_l2_status_of(lab: &Lab, service: &str, node: &str, interfaces: &[&str]) 
     });
 }
 
+/// The lab index of the node named `name`.
+fn index_of(lab: &Lab, name: &str) -> usize {
+    lab.nodes
+        .iter()
+        .find(|n| n.name == name)
+        .expect("node")
+        .index
+}
+
 /// Waits until the router's (unasked) entries for `ips` name `mac`, printing how long
 /// after `start` (the `cause`) each moved.
 fn wait_moved(lab: &Lab, ips: &[String], mac: &str, what: &str, cause: &str, start: Instant) {
@@ -228,12 +237,7 @@ fn scenario(lab: &mut Lab) {
     for ip in &ips {
         lab.wait_ext_neighbor(ip, &first, T).unwrap();
     }
-    let k = lab
-        .nodes
-        .iter()
-        .find(|n| n.name == order[0])
-        .expect("node")
-        .index;
+    let k = index_of(lab, &order[0]);
 
     // Abrupt loss, the speaker: SIGKILL. Its Pod and Node still look fine in the API (no
     // kubelet here; a real one takes its time too): only the membership sees it, and the
@@ -270,12 +274,7 @@ fn scenario(lab: &mut Lab) {
     // IP, and when its link comes back it announces them all before it meets the others
     // again and releases them silently. The owner re-announces when it sees it back: the
     // client's entries must end (and stay) on the owner.
-    let third = lab
-        .nodes
-        .iter()
-        .find(|n| n.name == order[2])
-        .expect("node")
-        .index;
+    let third = index_of(lab, &order[2]);
     lab.set_node_link(third, false).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let healed = Instant::now();

@@ -199,7 +199,8 @@ fn announce_failures(
     unchecked: &mut BTreeMap<ServiceKey, Option<String>>,
     links: &Links,
 ) -> Vec<(ServiceKey, Option<String>, Vec<String>)> {
-    let Some(usable) = links else {
+    // called on every wake-up: no lock when there is nothing to check
+    let Some(usable) = links.as_ref().filter(|_| !unchecked.is_empty()) else {
         return Vec::new();
     };
     let st = lock(shared);

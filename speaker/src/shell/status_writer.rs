@@ -89,6 +89,7 @@ pub(super) async fn status_writer<K: StatusSide>(
                 let universe = K::universe(&st);
                 K::dirty(&mut st).expand(universe);
             }
+            let own = st.node_name().to_string();
             let mut ops = Vec::new();
             while ops.is_empty() && !K::dirty(&mut st).is_empty() {
                 let keys = K::dirty(&mut st).take_some(STATUS_BATCH);
@@ -96,7 +97,6 @@ pub(super) async fn status_writer<K: StatusSide>(
                     .iter()
                     .flat_map(|k| {
                         let intent = K::intent(&st, k);
-                        let own = st.node_name().to_string();
                         K::index(&mut st).ops(k, intent.as_ref(), &own, K::CLEANS_OTHERS)
                     })
                     .collect();
