@@ -8,7 +8,8 @@
 //!   converge.rs  per-service decision: desired IPs, pool, notes (pure)
 //!   status.rs    desired vs observed → merge patches (pure)
 //!   events.rs    event de-duplication (pure) and Event objects
-//!   reconcile.rs watches, the single task owning the allocator, the writer
+//!   watched.rs   what the watches keep (Services, pools, Namespace labels) and what changed
+//!   reconcile.rs the single task owning the allocator, the writer
 //!   webhook.rs   validating admission and BGPPeer conversion (axum)
 //!   metrics.rs   metallb_allocator_*, metallb_k8s_client_*
 //! ```
@@ -23,6 +24,7 @@ pub mod reconcile;
 pub mod service;
 pub mod slim;
 pub mod status;
+mod watched;
 pub mod webhook;
 
 pub use metrics::Metrics;
@@ -31,8 +33,9 @@ pub use reconcile::{Controller, Progress, Settings};
 /// Errors of the controller library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("a watch stream ended unexpectedly")]
-    WatchEnded,
+    /// A watch ended or panicked (named in the message).
+    #[error("a task of the reconciler stopped: {0}")]
+    Task(String),
     #[error("webhook TLS configuration: {0}")]
     Tls(String),
     #[error("webhook server: {0}")]
@@ -43,7 +46,7 @@ impl Error {
     /// A stable label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::WatchEnded => "watch_ended",
+            Error::Task(_) => "task",
             Error::Tls(_) => "tls",
             Error::Io(_) => "io",
         }

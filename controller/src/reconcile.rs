@@ -1,18 +1,19 @@
-//! The reconciler: watches feed reflector stores; one task owns the allocator and decides;
-//! writes go out in concurrent batches and only when something differs.
+//! The reconciler: watches feed one index ([`crate::watched`], on the runtime's watch kit);
+//! one task owns the allocator and decides; writes go out in concurrent batches and only
+//! when something differs.
 //!
 //! ```text
-//!  watch Services ──┐                   ┌─ converge(svc) ─→ ServicePatch ─┐
-//!  watch Pools ─────┼→ stores + dirty ──┤                                 ├→ PATCH / POST
-//!  watch Namespaces ┘   (coalesced)     └─ pool stats, ConfigurationState ┘
+//!  watch Services ──┐                    ┌─ converge(svc) ─→ ServicePatch ─┐
+//!  watch Pools ─────┼→ index + changes ──┤                                 ├→ PATCH / POST
+//!  watch Namespaces ┘   (coalesced)      └─ pool stats, ConfigurationState ┘
 //! ```
 //!
 //! Start-up: nothing is decided until all three watches have listed. Then every address a
 //! Service already shows is loaded into the allocator (`assign`) *before* any Service is
 //! allocated, so a restart never moves an IP (upstream issues #1774/#2443).
 //!
-//! Stale reads: after a write, the store shows the old object until the watch delivers the
-//! new one. Each write remembers the resourceVersions it made stale; while the store still
+//! Stale reads: after a write, the index shows the old object until the watch delivers the
+//! new one. Each write remembers the resourceVersions it made stale; while the index still
 //! shows one of them, what we wrote is taken as the observed state, so nothing is written
 //! twice and decisions never flip back.
 
@@ -24,17 +25,18 @@ use futures::{stream, StreamExt};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONENT_TYPE};
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
 use metallb_runtime::admin::Gate;
 use metallb_runtime::config_state;
+use metallb_runtime::watch::{lock, WatchSet};
 use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
+use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
-use tokio::sync::watch;
+use std::sync::Mutex;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -43,12 +45,13 @@ use crate::allocator::{Allocator, ServiceKey};
 use crate::converge::{converge, Decision, Desired, Note};
 use crate::events::{core_event, service_ref, EventLog};
 use crate::metrics::Metrics;
-use crate::pools::{build_pools, NamespaceLabels, PoolConfig};
+use crate::pools::{build_pools, PoolConfig};
 use crate::service::{has_foreign_ingress, ingress_ips, intake, key, pool_annotation, Intake};
 use crate::slim::Service;
 use crate::status::{
     configuration_state, desired_service_patch, pool_status, Observed, ServicePatch,
 };
+use crate::watched::{Changes, WatchCounters, Watched};
 use crate::Error;
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
 use metallb_runtime::memo::{Memo, MemoError};
@@ -138,15 +141,6 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-// Each value lives only from the stream to `handle`; boxing would add an allocation per
-// watch event for nothing.
-#[allow(clippy::large_enum_variant)]
-enum Input {
-    Service(Result<Event<Service>, watcher::Error>),
-    Pool(Result<Event<IPAddressPool>, watcher::Error>),
-    Namespace(Result<Event<Namespace>, watcher::Error>),
-}
-
 /// What a write left behind: the state we wrote and the resourceVersions that predate it.
 #[derive(Clone, Debug)]
 struct Written<T> {
@@ -209,7 +203,6 @@ struct State {
     pending: BTreeSet<ServiceKey>,
     svc_written: HashMap<ServiceKey, Written<Observed>>,
     pool_written: HashMap<String, Written<metallb_api::metallb::IPAddressPoolStatus>>,
-    synced: [bool; 3],
     started: bool,
     dirty: BTreeSet<ServiceKey>,
     config_dirty: bool,
@@ -250,40 +243,43 @@ impl Controller {
             metrics,
             progress,
         } = self;
-        let (svc_store, svc_writer) = reflector::store::<Service>();
-        let (pool_store, pool_writer) = reflector::store::<IPAddressPool>();
-        let (ns_store, ns_writer) = reflector::store::<Namespace>();
-        let svc_stream =
-            reflector::reflector(svc_writer, watcher(Api::<Service>::all(client.clone())))
-                .map(Input::Service)
-                .boxed();
-        let pool_stream = reflector::reflector(
-            pool_writer,
-            watcher(Api::<IPAddressPool>::namespaced(
-                client.clone(),
-                &settings.namespace,
-            ))
-            .modify(|p: &mut IPAddressPool| p.managed_fields_mut().clear()),
+        let watched = Arc::new(Mutex::new(Watched::default()));
+        let wake = Arc::new(Notify::new());
+        // The watches are this task's inputs: one that ends or panics ends `run` with an
+        // error naming it (the process exits and is restarted) instead of deciding from a
+        // frozen index.
+        let mut tasks = Tasks::new();
+        // the watches end with `run`, however it ends (returned, or dropped by its caller)
+        let watches_stop = shutdown.child_token();
+        let _stop_watches = watches_stop.clone().drop_guard();
+        let watches = WatchSet::new(
+            watched.clone(),
+            // the controller's own gate opens after the first batch, which needs every
+            // watch listed: the watches' gates would add nothing
+            Readiness::default(),
+            Arc::new(WatchCounters(metrics.clone())),
+            watches_stop,
         )
-        .map(Input::Pool)
-        .boxed();
-        let ns_stream = reflector::reflector(
-            ns_writer,
-            watcher(Api::<Namespace>::all(client.clone())).modify(|n: &mut Namespace| {
-                n.managed_fields_mut().clear();
-                n.spec = None;
-                n.status = None;
-                n.annotations_mut().clear();
-            }),
-        )
-        .map(Input::Namespace)
-        .boxed();
-        let mut inputs = stream::select_all([svc_stream, pool_stream, ns_stream]);
-        let stores = Stores {
-            services: svc_store,
-            pools: pool_store,
-            namespaces: ns_store,
-        };
+        .wake(wake.clone());
+        let all = watcher::Config::default();
+        watches.watch(
+            &mut tasks,
+            "services",
+            Api::<Service>::all(client.clone()),
+            all.clone(),
+        );
+        watches.watch(
+            &mut tasks,
+            "ipaddresspools",
+            Api::<IPAddressPool>::namespaced(client.clone(), &settings.namespace),
+            all.clone(),
+        );
+        watches.watch(
+            &mut tasks,
+            "namespaces",
+            Api::<Namespace>::all(client.clone()),
+            all,
+        );
         let mut st = State::new(settings);
         let memo = st.settings.kept_versions.as_ref().map(|name| {
             Memo::new(
@@ -326,37 +322,37 @@ impl Controller {
                 }
             };
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return Ok(()),
-                item = inputs.next() => match item {
-                    Some(i) => {
-                        io.metrics.updates.inc();
-                        st.handle(i)
-                    }
-                    None => return Err(Error::WatchEnded),
-                },
+                err = tasks.failure() => return Err(Error::Task(format!("{err:#}"))),
+                _ = wake.notified() => {}
                 _ = retry => st.fire_retry(),
             }
-            // Coalesce the rest of the burst.
+            // Coalesce the rest of the burst: wait for a quiet `debounce`, at most
+            // `max_batch_delay` in all.
             let deadline = Instant::now() + st.settings.max_batch_delay;
             loop {
                 let until = (Instant::now() + st.settings.debounce).min(deadline);
-                match tokio::time::timeout_at(until, inputs.next()).await {
-                    Ok(Some(i)) => {
-                        io.metrics.updates.inc();
-                        st.handle(i)
-                    }
-                    Ok(None) => return Err(Error::WatchEnded),
-                    Err(_) => break,
-                }
-                if shutdown.is_cancelled() {
-                    return Ok(());
+                if tokio::time::timeout_at(until, wake.notified())
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
-            if !st.synced.iter().all(|s| *s) {
-                continue;
+            if shutdown.is_cancelled() {
+                return Ok(());
             }
             let t0 = Instant::now();
-            let writes = st.batch(&stores);
+            let writes = {
+                let mut w = lock(&watched);
+                if !w.listed() {
+                    continue;
+                }
+                let changes = w.take_changes();
+                st.absorb_changes(changes);
+                st.batch(&w)
+            };
             let t1 = Instant::now();
             let outcomes = io.execute(writes, &shutdown).await;
             st.absorb(outcomes, &io.metrics);
@@ -386,21 +382,6 @@ impl Controller {
     }
 }
 
-fn watcher<K>(
-    api: Api<K>,
-) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
-}
-
-struct Stores {
-    services: Store<Service>,
-    pools: Store<IPAddressPool>,
-    namespaces: Store<Namespace>,
-}
-
 // === impl State ===
 
 impl State {
@@ -417,7 +398,6 @@ impl State {
             pending: BTreeSet::new(),
             svc_written: HashMap::new(),
             pool_written: HashMap::new(),
-            synced: [false; 3],
             started: false,
             dirty: BTreeSet::new(),
             config_dirty: false,
@@ -431,39 +411,11 @@ impl State {
         }
     }
 
-    fn handle(&mut self, input: Input) {
-        match input {
-            Input::Service(Ok(ev)) => match ev {
-                Event::Apply(s) | Event::Delete(s) => {
-                    self.dirty.insert(key(&s));
-                }
-                Event::InitDone => {
-                    self.synced[0] = true;
-                    // A re-list may hide deletions: look at everything.
-                    self.reprocess_all = true;
-                }
-                Event::Init | Event::InitApply(_) => {}
-            },
-            Input::Pool(Ok(ev)) => match ev {
-                Event::InitDone => {
-                    self.synced[1] = true;
-                    self.config_dirty = true;
-                }
-                Event::Init | Event::InitApply(_) => {}
-                Event::Apply(_) | Event::Delete(_) => self.config_dirty = true,
-            },
-            Input::Namespace(Ok(ev)) => match ev {
-                Event::InitDone => {
-                    self.synced[2] = true;
-                    self.config_dirty = true;
-                }
-                Event::Init | Event::InitApply(_) => {}
-                Event::Apply(_) | Event::Delete(_) => self.config_dirty = true,
-            },
-            Input::Service(Err(e)) => warn!(error = %e, "Service watch failed; retrying"),
-            Input::Pool(Err(e)) => warn!(error = %e, "IPAddressPool watch failed; retrying"),
-            Input::Namespace(Err(e)) => warn!(error = %e, "Namespace watch failed; retrying"),
-        }
+    /// Take what the watches changed since the last batch.
+    fn absorb_changes(&mut self, changes: Changes) {
+        self.dirty.extend(changes.services);
+        self.config_dirty |= changes.config;
+        self.reprocess_all |= changes.all_services;
     }
 
     fn fire_retry(&mut self) {
@@ -475,7 +427,7 @@ impl State {
     }
 
     /// Decide everything that is dirty; return the writes.
-    fn batch(&mut self, stores: &Stores) -> Vec<Write> {
+    fn batch(&mut self, watched: &Watched) -> Vec<Write> {
         let mut writes = Vec::new();
         if !self.started {
             self.started = true;
@@ -484,7 +436,7 @@ impl State {
             self.config_state_dirty = true;
         }
         if std::mem::take(&mut self.config_dirty) {
-            self.apply_config(stores);
+            self.apply_config(watched);
         }
         let kept = self.resolver.record();
         if kept != self.kept_saved {
@@ -499,11 +451,8 @@ impl State {
         }
         if std::mem::take(&mut self.reprocess_all) {
             self.dirty.clear();
-            let mut all: Vec<(ServiceKey, Arc<Service>)> = stores
-                .services
-                .state()
-                .into_iter()
-                .map(|s| (key(&s), s))
+            let mut all: Vec<(ServiceKey, Arc<Service>)> = (watched.services.iter())
+                .map(|(k, s)| (k.clone(), s.clone()))
                 .collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
             // Forget services that disappeared while we were not watching.
@@ -538,7 +487,7 @@ impl State {
             let mut freed = false;
             let dirty = std::mem::take(&mut self.dirty);
             for k in &dirty {
-                match lookup(&stores.services, k) {
+                match watched.service(k) {
                     Some(svc) => freed |= self.process(k, &svc, &mut writes),
                     None => freed |= self.forget(k),
                 }
@@ -546,33 +495,26 @@ impl State {
             if freed {
                 let pending: Vec<ServiceKey> = self.pending.iter().cloned().collect();
                 for k in pending {
-                    if let Some(svc) = lookup(&stores.services, &k) {
+                    if let Some(svc) = watched.service(&k) {
                         self.process(&k, &svc, &mut writes);
                     }
                 }
             }
         }
-        self.pool_writes(stores, &mut writes);
-        self.progress.services = stores.services.state().len();
+        self.pool_writes(watched, &mut writes);
+        self.progress.services = watched.services.len();
         self.progress.allocated = self.alloc.len();
         self.progress.pending = self.pending.len();
         writes
     }
 
-    /// Rebuild pools from the stores; on change, hand them to the allocator and reprocess
+    /// Rebuild pools from the index; on change, hand them to the allocator and reprocess
     /// every Service.
-    fn apply_config(&mut self, stores: &Stores) {
-        let namespaces: NamespaceLabels = stores
-            .namespaces
-            .state()
-            .iter()
-            .map(|n| (n.name_any(), n.labels().clone()))
-            .collect();
-        let objects: Vec<IPAddressPool> =
-            stores.pools.state().iter().map(|p| (**p).clone()).collect();
+    fn apply_config(&mut self, watched: &Watched) {
+        let objects: Vec<IPAddressPool> = watched.pools.values().cloned().collect();
         let cfg = build_pools(
             &objects,
-            &namespaces,
+            &watched.namespaces,
             &mut self.resolver,
             k8s_openapi::jiff::Timestamp::now(),
         );
@@ -698,17 +640,14 @@ impl State {
     }
 
     /// Pool status writes, for every valid pool whose counts differ from what it shows.
-    fn pool_writes(&mut self, stores: &Stores, writes: &mut Vec<Write>) {
+    fn pool_writes(&mut self, watched: &Watched, writes: &mut Vec<Write>) {
         let Some(cfg) = &self.config else { return };
         for pool in &cfg.pools {
             let Some(stats) = self.alloc.pool_stats(&pool.name) else {
                 continue;
             };
             let want = pool_status(stats);
-            let Some(obj) = stores
-                .pools
-                .get(&ObjectRef::<IPAddressPool>::new(&pool.name).within(&self.settings.namespace))
-            else {
+            let Some(obj) = watched.pools.get(&pool.name) else {
                 continue;
             };
             let rv = obj.resource_version().unwrap_or_default();
@@ -837,11 +776,6 @@ fn written_state(desired: &Desired) -> Observed {
         pool: desired.pool.clone(),
         legacy_pool: false,
     }
-}
-
-fn lookup(store: &Store<Service>, k: &str) -> Option<Arc<Service>> {
-    let (ns, name) = k.split_once('/')?;
-    store.get(&ObjectRef::new(name).within(ns))
 }
 
 // === impl Io ===
