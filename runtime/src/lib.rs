@@ -11,6 +11,7 @@ pub mod config_state;
 pub mod events;
 pub mod logging;
 pub mod memo;
+pub mod own;
 pub mod owner;
 pub mod rt;
 pub mod shutdown;

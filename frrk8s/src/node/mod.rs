@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -375,19 +375,24 @@ where
         ),
     );
     if settings.write_status {
-        let node_state = status::write_node_state(
+        status::spawn_node_state_writer(
+            &mut tasks,
+            &readiness,
             client.clone(),
             settings.node_name.clone(),
             status_rx,
             metrics.clone(),
             shutdown.clone(),
         );
-        tasks.spawn("FRRNodeState writer", node_state.map(Ok));
-        let writer =
-            SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name)
-                .owned_by(pod);
-        let sessions = writer.run(sessions_rx, metrics.clone(), shutdown.clone());
-        tasks.spawn("BGPSessionState writer", sessions.map(Ok));
+        SessionStatusWriter::new(client.clone(), &settings.namespace, &settings.node_name)
+            .owned_by(pod)
+            .spawn(
+                &mut tasks,
+                &readiness,
+                sessions_rx,
+                metrics.clone(),
+                shutdown.clone(),
+            );
     }
 
     // Which version of each FRRConfiguration is in effect, continued from the record a

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use metallb_api::frrk8s::{BGPSessionState, FRRConfiguration, FRRNodeState};
 use metallb_runtime::Readiness;
 use prometheus_client::registry::Registry;
@@ -246,6 +246,21 @@ async fn merges_applies_and_reports_status() {
         !running.contains("s3cr3t-value"),
         "passwords never reach FRRNodeState"
     );
+    // The writer watches its object: deleted by someone, it comes back at once (no FRR
+    // change needed to notice).
+    states
+        .delete("node-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("FRRNodeState recreated", || async {
+        states
+            .get_opt("node-1")
+            .await
+            .unwrap()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.last_reload_result.as_deref() == Some("success"))
+    })
+    .await;
 
     // BGPSessionState mirrors FRR's sessions.
     let sessions: Api<BGPSessionState> = Api::namespaced(client.clone(), NS);
@@ -257,6 +272,30 @@ async fn merges_applies_and_reports_status() {
                 .as_ref()
                 .and_then(|s| s.bgp_status.as_deref())
                 == Some("Established")
+    })
+    .await;
+    // Someone else's edit is undone from the watch, with FRR's sessions unchanged.
+    let name = sessions.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    sessions
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"bgpStatus": "Idle"}})),
+        )
+        .await
+        .unwrap();
+    eventually("BGPSessionState restored", || async {
+        sessions
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.bgp_status)
+            == Some("Established".to_string())
     })
     .await;
     frr.set_neighbors(json!({"default": {"vrfName": "default", "192.0.2.1": {"bgpState": "Active", "remoteAs": 64513}}}));
