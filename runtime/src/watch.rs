@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{Stream, StreamExt};
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::admin::Gate;
-use crate::tasks::Tasks;
+use crate::tasks::{Spawner, Tasks};
 use crate::Readiness;
 
 /// `(namespace, name)` of an object; the namespace is empty for cluster-scoped kinds.
@@ -160,6 +161,10 @@ pub struct WatchSet<I> {
     metrics: Arc<dyn WatchMetrics>,
     readiness: Readiness,
     stop: CancellationToken,
+    /// Where the watches look (a namespace), for task names and logs.
+    scope: Option<String>,
+    /// Whether each watch holds a readiness gate until it has listed.
+    gated: bool,
 }
 
 impl<I: WatchedState + Send + 'static> WatchSet<I> {
@@ -177,7 +182,24 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
             metrics,
             readiness,
             stop,
+            scope: None,
+            gated: true,
         }
+    }
+
+    /// The watches look in `scope` (a namespace): named in their task and their logs, so
+    /// that several sets watching one kind in different places are told apart.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The watches hold no readiness gate: for watches started on demand, whose consumer
+    /// decides how long to wait for their first list (a watch the API refuses must not
+    /// keep the process unready forever).
+    pub fn ungated(mut self) -> Self {
+        self.gated = false;
+        self
     }
 
     /// Wake `consumer` after every event.
@@ -209,8 +231,48 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
         I: Index<K>,
         S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     {
+        let (name, run) = self.prepare(what, stream);
+        tasks.spawn(name, run);
+    }
+
+    /// [`WatchSet::watch`], started from anywhere through a [`Spawner`] of the set that
+    /// owns it (watches started on demand).
+    pub fn watch_on<K>(
+        &self,
+        spawner: &Spawner,
+        what: &'static str,
+        api: Api<K>,
+        config: watcher::Config,
+    ) where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        I: Index<K>,
+    {
+        let stream = watcher::watcher(api, config).default_backoff();
+        let (name, run) = self.prepare(what, stream);
+        spawner.spawn(name, run);
+    }
+
+    /// The task of one watch, and its name.
+    fn prepare<K, S>(
+        &self,
+        what: &'static str,
+        stream: S,
+    ) -> (
+        String,
+        impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    )
+    where
+        K: Resource + Clone + Debug + Send + 'static,
+        I: Index<K>,
+        S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    {
         lock(&self.state).watch_added(what);
-        let gate = self.readiness.gate(what);
+        let gate = self.gated.then(|| self.readiness.gate(what));
+        let scope = self.scope.clone().unwrap_or_default();
+        let name = match scope.as_str() {
+            "" => format!("watch {what}"),
+            s => format!("watch {what} in {s}"),
+        };
         let run = run_watch(
             what,
             stream,
@@ -220,11 +282,49 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
             gate,
             self.stop.clone(),
         );
-        tasks.spawn(
-            format!("watch {what}"),
-            run.instrument(info_span!("watch", kind = what)),
-        );
+        (
+            name,
+            run.instrument(info_span!("watch", kind = what, scope = %scope)),
+        )
     }
+}
+
+/// A watch of `api` that starts at the first notification of `restart` and starts over
+/// (a fresh list) at every further one, for an index whose view of the objects depends on
+/// something that can change (the node component stubs the FRRConfigurations that do not
+/// select its node: when its labels come to select a stub, the full objects must be listed
+/// again). The re-list reaches the index as any other: `Init`, the objects, `InitDone`.
+pub fn restartable<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    restart: Arc<Notify>,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    type Watch<K> = std::pin::Pin<Box<dyn Stream<Item = Result<Event<K>, watcher::Error>> + Send>>;
+    let start = move || -> Watch<K> {
+        Box::pin(watcher::watcher(api.clone(), config.clone()).default_backoff())
+    };
+    futures::stream::unfold(None::<Watch<K>>, move |current| {
+        let restart = restart.clone();
+        let start = start.clone();
+        async move {
+            let mut current = match current {
+                Some(w) => w,
+                None => {
+                    restart.notified().await;
+                    start()
+                }
+            };
+            loop {
+                tokio::select! {
+                    ev = current.next() => return ev.map(|ev| (ev, Some(current))),
+                    _ = restart.notified() => current = start(),
+                }
+            }
+        }
+    })
 }
 
 async fn run_watch<K, I, S>(
@@ -233,7 +333,7 @@ async fn run_watch<K, I, S>(
     state: Arc<Mutex<I>>,
     wake: Vec<Arc<Notify>>,
     metrics: Arc<dyn WatchMetrics>,
-    gate: Gate,
+    gate: Option<Gate>,
     stop: CancellationToken,
 ) -> anyhow::Result<()>
 where
@@ -263,7 +363,9 @@ where
                     Fed::Update => metrics.update(what),
                     Fed::Listed if !listed_once => {
                         listed_once = true;
-                        gate.ready();
+                        if let Some(g) = &gate {
+                            g.ready();
+                        }
                         debug!("listed");
                     }
                     Fed::Listed | Fed::Listing => {}

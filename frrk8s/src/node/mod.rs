@@ -1,4 +1,5 @@
-//! The node component's shell: watches feed in-memory stores, one task recomputes the desired
+//! The node component's shell: watches feed an in-memory index (`index`, `secrets`, on the
+//! runtime's watch kit), one task recomputes the desired
 //! FRR configuration from them, one task owns FRR (applies, detects restarts, polls status),
 //! and one writer per status kind publishes what happened.
 //!
@@ -13,28 +14,27 @@
 //!
 //! FRRConfigurations that do not select this node are kept as stubs (name, selector) so a
 //! namespace holding one object per node costs each node little ([`crate::stub`]); when the
-//! node's labels come to select a stub, the objects are listed again (`watch_configs`).
+//! node's labels come to select a stub, the objects are listed again (`index`).
 //!
 //! Bursts coalesce without a timer: the compute task wakes on a [`Notify`] (events arriving
 //! while it works leave one pending wake-up), and the FRR worker reads a `watch` channel
 //! that only keeps the latest desired text, so a burst of N changes costs at most two
 //! applies, each as soon as FRR is free.
 
+mod index;
 mod secrets;
 mod status;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use metallb_api::frrk8s::FRRConfiguration;
-use metallb_api::validation::object_ref;
+use metallb_runtime::watch::{lock, restartable, WatchSet};
 use metallb_runtime::{Readiness, Tasks};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -46,10 +46,11 @@ use crate::frr::control::{redact, ControlError, FrrControl};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
 use crate::metrics::FrrMetrics;
 use crate::versions::Versions;
-use crate::{merge, render, select, stub, RenderOptions};
+use crate::{merge, render, select, RenderOptions};
 use metallb_api::versions::KeptVersion;
 use metallb_runtime::memo::{node_owner, Memo};
 
+pub use index::NodeIndex;
 pub use secrets::SecretIndex;
 pub use status::{owner_patch, pod_owner_reference, NodeStatus, PodRef, SessionStatusWriter};
 
@@ -163,12 +164,8 @@ pub fn kept_versions_name(node: &str) -> String {
 
 /// The node's kept-versions Secret, owned by the Node (it outlives the daemon's Pods and
 /// goes with the Node).
-fn kept_versions_memo(
-    client: &Client,
-    settings: &NodeSettings,
-    nodes: &reflector::Store<Node>,
-) -> Memo {
-    let owner = (nodes.state().into_iter().next())
+fn kept_versions_memo(client: &Client, settings: &NodeSettings, index: &Mutex<NodeIndex>) -> Memo {
+    let owner = (lock(index).node())
         .and_then(|n| node_owner(&settings.node_name, n.metadata.uid.as_deref()));
     Memo::secret(
         Api::namespaced(client.clone(), &settings.namespace),
@@ -220,40 +217,31 @@ pub async fn run_in_pod<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
-    let (configs, writer) = reflector::store::<FRRConfiguration>();
+    let index = Arc::new(Mutex::new(NodeIndex::new(Arc::new(Notify::new()))));
     run_full(
-        client, settings, pod, control, readiness, metrics, shutdown, configs, writer,
+        client, settings, pod, control, readiness, metrics, shutdown, index,
     )
     .await
 }
 
-/// [`run`], feeding the FRRConfiguration store the caller made (tests keep a reader to see
-/// what the component keeps).
+/// [`run`] into the index the caller made (tests keep it to see what the component
+/// keeps).
 #[allow(clippy::too_many_arguments)]
 #[cfg(test)]
-async fn run_with_store<C>(
+async fn run_with_index<C>(
     client: Client,
     settings: NodeSettings,
     control: C,
     readiness: Readiness,
     metrics: Arc<FrrMetrics>,
     shutdown: CancellationToken,
-    configs: ConfigStore,
-    configs_writer: reflector::store::Writer<FRRConfiguration>,
+    index: Arc<Mutex<NodeIndex>>,
 ) -> anyhow::Result<()>
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
     run_full(
-        client,
-        settings,
-        None,
-        control,
-        readiness,
-        metrics,
-        shutdown,
-        configs,
-        configs_writer,
+        client, settings, None, control, readiness, metrics, shutdown, index,
     )
     .await
 }
@@ -267,8 +255,7 @@ async fn run_full<C>(
     readiness: Readiness,
     metrics: Arc<FrrMetrics>,
     shutdown: CancellationToken,
-    configs: ConfigStore,
-    configs_writer: reflector::store::Writer<FRRConfiguration>,
+    index: Arc<Mutex<NodeIndex>>,
 ) -> anyhow::Result<()>
 where
     C: FrrControl + Clone + Send + Sync + 'static,
@@ -278,84 +265,50 @@ where
     // component with an error naming it (the process exits and is restarted) rather than
     // leaving FRR driven from a frozen store.
     let mut tasks = Tasks::new().with_gate(readiness.gate("frr-k8s-tasks"));
-    let configs_ready = readiness.gate("frrconfigurations");
-    let node_ready = readiness.gate("node");
-    let secrets_ready = readiness.gate("secrets");
-
-    // Only our own Node. Its labels are also published to the FRRConfiguration watch,
-    // which stubs the objects that do not select us.
-    let (labels_tx, labels_rx) = watch::channel(NodeLabels::default());
-    let (nodes, writer) = reflector::store::<Node>();
-    let node_reader = nodes.clone();
-    spawn_watch(
-        &mut tasks,
-        "node",
-        watcher(
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
-        )
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer)
-        .inspect(move |ev| {
-            if let Ok(ev) = ev {
-                // read the store (not the event): it is what the compute loop sees
-                let labels = node_reader
-                    .state()
-                    .first()
-                    .map(|n| n.metadata.labels.clone().unwrap_or_default());
-                let synced = matches!(ev, watcher::Event::InitDone);
-                labels_tx.send_if_modified(|cur| {
-                    let next = NodeLabels {
-                        synced: cur.synced || synced,
-                        labels,
-                    };
-                    if *cur == next {
-                        false
-                    } else {
-                        *cur = next;
-                        true
-                    }
-                });
-            }
-        }),
-        trigger.clone(),
+    // Only our own Node; the FRRConfigurations of our namespace, stubbed unless they
+    // select us (see `index`), listed again when the node's labels select a stub.
+    let relist = lock(&index).relist();
+    let watches = WatchSet::new(
+        index.clone(),
+        readiness.clone(),
+        Arc::new(()),
         shutdown.clone(),
+    )
+    .wake(trigger.clone());
+    watches.watch(
+        &mut tasks,
+        index::NODE,
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={}", settings.node_name)),
     );
-    // FRRConfigurations of our namespace, stubbed unless they select us.
-    tasks.spawn(
-        "watch frrconfigurations",
-        watch_configs(
+    watches.watch_stream(
+        &mut tasks,
+        index::CONFIGS,
+        restartable(
             Api::<FRRConfiguration>::namespaced(client.clone(), &settings.namespace),
-            configs_writer,
-            labels_rx,
-            trigger.clone(),
-            shutdown.clone(),
+            watcher::Config::default(),
+            relist,
         ),
     );
     let secrets = SecretIndex::new(
         client.clone(),
+        &settings.namespace,
+        readiness.clone(),
         trigger.clone(),
         shutdown.clone(),
         tasks.spawner(),
     );
-    secrets.ensure(&settings.namespace);
-
-    let synced = async {
-        configs.wait_until_ready().await?;
-        configs_ready.ready();
-        nodes.wait_until_ready().await?;
-        node_ready.ready();
-        secrets.wait_ready(&settings.namespace).await;
-        secrets_ready.ready();
-        anyhow::Ok(())
-    };
-    tokio::select! {
-        r = synced => r?,
-        err = tasks.failure() => return Err(err),
-        _ = shutdown.cancelled() => return tasks.shutdown(Duration::from_secs(5)).await,
+    loop {
+        if lock(&index).synced() && secrets.listed(&settings.namespace) {
+            break;
+        }
+        tokio::select! {
+            _ = trigger.notified() => {}
+            err = tasks.failure() => return Err(err),
+            _ = shutdown.cancelled() => return tasks.shutdown(Duration::from_secs(5)).await,
+        }
     }
-    info!(node = %settings.node_name, namespace = %settings.namespace, "stores synced");
+    info!(node = %settings.node_name, namespace = %settings.namespace, "watches synced");
 
     let (desired_tx, desired_rx) = watch::channel::<Option<Desired>>(None);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
@@ -398,7 +351,7 @@ where
     // Which version of each FRRConfiguration is in effect, continued from the record a
     // previous process persisted (read before the first computation).
     let memo = match settings.persist_versions {
-        true => Some(kept_versions_memo(&client, &settings, &nodes)),
+        true => Some(kept_versions_memo(&client, &settings, &index)),
         false => None,
     };
     let mut versions = Versions::default();
@@ -422,20 +375,22 @@ where
             err = tasks.failure() => return Err(err),
             _ = trigger.notified() => {}
         }
-        let Some(node) = nodes.state().into_iter().next() else {
-            debug!(node = %settings.node_name, "node object not seen yet; waiting");
-            continue;
+        let (labels, all) = {
+            let st = lock(&index);
+            let Some(labels) = st.labels().cloned() else {
+                debug!(node = %settings.node_name, "node object not seen yet; waiting");
+                continue;
+            };
+            // A stub these labels select was made under older labels: its full object is
+            // being listed again (see `index`), whose arrival wakes us up. Computing now
+            // would leave that object out.
+            if let Some(stub) = st.selected_stub() {
+                debug!(node = %settings.node_name, object = %stub,
+                       "node labels now select a stubbed FRRConfiguration; waiting for the full object");
+                continue;
+            }
+            (labels, st.configs())
         };
-        let labels = node.metadata.labels.clone().unwrap_or_default();
-        let all = configs.state();
-        // A stub these labels select was made under older labels: its full object is being
-        // fetched again (see `watch_configs`), whose arrival wakes us up. Computing now would
-        // leave that object out.
-        if let Some(stub) = stub::selected_stub(all.iter().map(|c| c.as_ref()), &labels) {
-            debug!(node = %settings.node_name, object = %object_ref(&stub.metadata),
-                   "node labels now select a stubbed FRRConfiguration; waiting for the full object");
-            continue;
-        }
         // Secrets in other namespaces are watched on first reference; decisions wait (a
         // bounded time) for their first list, the arrival of which wakes this loop.
         let mut syncing = false;
@@ -505,120 +460,6 @@ pub fn slim<K: kube::Resource>(obj: &mut K) {
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-}
-
-/// What the FRRConfiguration watch knows of this node's labels.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct NodeLabels {
-    /// The Node watch listed once: `labels` reflects the API server.
-    synced: bool,
-    /// `None` while our Node is not known (not listed yet, or absent): nothing is stubbed.
-    labels: Option<BTreeMap<String, String>>,
-}
-
-/// Feeds the FRRConfiguration store from a watch of the namespace, replacing every object
-/// that does not select this node by a stub (see [`crate::stub`]) as it arrives.
-///
-/// When the node's labels change so that they select a stub, the full objects are needed:
-/// the watch is restarted, and its fresh list fetches every object again and re-applies
-/// the stub rule with the new labels (the store keeps its old content until the list is
-/// complete, then swaps it in at once). We re-list rather than GET the affected objects
-/// because it is one request whatever the number of objects (a label change can select
-/// thousands, e.g. a new `rack` label), because a GET's answer would race with the watch
-/// events of the same object (ordering resourceVersions is not allowed), and because the
-/// list also re-stubs objects the node stopped matching. Label changes on a node are rare.
-/// Meanwhile the compute loop does not compute while a selected stub is in the store.
-async fn watch_configs(
-    api: Api<FRRConfiguration>,
-    mut writer: reflector::store::Writer<FRRConfiguration>,
-    mut labels: watch::Receiver<NodeLabels>,
-    trigger: Arc<Notify>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    // Start listing once the Node has been listed, so that the initial list (thousands of
-    // objects on a big cluster) is stubbed as it arrives rather than kept whole.
-    tokio::select! {
-        _ = labels.wait_for(|l| l.synced) => {}
-        _ = shutdown.cancelled() => return Ok(()),
-    }
-    let store = writer.as_reader();
-    let mut labels_open = true;
-    loop {
-        let current = labels.clone();
-        let stream = watcher(api.clone(), watcher::Config::default())
-            .default_backoff()
-            .modify(move |cfg: &mut FRRConfiguration| {
-                // a short read lock; the Node watch waits for it at worst
-                let labels = current.borrow();
-                if !stub::stub_unless_selected(cfg, labels.labels.as_ref()) {
-                    slim(cfg);
-                }
-            });
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                ev = stream.next() => match ev {
-                    Some(Ok(ev)) => {
-                        writer.apply_watcher_event(&ev);
-                        trigger.notify_one();
-                        // a list that ran while the labels changed may hold stubs they select
-                        if matches!(ev, watcher::Event::InitDone) {
-                            if let Some(obj) = selected_stub(&store, &labels.borrow()) {
-                                info!(object = %obj, "node labels changed during the FRRConfiguration list; listing again");
-                                break;
-                            }
-                        }
-                    }
-                    Some(Err(e)) => warn!(watch = "frrconfigurations", error = %e, "watch error; retrying with backoff"),
-                    None => anyhow::bail!("the frrconfigurations watch ended"),
-                },
-                changed = labels.changed(), if labels_open => {
-                    if changed.is_err() {
-                        labels_open = false;
-                        continue;
-                    }
-                    let now = labels.borrow_and_update().clone();
-                    if let Some(obj) = selected_stub(&store, &now) {
-                        info!(object = %obj, "node labels now select a stubbed FRRConfiguration; listing again");
-                        break;
-                    }
-                }
-                _ = shutdown.cancelled() => return Ok(()),
-            }
-        }
-    }
-}
-
-/// `namespace/name` of a stub in `store` that `labels` select.
-fn selected_stub(store: &ConfigStore, labels: &NodeLabels) -> Option<String> {
-    let labels = labels.labels.as_ref()?;
-    let all = store.state();
-    stub::selected_stub(all.iter().map(|c| c.as_ref()), labels).map(|c| object_ref(&c.metadata))
-}
-
-fn spawn_watch<S, K>(
-    tasks: &mut Tasks,
-    what: &'static str,
-    stream: S,
-    trigger: Arc<Notify>,
-    shutdown: CancellationToken,
-) where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
-{
-    tasks.spawn(format!("watch {what}"), async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                ev = stream.next() => match ev {
-                    Some(Ok(_)) => trigger.notify_one(),
-                    Some(Err(e)) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
-                    None => anyhow::bail!("the {what} watch ended"),
-                },
-                _ = shutdown.cancelled() => return Ok(()),
-            }
-        }
-    });
 }
 
 /// The single owner of FRR: applies desired configurations (latest wins), re-applies after
@@ -769,10 +610,6 @@ where
     }
     Ok(())
 }
-
-/// The FRRConfiguration store the shell uses (objects that do not select this node are
-/// stubs, see [`crate::stub`]); tests keep a reader to assert on what the component saw.
-pub type ConfigStore = Store<FRRConfiguration>;
 
 #[cfg(test)]
 mod tests;

@@ -3,33 +3,65 @@
 //! (we honour `passwordSecret.namespace`, upstream ignores it), so the component never needs
 //! to read Secrets cluster-wide.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
 use metallb_api::frrk8s::FRRConfiguration;
 use metallb_runtime::tasks::Spawner;
+use metallb_runtime::watch::{lock, Index, ObjKey, WatchSet, WatchedState};
+use metallb_runtime::Readiness;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use crate::SecretLookup;
 
-/// Per-namespace Secret stores, fed by watches started on demand.
+/// The watch name (and, for the component's own namespace, readiness gate) of Secrets.
+pub const SECRETS: &str = "secrets";
+
+/// One namespace's Secrets, as its watch shows them.
+#[derive(Debug)]
+struct NamespaceSecrets {
+    secrets: BTreeMap<String, Secret>,
+    listed: bool,
+    /// When the watch was started (for [`SecretIndex::syncing`]).
+    started: tokio::time::Instant,
+}
+
+impl Index<Secret> for NamespaceSecrets {
+    fn apply(&mut self, mut s: Secret) {
+        super::slim(&mut s);
+        self.secrets.insert(s.name_any(), s);
+    }
+    fn delete(&mut self, s: Secret) {
+        self.secrets.remove(&s.name_any());
+    }
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        self.secrets
+            .retain(|name, s| listed.contains(&(s.namespace().unwrap_or_default(), name.clone())));
+    }
+}
+
+impl WatchedState for NamespaceSecrets {
+    fn watch_listed(&mut self, _: &'static str) {
+        self.listed = true;
+    }
+}
+
+/// Per-namespace Secret indexes, fed by watches started on demand.
 #[derive(Clone)]
 pub struct SecretIndex {
     client: Client,
+    /// The component's own namespace: its watch holds the `secrets` readiness gate.
+    own: String,
+    readiness: Readiness,
     trigger: Arc<Notify>,
     shutdown: CancellationToken,
     /// The component's supervised tasks: a Secret watch that ends stops the component.
     tasks: Spawner,
-    stores: Arc<Mutex<BTreeMap<String, Store<Secret>>>>,
-    /// When each namespace's watch was started (for [`SecretIndex::syncing`]).
-    started: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
+    namespaces: Arc<Mutex<BTreeMap<String, Arc<Mutex<NamespaceSecrets>>>>>,
 }
 
 /// How long a namespace's first Secret list may hold decisions back. Past it (the watch is
@@ -39,7 +71,7 @@ pub const SYNC_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for SecretIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let namespaces: Vec<String> = self.lock().keys().cloned().collect();
+        let namespaces: Vec<String> = lock(&self.namespaces).keys().cloned().collect();
         f.debug_struct("SecretIndex")
             .field("namespaces", &namespaces)
             .finish()
@@ -47,63 +79,64 @@ impl std::fmt::Debug for SecretIndex {
 }
 
 impl SecretIndex {
+    /// Secrets of `own` (watched at once, see [`SecretIndex::ensure`]) and of the
+    /// namespaces FRRConfigurations name later. Every change wakes `trigger`.
     pub fn new(
         client: Client,
+        own: &str,
+        readiness: Readiness,
         trigger: Arc<Notify>,
         shutdown: CancellationToken,
         tasks: Spawner,
     ) -> Self {
-        SecretIndex {
+        let index = SecretIndex {
             client,
+            own: own.to_string(),
+            readiness,
             trigger,
             shutdown,
             tasks,
-            stores: Arc::default(),
-            started: Arc::default(),
-        }
+            namespaces: Arc::default(),
+        };
+        index.ensure(own);
+        index
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Store<Secret>>> {
-        self.stores.lock().unwrap_or_else(|p| p.into_inner())
+    fn namespace(&self, namespace: &str) -> Option<Arc<Mutex<NamespaceSecrets>>> {
+        lock(&self.namespaces).get(namespace).cloned()
     }
 
-    /// Start watching `namespace` if not yet done. Every change (and the initial sync)
-    /// wakes the compute loop.
+    /// Start watching `namespace` if not yet done. Every change (and the initial list)
+    /// wakes the compute loop. Only the own namespace's watch gates readiness: another's
+    /// may be refused (RBAC), and [`SecretIndex::syncing`] bounds the wait for it.
     pub fn ensure(&self, namespace: &str) {
-        let mut stores = self.lock();
-        if stores.contains_key(namespace) {
+        let mut namespaces = lock(&self.namespaces);
+        if namespaces.contains_key(namespace) {
             return;
         }
-        let (store, writer) = reflector::store::<Secret>();
-        stores.insert(namespace.to_string(), store);
-        self.started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(namespace.to_string(), tokio::time::Instant::now());
-        let stream = watcher(
+        let state = Arc::new(Mutex::new(NamespaceSecrets {
+            secrets: BTreeMap::new(),
+            listed: false,
+            started: tokio::time::Instant::now(),
+        }));
+        namespaces.insert(namespace.to_string(), state.clone());
+        let mut set = WatchSet::new(
+            state,
+            self.readiness.clone(),
+            Arc::new(()),
+            self.shutdown.clone(),
+        )
+        .scope(namespace)
+        .wake(self.trigger.clone());
+        if namespace != self.own {
+            set = set.ungated();
+        }
+        set.watch_on(
+            &self.tasks,
+            SECRETS,
             Api::<Secret>::namespaced(self.client.clone(), namespace),
             watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(super::slim)
-        .reflect(writer);
-        let trigger = self.trigger.clone();
-        let shutdown = self.shutdown.clone();
-        let ns = namespace.to_string();
-        self.tasks
-            .spawn(format!("watch secrets in {namespace}"), async move {
-                let mut stream = std::pin::pin!(stream);
-                loop {
-                    tokio::select! {
-                        ev = stream.next() => match ev {
-                            Some(Ok(_)) => trigger.notify_one(),
-                            Some(Err(e)) => warn!(namespace = %ns, error = %e, "secret watch error; retrying"),
-                            None => anyhow::bail!("the Secret watch of {ns} ended"),
-                        },
-                        _ = shutdown.cancelled() => return Ok(()),
-                    }
-                }
-            });
+        );
     }
 
     /// Whether `namespace`'s watch was started less than [`SYNC_GRACE`] ago and has not
@@ -111,35 +144,24 @@ impl SecretIndex {
     /// (and, after a restart, let a newcomer push an object that only lacks its password
     /// for a moment out of effect).
     pub fn syncing(&self, namespace: &str) -> bool {
-        use futures::FutureExt as _;
-        let Some(store) = self.lock().get(namespace).cloned() else {
+        let Some(ns) = self.namespace(namespace) else {
             return false;
         };
-        if store.wait_until_ready().now_or_never().is_some() {
-            return false;
-        }
-        self.started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(namespace)
-            .is_some_and(|t| t.elapsed() < SYNC_GRACE)
+        let ns = lock(&ns);
+        !ns.listed && ns.started.elapsed() < SYNC_GRACE
     }
 
-    /// Wait until the namespace's store has its initial list.
-    pub async fn wait_ready(&self, namespace: &str) {
-        let store = self.lock().get(namespace).cloned();
-        if let Some(store) = store {
-            let _ = store.wait_until_ready().await;
-        }
+    /// Whether `namespace`'s watch has listed once.
+    pub fn listed(&self, namespace: &str) -> bool {
+        self.namespace(namespace).is_some_and(|ns| lock(&ns).listed)
     }
 }
 
 impl SecretLookup for SecretIndex {
     fn lookup(&self, namespace: &str, name: &str) -> Option<Secret> {
-        let store = self.lock().get(namespace).cloned()?;
-        store
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|s| s.as_ref().clone())
+        let ns = self.namespace(namespace)?;
+        let found = lock(&ns).secrets.get(name).cloned();
+        found
     }
 }
 

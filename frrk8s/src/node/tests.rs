@@ -213,7 +213,7 @@ async fn merges_applies_and_reports_status() {
     .await;
     assert!(
         readiness.is_ready(),
-        "ready after every store synced: pending {:?}",
+        "ready after every watch synced: pending {:?}",
         readiness.pending()
     );
     assert!(
@@ -510,23 +510,24 @@ async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change
     let mut registry = Registry::default();
     let metrics = FrrMetrics::register(&mut registry);
     let shutdown = CancellationToken::new();
-    let (store, writer) = reflector::store::<FRRConfiguration>();
-    let task = tokio::spawn(run_with_store(
+    let index = Arc::new(Mutex::new(NodeIndex::new(Arc::new(
+        tokio::sync::Notify::new(),
+    ))));
+    let task = tokio::spawn(run_with_index(
         client.clone(),
         settings.clone(),
         frr.clone(),
         Readiness::default(),
         metrics,
         shutdown.clone(),
-        store.clone(),
-        writer,
+        index.clone(),
     ));
     let kept = |name: &str| {
-        store
-            .get(&reflector::ObjectRef::new(name).within(NS))
-            .unwrap_or_else(|| panic!("{name} is in the store"))
+        lock(&index)
+            .config(NS, name)
+            .unwrap_or_else(|| panic!("{name} is in the index"))
     };
-    // What the component computes from its store equals what it would compute from the
+    // What the component computes from its index equals what it would compute from the
     // full objects.
     let same_as_unstubbed = || async {
         let labels = nodes
@@ -544,7 +545,8 @@ async fn stubs_configs_that_do_not_select_the_node_and_refetches_on_label_change
             .into_iter()
             .map(Arc::new)
             .collect();
-        let ours = compute(&store.state(), &labels, &crate::NoSecrets, &settings);
+        let held = lock(&index).configs();
+        let ours = compute(&held, &labels, &crate::NoSecrets, &settings);
         ours == compute(&full, &labels, &crate::NoSecrets, &settings)
     };
 
