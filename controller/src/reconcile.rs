@@ -31,7 +31,7 @@ use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONE
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
 use metallb_runtime::admin::Gate;
 use metallb_runtime::config_state;
-use metallb_runtime::watch::{lock, WatchSet};
+use metallb_runtime::watch::{lock, settle, WatchSet};
 use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
@@ -330,16 +330,7 @@ impl Controller {
             }
             // Coalesce the rest of the burst: wait for a quiet `debounce`, at most
             // `max_batch_delay` in all.
-            let deadline = Instant::now() + st.settings.max_batch_delay;
-            loop {
-                let until = (Instant::now() + st.settings.debounce).min(deadline);
-                if tokio::time::timeout_at(until, wake.notified())
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
+            settle(&wake, st.settings.debounce, st.settings.max_batch_delay).await;
             if shutdown.is_cancelled() {
                 return Ok(());
             }

@@ -289,6 +289,23 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
     }
 }
 
+/// After a wake-up, let the rest of a burst arrive: returns once `quiet` passed without
+/// another notification of `wake`, or `max` after the call, whichever comes first. For a
+/// consumer that prefers one batch per burst to the first event's latency (the controller:
+/// 1,000 Services created at once are decided and written together).
+pub async fn settle(wake: &Notify, quiet: std::time::Duration, max: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let until = (tokio::time::Instant::now() + quiet).min(deadline);
+        if tokio::time::timeout_at(until, wake.notified())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// A watch of `api` that starts at the first notification of `restart` and starts over
 /// (a fresh list) at every further one, for an index whose view of the objects depends on
 /// something that can change (the node component stubs the FRRConfigurations that do not
@@ -519,6 +536,43 @@ mod tests {
             .supervise(&stop)
             .await
             .expect("stopped watches end cleanly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settle_waits_for_a_quiet_gap_but_never_past_its_bound() {
+        use std::time::Duration;
+        use tokio::time::{sleep, Instant};
+        let wake = Arc::new(Notify::new());
+        let quiet = Duration::from_millis(20);
+        let max = Duration::from_millis(250);
+        // no further event: one quiet gap
+        let t0 = Instant::now();
+        settle(&wake, quiet, max).await;
+        assert_eq!(t0.elapsed(), quiet);
+        // events every 10 ms for 100 ms: done one quiet gap after the last
+        let t0 = Instant::now();
+        let w = wake.clone();
+        let burst = tokio::spawn(async move {
+            for _ in 0..10 {
+                sleep(Duration::from_millis(10)).await;
+                w.notify_one();
+            }
+        });
+        settle(&wake, quiet, max).await;
+        assert_eq!(t0.elapsed(), Duration::from_millis(120));
+        burst.await.unwrap();
+        // an endless stream of events: cut at the bound
+        let t0 = Instant::now();
+        let w = wake.clone();
+        let endless = tokio::spawn(async move {
+            loop {
+                sleep(Duration::from_millis(10)).await;
+                w.notify_one();
+            }
+        });
+        settle(&wake, quiet, max).await;
+        assert_eq!(t0.elapsed(), max);
+        endless.abort();
     }
 
     #[tokio::test]

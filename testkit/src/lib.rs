@@ -108,6 +108,8 @@ pub struct TestApi {
     kubeconfig_path: PathBuf,
     kubeconfig_yaml: String,
     client: kube::Client,
+    /// The handlers, for clients served in process.
+    router: axum::Router,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -179,6 +181,7 @@ pub async fn start_with(opts: Options) -> anyhow::Result<TestApi> {
         bookmark_interval: opts.bookmark_interval,
     });
     let app = handlers::router(state);
+    let router = app.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -213,6 +216,7 @@ pub async fn start_with(opts: Options) -> anyhow::Result<TestApi> {
         kubeconfig_path,
         kubeconfig_yaml: yaml,
         client,
+        router,
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,
@@ -237,7 +241,40 @@ impl std::fmt::Debug for TestApi {
     }
 }
 
+/// Picks requests (method, path) to fail with a status code instead of serving them.
+pub type Fault = Arc<dyn Fn(&http::Method, &str) -> Option<http::StatusCode> + Send + Sync>;
+
 impl TestApi {
+    /// A client whose requests are served in process, without a socket: its I/O never
+    /// waits on the operating system, so it can run on a paused tokio clock (retry and
+    /// backoff timings tested exactly). Requests `fault` picks are answered with an API
+    /// Status of the code it returns, as a failing API server would.
+    pub fn in_process_client(&self, fault: Fault) -> kube::Client {
+        use tower::ServiceExt as _;
+        let router = self.router.clone();
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let router = router.clone();
+            let fault = fault.clone();
+            async move {
+                if let Some(code) = fault(req.method(), req.uri().path()) {
+                    let status = serde_json::json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "message": "failed by the test",
+                        "reason": "InternalError", "code": code.as_u16(),
+                    });
+                    let resp = http::Response::builder()
+                        .status(code)
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(axum::body::Body::from(status.to_string()))
+                        .expect("a valid response");
+                    return Ok(resp);
+                }
+                router.oneshot(req.map(axum::body::Body::new)).await
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
     /// A client for this server (cheap to clone).
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -365,8 +365,10 @@ where
         kept_saved = record;
     }
 
-    // The compute loop: the only producer of desired configurations.
+    // The compute loop: the only producer of desired configurations. `recheck` is when to
+    // look again with no news (waiting for a Secret namespace, retrying the record).
     trigger.notify_one();
+    let mut recheck: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             // tasks that end because of the shutdown are no failure
@@ -374,7 +376,9 @@ where
             _ = shutdown.cancelled() => break,
             err = tasks.failure() => return Err(err),
             _ = trigger.notified() => {}
+            _ = tokio::time::sleep_until(recheck.unwrap_or_else(tokio::time::Instant::now)), if recheck.is_some() => {}
         }
+        recheck = None;
         let (labels, all) = {
             let st = lock(&index);
             let Some(labels) = st.labels().cloned() else {
@@ -400,11 +404,7 @@ where
         }
         if syncing {
             debug!(node = %settings.node_name, "waiting for the first list of a Secret namespace");
-            let t = trigger.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                t.notify_one();
-            });
+            recheck = Some(tokio::time::Instant::now() + SECRETS_RECHECK);
             continue;
         }
         let desired = compute_versions(
@@ -423,11 +423,7 @@ where
                 Ok(()) => kept_saved = record,
                 Err(e) => {
                     warn!(error = %e, "persisting the kept FRRConfiguration versions failed; will retry");
-                    let t = trigger.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        t.notify_one();
-                    });
+                    recheck = Some(tokio::time::Instant::now() + RECORD_RETRY);
                 }
             }
         }
@@ -450,6 +446,13 @@ where
     tasks.shutdown(Duration::from_secs(10)).await
 }
 
+/// How often the compute loop looks again while a Secret namespace's first list is awaited
+/// (its arrival wakes the loop too; this bounds the wait at [`secrets::SYNC_GRACE`]).
+const SECRETS_RECHECK: Duration = Duration::from_millis(500);
+
+/// How soon a failed write of the kept-versions record is retried.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+
 /// Drop what the component never reads before an object enters a store: managedFields and
 /// kubectl's last-applied copy can be larger than the object itself, and the store holds
 /// every FRRConfiguration of the namespace (thousands on big clusters; those that do not
@@ -460,6 +463,11 @@ pub fn slim<K: kube::Resource>(obj: &mut K) {
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+}
+
+/// Now on tokio's clock (paused in tests), as the pure schedules' `std` instant.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The single owner of FRR: applies desired configurations (latest wins), re-applies after
@@ -486,8 +494,9 @@ where
     let mut audits = Audits::default();
     loop {
         let next_audit = audits.next_due();
+        // the audit schedule is pure (std instants); the clock is tokio's
         let audit_at = tokio::time::Instant::from_std(
-            next_audit.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            next_audit.unwrap_or_else(|| now() + Duration::from_secs(3600)),
         );
         tokio::select! {
             changed = desired_rx.changed() => {
@@ -517,7 +526,7 @@ where
                         info!(commands = report.commands, full = report.full_reapply, repaired = report.repaired,
                               check_ms = report.check_time.as_millis() as u64, apply_ms = report.apply_time.as_millis() as u64,
                               verify_ms = report.verify_time.as_millis() as u64, "FRR configuration applied");
-                        audits.schedule(Instant::now(), &audit_rounds, &report.withdrawn);
+                        audits.schedule(now(), &audit_rounds, &report.withdrawn);
                         applied_text = Some(desired.text.clone());
                         metrics.k8s_client_config_stale_bool.set(0);
                         "success".to_string()
@@ -535,7 +544,7 @@ where
                 status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
             }
             _ = tokio::time::sleep_until(audit_at), if next_audit.is_some() => {
-                let now = Instant::now();
+                let now = now();
                 let due = audits.take_due(now);
                 let since = due.withdrawn_at.map(|w| now.duration_since(w)).unwrap_or_default();
                 let a = applier.take().context("the FRR applier was lost")?;

@@ -30,6 +30,8 @@ struct FakeState {
     reject: bool,
     /// Answers to other show commands, by command.
     shows: std::collections::HashMap<String, Value>,
+    /// The instance token (`fake` when unset); changing it is an FRR restart.
+    token: Option<String>,
 }
 
 impl FakeFrr {
@@ -91,8 +93,9 @@ impl FrrControl for FakeFrr {
         }
     }
     fn instance_token(&self) -> Option<String> {
-        self.inner.lock().unwrap().calls.push("token".into());
-        Some("fake".into())
+        let mut st = self.inner.lock().unwrap();
+        st.calls.push("token".into());
+        Some(st.token.clone().unwrap_or_else(|| "fake".into()))
     }
 }
 
@@ -799,4 +802,149 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         .expect("stops on shutdown")
         .unwrap()
         .unwrap();
+}
+
+/// On a paused clock: an FRR restart is found by the next status poll, not before, and the
+/// last good configuration is sent again in full.
+#[tokio::test(start_paused = true)]
+async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuration_reapplied() {
+    let frr = FakeFrr::default();
+    let (desired_tx, desired_rx) = watch::channel(None);
+    let (status_tx, _status_rx) = watch::channel(NodeStatus::default());
+    let (sessions_tx, _sessions_rx) = watch::channel(None);
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let stop = CancellationToken::new();
+    let poll = Duration::from_secs(10);
+    let started = tokio::time::Instant::now();
+    let options = ApplyOptions {
+        verify: false,
+        dry_run: false,
+        ..ApplyOptions::default()
+    };
+    let worker = tokio::spawn(frr_worker(
+        frr.clone(),
+        options,
+        desired_rx,
+        status_tx,
+        sessions_tx,
+        metrics,
+        poll,
+        stop.clone(),
+    ));
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: poll,
+        write_status: false,
+        persist_versions: false,
+        apply: ApplyOptions::default(),
+    };
+    let mut cfg = config("a", 64512, 64513, &["198.18.0.1/32"]);
+    cfg.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    let desired = compute(
+        &[Arc::new(cfg)],
+        &BTreeMap::new(),
+        &crate::NoSecrets,
+        &settings,
+    );
+    assert!(desired.complete, "{}", desired.conversion_result);
+    desired_tx.send_replace(Some(desired));
+    eventually("first apply", || async { !frr.batches().is_empty() }).await;
+    let applies = frr.batches().len();
+
+    frr.inner.lock().unwrap().token = Some("restarted".into());
+    tokio::time::sleep_until(started + poll - Duration::from_millis(100)).await;
+    assert_eq!(frr.batches().len(), applies, "nothing before the next poll");
+    eventually("re-applied after the restart", || async {
+        frr.batches().len() > applies
+    })
+    .await;
+    let found_after = started.elapsed();
+    assert!(
+        found_after >= poll && found_after < poll + Duration::from_secs(1),
+        "found at the next poll: {found_after:?}"
+    );
+    let again = frr.batches()[applies].clone();
+    assert!(
+        again.contains("neighbor 192.0.2.1 remote-as 64513") && again.contains("198.18.0.1/32"),
+        "the whole configuration is sent again: {again}"
+    );
+    stop.cancel();
+    drop(desired_tx);
+    worker.await.unwrap().unwrap();
+}
+
+/// On a paused clock, through a client served in process: a failed status write waits out
+/// its whole backoff (500 ms, doubling), even when the status changes meanwhile, then
+/// writes the latest status.
+#[tokio::test(start_paused = true)]
+async fn a_failed_status_write_waits_out_its_backoff() {
+    use http::{Method, StatusCode};
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let api = metallb_testkit::start().await.unwrap();
+    let failing = Arc::new(AtomicBool::new(true));
+    let attempts = Arc::new(Mutex::new(Vec::<tokio::time::Instant>::new()));
+    let fault: metallb_testkit::Fault = {
+        let (failing, attempts) = (failing.clone(), attempts.clone());
+        Arc::new(move |method: &Method, path: &str| {
+            if method == Method::PATCH && path.ends_with("/frrnodestates/node-1/status") {
+                attempts.lock().unwrap().push(tokio::time::Instant::now());
+                if failing.load(SeqCst) {
+                    return Some(StatusCode::INTERNAL_SERVER_ERROR);
+                }
+            }
+            None
+        })
+    };
+    let client = api.in_process_client(fault);
+    let (tx, rx) = watch::channel(NodeStatus::default());
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let mut tasks = metallb_runtime::Tasks::new();
+    let stop = CancellationToken::new();
+    status::spawn_node_state_writer(
+        &mut tasks,
+        &Readiness::default(),
+        client.clone(),
+        "node-1".into(),
+        rx,
+        metrics,
+        stop.clone(),
+    );
+    tx.send_modify(|s| {
+        s.set_conversion("success");
+    });
+    let tried = |n: usize| {
+        let attempts = attempts.clone();
+        move || {
+            let attempts = attempts.clone();
+            async move { attempts.lock().unwrap().len() >= n }
+        }
+    };
+    eventually("two failed attempts", tried(2)).await;
+    // news meanwhile: no attempt before the backoff ends
+    tx.send_modify(|s| {
+        s.set_conversion("failed: something");
+    });
+    eventually("four failed attempts", tried(4)).await;
+    failing.store(false, SeqCst);
+    let states: Api<FRRNodeState> = Api::all(client.clone());
+    eventually("the latest status written", || async {
+        states
+            .get_opt("node-1")
+            .await
+            .unwrap()
+            .and_then(|o| o.status)
+            .and_then(|s| s.last_conversion_result)
+            .as_deref()
+            == Some("failed: something")
+    })
+    .await;
+    let at = attempts.lock().unwrap().clone();
+    let gaps: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    assert_eq!(&gaps[..4], [500, 1000, 2000, 4000], "attempts at {gaps:?}");
+    stop.cancel();
+    tasks.shutdown(TIMEOUT).await.unwrap();
 }
