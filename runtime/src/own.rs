@@ -121,3 +121,105 @@ impl OwnObjectWatch {
         self.versions.wrote(replaced, new);
     }
 }
+
+/// One object a writer writes and watches, as it is now: the watch's versions, and our own
+/// writes' responses as soon as we have them.
+#[derive(Debug)]
+pub struct OwnObject<K> {
+    obj: Option<K>,
+    watch: OwnObjectWatch,
+    listed: bool,
+}
+
+impl<K> Default for OwnObject<K> {
+    fn default() -> Self {
+        OwnObject {
+            obj: None,
+            watch: OwnObjectWatch::default(),
+            listed: false,
+        }
+    }
+}
+
+impl<K: Resource> OwnObject<K> {
+    /// The object, `None` while it does not exist (or is not known yet: see
+    /// [`OwnObject::listed`]).
+    pub fn get(&self) -> Option<&K> {
+        self.obj.as_ref()
+    }
+
+    /// The watch has listed once: [`OwnObject::get`] tells whether the object exists.
+    pub fn listed(&self) -> bool {
+        self.listed
+    }
+
+    /// Our write succeeded: `o` is the server's response.
+    pub fn wrote(&mut self, mut o: K) {
+        let replaced = (self.obj.as_ref()).and_then(|h| h.meta().resource_version.clone());
+        self.watch
+            .wrote(replaced.as_deref(), o.meta().resource_version.as_deref());
+        strip(&mut o);
+        self.obj = Some(o);
+    }
+
+    /// A fresh read (a write found the object missing or already there).
+    pub fn read(&mut self, current: Option<K>) {
+        self.obj = current.map(|mut o| {
+            strip(&mut o);
+            o
+        });
+    }
+
+    /// A watch event: whether it changed what we hold (not our own write's echo, nor an
+    /// older version).
+    pub fn observe(&mut self, o: K) -> bool {
+        match self.watch.apply(o) {
+            Some(o) => {
+                self.obj = Some(o);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A deletion event: whether it removed what we hold. A lagging delete of an object we
+    /// already replaced by a new one (another uid) says nothing about the current one.
+    pub fn forget(&mut self, deleted: &K) -> bool {
+        let current = (self.obj.as_ref()).and_then(|c| c.meta().uid.clone());
+        if current.is_none() || current.as_deref() == deleted.meta().uid.as_deref() {
+            self.obj = None;
+            return true;
+        }
+        false
+    }
+
+    /// A re-list ended: whether the object turned out gone.
+    pub fn relisted(&mut self, listed: &HashSet<ObjKey>) -> bool {
+        if OwnObjectWatch::gone(self.obj.as_ref().map(|o| o.meta()), listed) {
+            self.obj = None;
+            return true;
+        }
+        false
+    }
+}
+
+impl<K: Resource> crate::watch::Index<K> for OwnObject<K> {
+    fn apply(&mut self, o: K) {
+        self.observe(o);
+    }
+    fn delete(&mut self, o: K) {
+        self.forget(&o);
+    }
+    fn reset(&mut self, listed: &HashSet<ObjKey>) {
+        self.relisted(listed);
+    }
+    fn listing(&mut self) {
+        self.watch.listing();
+    }
+}
+
+impl<K> crate::watch::WatchedState for OwnObject<K> {
+    fn watch_listed(&mut self, _: &'static str) {
+        self.listed = true;
+    }
+}

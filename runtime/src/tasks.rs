@@ -66,6 +66,33 @@ impl Spawner {
     }
 }
 
+/// Where a long-lived task is started: a [`Tasks`] set, or a [`Spawner`] of one (for
+/// tasks started on demand, away from the set).
+pub trait Supervisor {
+    /// Run `task` under `name`, owned by the set.
+    fn start<F>(&mut self, name: String, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static;
+}
+
+impl Supervisor for Tasks {
+    fn start<F>(&mut self, name: String, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.spawn(name, task);
+    }
+}
+
+impl Supervisor for Spawner {
+    fn start<F>(&mut self, name: String, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.spawn(name, task);
+    }
+}
+
 impl Default for Tasks {
     fn default() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::admin::Gate;
-use crate::tasks::{Spawner, Tasks};
+use crate::tasks::Supervisor;
 use crate::Readiness;
 
 /// `(namespace, name)` of an object; the namespace is empty for cluster-scoped kinds.
@@ -208,11 +208,12 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
         self
     }
 
-    /// Watch `api` (filtered by `config`) into the state, as a task of `tasks` named
-    /// `watch <what>`. The readiness gate is `what` too.
+    /// Watch `api` (filtered by `config`) into the state, as a task of `tasks` (a
+    /// [`crate::Tasks`] set, or a [`crate::tasks::Spawner`] of one for a watch started on demand)
+    /// named `watch <what>`. The readiness gate is `what` too.
     pub fn watch<K>(
         &self,
-        tasks: &mut Tasks,
+        tasks: &mut impl Supervisor,
         what: &'static str,
         api: Api<K>,
         config: watcher::Config,
@@ -225,31 +226,14 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
     }
 
     /// [`WatchSet::watch`] over any stream of watcher events (tests feed their own).
-    pub fn watch_stream<K, S>(&self, tasks: &mut Tasks, what: &'static str, stream: S)
+    pub fn watch_stream<K, S>(&self, tasks: &mut impl Supervisor, what: &'static str, stream: S)
     where
         K: Resource + Clone + Debug + Send + 'static,
         I: Index<K>,
         S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     {
         let (name, run) = self.prepare(what, stream);
-        tasks.spawn(name, run);
-    }
-
-    /// [`WatchSet::watch`], started from anywhere through a [`Spawner`] of the set that
-    /// owns it (watches started on demand).
-    pub fn watch_on<K>(
-        &self,
-        spawner: &Spawner,
-        what: &'static str,
-        api: Api<K>,
-        config: watcher::Config,
-    ) where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-        I: Index<K>,
-    {
-        let stream = watcher::watcher(api, config).default_backoff();
-        let (name, run) = self.prepare(what, stream);
-        spawner.spawn(name, run);
+        tasks.start(name, run);
     }
 
     /// The task of one watch, and its name.
@@ -287,6 +271,30 @@ impl<I: WatchedState + Send + 'static> WatchSet<I> {
             run.instrument(info_span!("watch", kind = what, scope = %scope)),
         )
     }
+}
+
+/// One watch into a new `state`, waking the returned [`Notify`] after every event: what a
+/// writer that watches the objects it writes starts from (it plans from the state, and
+/// wakes when someone else changed them).
+pub fn watch_into<I, K>(
+    tasks: &mut impl Supervisor,
+    readiness: &Readiness,
+    stop: &CancellationToken,
+    state: I,
+    what: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Arc<Mutex<I>>, Arc<Notify>)
+where
+    I: Index<K> + WatchedState + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let state = Arc::new(Mutex::new(state));
+    let wake = Arc::new(Notify::new());
+    WatchSet::new(state.clone(), readiness.clone(), Arc::new(()), stop.clone())
+        .wake(wake.clone())
+        .watch(tasks, what, api, config);
+    (state, wake)
 }
 
 /// After a wake-up, let the rest of a burst arrive: returns once `quiet` passed without
@@ -405,6 +413,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::Tasks;
     use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;

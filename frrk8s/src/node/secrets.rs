@@ -131,8 +131,8 @@ impl SecretIndex {
         if namespace != self.own {
             set = set.ungated();
         }
-        set.watch_on(
-            &self.tasks,
+        set.watch(
+            &mut self.tasks.clone(),
             SECRETS,
             Api::<Secret>::namespaced(self.client.clone(), namespace),
             watcher::Config::default(),

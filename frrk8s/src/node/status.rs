@@ -19,8 +19,8 @@ use metallb_api::frrk8s::bgpsessionstate::{peer_label_value, NODE_LABEL, PEER_LA
 use metallb_api::frrk8s::{
     BGPSessionState, BGPSessionStateStatus, FRRNodeState, FRRNodeStateStatus,
 };
-use metallb_runtime::own::OwnObjectWatch;
-use metallb_runtime::watch::{lock, Index, ObjKey, WatchSet, WatchedState};
+use metallb_runtime::own::{OwnObject, OwnObjectWatch};
+use metallb_runtime::watch::{lock, watch_into, Index, ObjKey, WatchedState};
 use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
@@ -86,37 +86,7 @@ impl NodeStatus {
 // ===== FRRNodeState =====
 
 /// `FRRNodeState/<node>` as its watch shows it, our own writes applied at once.
-#[derive(Debug, Default)]
-pub struct NodeStateIndex {
-    obj: Option<FRRNodeState>,
-    own: OwnObjectWatch,
-    listed: bool,
-}
-
-impl Index<FRRNodeState> for NodeStateIndex {
-    fn apply(&mut self, o: FRRNodeState) {
-        if let Some(o) = self.own.apply(o) {
-            self.obj = Some(o);
-        }
-    }
-    fn delete(&mut self, _: FRRNodeState) {
-        self.obj = None;
-    }
-    fn reset(&mut self, listed: &HashSet<ObjKey>) {
-        if OwnObjectWatch::gone(self.obj.as_ref().map(|o| &o.metadata), listed) {
-            self.obj = None;
-        }
-    }
-    fn listing(&mut self) {
-        self.own.listing();
-    }
-}
-
-impl WatchedState for NodeStateIndex {
-    fn watch_listed(&mut self, _: &'static str) {
-        self.listed = true;
-    }
-}
+pub type NodeStateIndex = OwnObject<FRRNodeState>;
 
 /// One write of the FRRNodeState writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,17 +141,11 @@ pub fn spawn_node_state_writer(
     shutdown: CancellationToken,
 ) {
     let api: Api<FRRNodeState> = Api::all(client);
-    let index = Arc::new(Mutex::new(NodeStateIndex::default()));
-    let wake = Arc::new(Notify::new());
-    WatchSet::new(
-        index.clone(),
-        readiness.clone(),
-        Arc::new(()),
-        shutdown.clone(),
-    )
-    .wake(wake.clone())
-    .watch(
+    let (index, wake) = watch_into(
         tasks,
+        readiness,
+        &shutdown,
+        NodeStateIndex::default(),
         "frrnodestate",
         api.clone(),
         watcher::Config::default().fields(&format!("metadata.name={node}")),
@@ -205,8 +169,8 @@ async fn node_state_writer(
         let desired = rx.borrow_and_update().to_api();
         let ops = {
             let st = lock(&index);
-            match st.listed {
-                true => plan_node_state(st.obj.as_ref(), &desired),
+            match st.listed() {
+                true => plan_node_state(st.get(), &desired),
                 false => Vec::new(),
             }
         };
@@ -262,20 +226,6 @@ async fn node_state_writer(
             _ = wake.notified() => {}
             _ = shutdown.cancelled() => return,
         }
-    }
-}
-
-impl NodeStateIndex {
-    /// Our write's response: held at once; the watch's copies of it, or of the version it
-    /// replaced, are ignored.
-    fn wrote(&mut self, o: FRRNodeState) {
-        let replaced = self
-            .obj
-            .as_ref()
-            .and_then(|h| h.metadata.resource_version.clone());
-        self.own
-            .wrote(replaced.as_deref(), o.metadata.resource_version.as_deref());
-        self.obj = Some(o);
     }
 }
 
@@ -427,17 +377,11 @@ impl SessionStatusWriter {
         metrics: Arc<FrrMetrics>,
         shutdown: CancellationToken,
     ) {
-        let index = Arc::new(Mutex::new(SessionIndex::default()));
-        let wake = Arc::new(Notify::new());
-        WatchSet::new(
-            index.clone(),
-            readiness.clone(),
-            Arc::new(()),
-            shutdown.clone(),
-        )
-        .wake(wake.clone())
-        .watch(
+        let (index, wake) = watch_into(
             tasks,
+            readiness,
+            &shutdown,
+            SessionIndex::default(),
             "bgpsessionstates",
             self.api.clone(),
             watcher::Config::default().labels(&format!("{NODE_LABEL}={}", self.node)),
@@ -578,7 +522,7 @@ pub struct SessionIndex {
 }
 
 impl SessionIndex {
-    /// Our write's response (see [`NodeStateIndex::wrote`]).
+    /// Our write's response (see [`OwnObject::wrote`]).
     fn wrote(&mut self, o: BGPSessionState) {
         let name = o.metadata.name.clone().unwrap_or_default();
         let replaced = (self.objs.get(&name)).and_then(|h| h.metadata.resource_version.clone());
@@ -795,20 +739,14 @@ mod plan_tests {
         // the watch lags: first the version we replaced, then our own write
         idx.apply(state("1", status("old", None)));
         assert_eq!(
-            idx.obj
-                .as_ref()
-                .unwrap()
-                .metadata
-                .resource_version
-                .as_deref(),
+            idx.get().unwrap().metadata.resource_version.as_deref(),
             Some("2")
         );
         idx.apply(state("2", status("new", None)));
         // someone else's change is taken
         idx.apply(state("3", status("edited", None)));
         assert_eq!(
-            idx.obj
-                .as_ref()
+            idx.get()
                 .unwrap()
                 .status
                 .as_ref()
@@ -818,7 +756,7 @@ mod plan_tests {
             Some("edited")
         );
         idx.delete(state("3", Default::default()));
-        assert!(idx.obj.is_none());
+        assert!(idx.get().is_none());
     }
 
     fn neighbor(peer: &str, state: &str) -> BgpNeighborStatus {

@@ -71,12 +71,8 @@ async fn sync_config_state(
                 return Ok(true);
             }
             let now = k8s_openapi::jiff::Timestamp::now();
-            let step = config_state::next_step(
-                st.config_state.obj.as_ref(),
-                target,
-                st.config_issues(),
-                now,
-            );
+            let step =
+                config_state::next_step(st.config_state.own.get(), target, st.config_issues(), now);
             match step {
                 Some(step) => step,
                 None => {

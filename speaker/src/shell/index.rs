@@ -27,7 +27,7 @@ use metallb_api::metallb::{
 };
 
 use metallb_api::metallb::effective::{KeptVersion, Resolver};
-use metallb_runtime::own::{OwnObjectWatch, Versions};
+use metallb_runtime::own::{OwnObject, OwnObjectWatch, Versions};
 use metallb_runtime::watch::{obj_key, strip, Index, ObjKey, WatchedState};
 
 use crate::bgp::input::{is_serving, slice_service};
@@ -576,74 +576,50 @@ impl<K: StatusKind> StatusIndex<K> {
 /// its writer has something to look at.
 #[derive(Debug)]
 pub struct ConfigStateObserved {
-    /// Without managedFields.
-    pub obj: Option<ConfigurationState>,
+    /// The object (without managedFields) and the versions of our writes in flight.
+    pub own: OwnObject<ConfigurationState>,
     /// Set when the issues changed, when someone else edited or deleted the object and
     /// after a failed write; cleared by the writer once the object says what it must.
     pub dirty: bool,
-    watch: OwnObjectWatch,
 }
 
 impl Default for ConfigStateObserved {
     fn default() -> Self {
         ConfigStateObserved {
-            obj: None,
+            own: OwnObject::default(),
             // the first pass after the watches synced compares, and creates if needed
             dirty: true,
-            watch: OwnObjectWatch::default(),
         }
     }
 }
 
 impl Index<ConfigurationState> for ConfigStateObserved {
     fn apply(&mut self, o: ConfigurationState) {
-        if let Some(o) = self.watch.apply(o) {
-            self.obj = Some(o);
-            self.dirty = true;
-        }
+        self.dirty |= self.own.observe(o);
     }
 
     fn delete(&mut self, deleted: ConfigurationState) {
-        // A lagging delete of an object we already replaced by a new one (another uid)
-        // says nothing about the current one.
-        let current = self.obj.as_ref().and_then(|c| c.metadata.uid.as_deref());
-        if current.is_none() || current == deleted.metadata.uid.as_deref() {
-            self.obj = None;
-            self.dirty = true;
-        }
+        self.dirty |= self.own.forget(&deleted);
     }
 
     fn reset(&mut self, listed: &HashSet<ObjKey>) {
-        if OwnObjectWatch::gone(self.obj.as_ref().map(|o| &o.metadata), listed) {
-            self.obj = None;
-            self.dirty = true;
-        }
+        self.dirty |= self.own.relisted(listed);
     }
 
     fn listing(&mut self) {
-        self.watch.listing();
+        Index::<ConfigurationState>::listing(&mut self.own);
     }
 }
 
 impl ConfigStateObserved {
     /// Our write succeeded: `obj` is the server's response.
-    pub fn record_write(&mut self, mut obj: ConfigurationState) {
-        let replaced = self
-            .obj
-            .as_ref()
-            .and_then(|o| o.metadata.resource_version.as_deref());
-        self.watch
-            .wrote(replaced, obj.metadata.resource_version.as_deref());
-        strip(&mut obj);
-        self.obj = Some(obj);
+    pub fn record_write(&mut self, obj: ConfigurationState) {
+        self.own.wrote(obj);
     }
 
     /// A fresh read (after our write found the object missing or already there).
     pub fn record_read(&mut self, current: Option<ConfigurationState>) {
-        self.obj = current.map(|mut o| {
-            strip(&mut o);
-            o
-        });
+        self.own.read(current);
         self.dirty = true;
     }
 }
@@ -1403,17 +1379,17 @@ mod tests {
         let mut o = ConfigStateObserved::default();
         assert!(o.dirty, "the first pass always compares");
         feed(&mut o, [Event::<ConfigurationState>::Init, Event::InitDone]);
-        assert!(o.obj.is_none());
+        assert!(o.own.get().is_none());
         o.dirty = false;
 
         o.record_write(mk("1", "u1"));
         o.record_write(mk("2", "u1"));
-        assert!(o.obj.as_ref().unwrap().metadata.managed_fields.is_none());
+        assert!(o.own.get().unwrap().metadata.managed_fields.is_none());
         o.apply(mk("1", "u1")); // superseded by our second write
         o.apply(mk("2", "u1")); // the echo of our last write
         assert!(!o.dirty, "our own writes do not wake the writer");
         assert_eq!(
-            o.obj.as_ref().unwrap().metadata.resource_version.as_deref(),
+            o.own.get().unwrap().metadata.resource_version.as_deref(),
             Some("2")
         );
 
@@ -1424,15 +1400,15 @@ mod tests {
         // Deleted, re-created by us; the watch then delivers the delete of the old object
         // late: it says nothing about the new one.
         o.delete(mk("3", "u1"));
-        assert!(o.obj.is_none() && o.dirty);
+        assert!(o.own.get().is_none() && o.dirty);
         o.dirty = false;
         o.record_write(mk("5", "u2"));
         o.delete(mk("3", "u1"));
-        assert!(o.obj.is_some() && !o.dirty);
+        assert!(o.own.get().is_some() && !o.dirty);
 
         // A re-list without the object: gone.
         feed(&mut o, [Event::<ConfigurationState>::Init, Event::InitDone]);
-        assert!(o.obj.is_none() && o.dirty);
+        assert!(o.own.get().is_none() && o.dirty);
     }
 
     #[test]
