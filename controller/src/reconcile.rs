@@ -31,7 +31,7 @@ use metallb_api::metallb::status::{CONTROLLER_CONFIGURATION_STATE, LABEL_COMPONE
 use metallb_api::metallb::{ConfigurationState, ConfigurationStateStatus, IPAddressPool};
 use metallb_runtime::admin::Gate;
 use metallb_runtime::config_state;
-use metallb_runtime::watch::{lock, settle, WatchSet};
+use metallb_runtime::watch::{lock, Settle, WatchSet};
 use metallb_runtime::write::{ApiErrorExt as _, Backoff, WriteParams};
 use metallb_runtime::{Readiness, Tasks};
 use serde_json::json;
@@ -70,7 +70,8 @@ pub struct Settings {
     pub namespace: String,
     /// `--lb-class`: handle only Services of this class (none: only Services without one).
     pub lb_class: Option<String>,
-    /// Quiet time that ends a burst of watch events.
+    /// Quiet time that ends a burst of watch events (a change after at least this much
+    /// calm is taken at once, see [`Settle`]).
     pub debounce: Duration,
     /// Longest a burst is collected before it is processed anyway.
     pub max_batch_delay: Duration,
@@ -314,6 +315,7 @@ impl Controller {
             concurrency: st.settings.write_concurrency.max(1),
         };
         let started = Instant::now();
+        let mut settle = Settle::new(st.settings.debounce, st.settings.max_batch_delay);
         loop {
             let retry = async {
                 match st.retry_at {
@@ -328,9 +330,9 @@ impl Controller {
                 _ = wake.notified() => {}
                 _ = retry => st.fire_retry(),
             }
-            // Coalesce the rest of the burst: wait for a quiet `debounce`, at most
-            // `max_batch_delay` in all.
-            settle(&wake, st.settings.debounce, st.settings.max_batch_delay).await;
+            // Coalesce the rest of a burst (a quiet `debounce`, at most `max_batch_delay`
+            // in all); a lone change after a calm is taken at once.
+            settle.wait(&wake).await;
             if shutdown.is_cancelled() {
                 return Ok(());
             }
@@ -367,6 +369,7 @@ impl Controller {
                     g.ready();
                 }
             }
+            settle.batch_done();
             st.progress.batches += 1;
             progress.send_replace(st.progress.clone());
         }

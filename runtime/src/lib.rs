@@ -8,7 +8,7 @@
 //! ```text
 //!   start.rs   start-up: logging, client, signals, metrics registry, admin server
 //!   watch.rs   watches into an Index (re-lists, stripping, metrics, readiness gates),
-//!              restartable watches, burst coalescing (settle)
+//!              restartable watches, burst coalescing (settle, Settle)
 //!   tasks.rs   supervised tasks: one that ends or panics makes the process unready and exit
 //!   write.rs   writers: backoff, field manager and patch parameters, API error helpers
 //!   own.rs     own-write tracking for writers that watch the objects they write

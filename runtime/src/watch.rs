@@ -314,6 +314,43 @@ pub async fn settle(wake: &Notify, quiet: std::time::Duration, max: std::time::D
     }
 }
 
+/// [`settle`] for a consumer that also wants a lone change handled at once: a wake-up that
+/// finds the consumer idle for `quiet` or longer (the last batch ended that long ago) is
+/// not delayed; one that comes sooner (a burst is on: events arrived while the last batch
+/// was being written) coalesces as [`settle`] does. A single Service created on a calm
+/// cluster then gets its IP without the quiet gap, and 1,000 created at once still go out
+/// in a few batches (the first alone, the rest behind it).
+#[derive(Debug)]
+pub struct Settle {
+    quiet: std::time::Duration,
+    max: std::time::Duration,
+    /// When the last batch ended; `None` before the first (the initial list coalesces).
+    idle_since: Option<tokio::time::Instant>,
+}
+
+impl Settle {
+    pub fn new(quiet: std::time::Duration, max: std::time::Duration) -> Self {
+        Settle {
+            quiet,
+            max,
+            idle_since: None,
+        }
+    }
+
+    /// After a wake-up: returns when the batch should be taken.
+    pub async fn wait(&self, wake: &Notify) {
+        if (self.idle_since).is_some_and(|t| t.elapsed() >= self.quiet) {
+            return;
+        }
+        settle(wake, self.quiet, self.max).await;
+    }
+
+    /// The batch was handled: the consumer is idle from now.
+    pub fn batch_done(&mut self) {
+        self.idle_since = Some(tokio::time::Instant::now());
+    }
+}
+
 /// A watch of `api` that starts at the first notification of `restart` and starts over
 /// (a fresh list) at every further one, for an index whose view of the objects depends on
 /// something that can change (the node component stubs the FRRConfigurations that do not
@@ -582,6 +619,37 @@ mod tests {
         settle(&wake, quiet, max).await;
         assert_eq!(t0.elapsed(), max);
         endless.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_change_after_a_calm_is_taken_at_once_and_a_burst_coalesces() {
+        use std::time::Duration;
+        use tokio::time::{sleep, Instant};
+        let wake = Arc::new(Notify::new());
+        let quiet = Duration::from_millis(20);
+        let mut s = Settle::new(quiet, Duration::from_millis(250));
+        // the first batch (the initial list) coalesces
+        let t0 = Instant::now();
+        s.wait(&wake).await;
+        assert_eq!(t0.elapsed(), quiet);
+        s.batch_done();
+        // a change right after a batch: part of a burst, one quiet gap
+        sleep(Duration::from_millis(5)).await;
+        let t0 = Instant::now();
+        s.wait(&wake).await;
+        assert_eq!(t0.elapsed(), quiet);
+        s.batch_done();
+        // a change after a calm longer than the gap: no delay
+        sleep(Duration::from_secs(1)).await;
+        let t0 = Instant::now();
+        s.wait(&wake).await;
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        s.batch_done();
+        // exactly one gap of calm counts as calm
+        sleep(quiet).await;
+        let t0 = Instant::now();
+        s.wait(&wake).await;
+        assert_eq!(t0.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test]

@@ -96,6 +96,8 @@ pub struct Applier<C: FrrControl> {
     last_good: Option<(String, FrrConfig)>,
     last_error: Option<ApplyError>,
     token: Option<String>,
+    /// The running config the last apply's verification read (see [`Applier::take_running`]).
+    verified_running: Option<String>,
 }
 
 impl<C: FrrControl> Applier<C> {
@@ -111,6 +113,7 @@ impl<C: FrrControl> Applier<C> {
             last_good: None,
             last_error: None,
             token: None,
+            verified_running: None,
         }
     }
 
@@ -154,6 +157,7 @@ impl<C: FrrControl> Applier<C> {
             .or(self.last_good.as_ref().map(|(_, c)| c))
             .map(originated)
             .unwrap_or_default();
+        self.verified_running = None;
         let mut r = self.converge(&desired);
         match &mut r {
             Ok(report) => {
@@ -270,9 +274,20 @@ impl<C: FrrControl> Applier<C> {
     }
 
     /// The batch that would take the running config to `desired` (empty when equal).
-    fn verify(&self, desired: &FrrConfig) -> Result<Delta, ApplyError> {
-        let running = FrrConfig::parse(&self.control.running_config()?);
+    fn verify(&mut self, desired: &FrrConfig) -> Result<Delta, ApplyError> {
+        let text = self.control.running_config()?;
+        let running = FrrConfig::parse(&text);
+        self.verified_running = Some(text);
         Ok(diff(&normalize(&running), &normalize(desired)))
+    }
+
+    /// The running config as the last [`Applier::apply`] verified it (after its repair, if
+    /// any), once: the caller that reports FRR's running config after an apply need not ask
+    /// vtysh again (a `show running-config` costs 30-140 ms, during which the next change
+    /// waits). `None` when that apply did not verify (nothing to send, verification off, a
+    /// failure).
+    pub fn take_running(&mut self) -> Option<String> {
+        self.verified_running.take()
     }
 
     /// After a rejected batch: bring FRR back to the last good config (best effort).
@@ -314,6 +329,8 @@ mod tests {
         applied: RefCell<Vec<String>>,
         reject_containing: Option<&'static str>,
         token: RefCell<Option<String>>,
+        /// What the running config becomes after an accepted batch (unchanged if `None`).
+        after_apply: Option<&'static str>,
     }
 
     impl FrrControl for &Fake {
@@ -323,6 +340,9 @@ mod tests {
                 if batch.contains(bad) {
                     return Err(ControlError::Rejected(format!("line 1: % bad: {bad}")));
                 }
+            }
+            if let Some(after) = self.after_apply {
+                *self.running.borrow_mut() = after.to_string();
             }
             Ok(())
         }
@@ -368,6 +388,34 @@ address-family ipv4 unicast\n  network 198.18.0.1/32\n exit-address-family\nexit
         let r = a.apply(B).unwrap();
         assert_eq!(r.commands, 1);
         assert_eq!(a.last_good(), Some(B));
+    }
+
+    #[test]
+    fn the_verified_running_config_is_handed_out_once_per_apply() {
+        let fake = Fake {
+            after_apply: Some(A),
+            ..Default::default()
+        };
+        let verify = ApplyOptions {
+            verify: true,
+            dry_run: false,
+            ..ApplyOptions::default()
+        };
+        let mut a = Applier::with_options(&fake, verify);
+        a.apply(A).unwrap();
+        assert_eq!(a.take_running().as_deref(), Some(A));
+        assert_eq!(a.take_running(), None, "handed out once");
+        // nothing to send: nothing verified, nothing to hand out
+        a.apply(A).unwrap();
+        assert_eq!(a.take_running(), None);
+        // without verification there is no read to reuse
+        let fake = Fake {
+            after_apply: Some(A),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&fake, quiet());
+        a.apply(A).unwrap();
+        assert_eq!(a.take_running(), None);
     }
 
     #[test]

@@ -512,7 +512,10 @@ where
                 let mut a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     let r = a.apply(&text);
-                    let running = a.control().running_config().map(|t| redact(&t)).ok();
+                    // the verification's read when there was one: no second vtysh call
+                    let running = (a.take_running())
+                        .or_else(|| a.control().running_config().ok())
+                        .map(|t| redact(&t));
                     (a, r, running)
                 })
                 .await;
