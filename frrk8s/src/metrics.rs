@@ -63,6 +63,8 @@ pub struct FrrMetrics {
     /// Neighbors whose adj-out kept withdrawn prefixes and were repaired (see
     /// [`crate::frr::audit`]).
     pub stale_advertisement_repairs_total: Counter,
+    /// Withdrawal audits run to their end (see [`crate::frr::audit`]).
+    pub withdrawal_audits_total: Counter,
     seen_bgp: Mutex<BTreeSet<PeerLabels>>,
     seen_bfd: Mutex<BTreeSet<PeerLabels>>,
 }
@@ -115,6 +117,11 @@ impl FrrMetrics {
             "stale_advertisement_repairs",
             "Neighbors found still advertising withdrawn prefixes (an FRR race) and repaired",
             m.stale_advertisement_repairs_total.clone(),
+        );
+        r.register(
+            "withdrawal_audits",
+            "Audits of the neighbors' adj-out after withdrawals, run to their end",
+            m.withdrawal_audits_total.clone(),
         );
         std::sync::Arc::new(m)
     }

@@ -32,6 +32,10 @@ struct FakeState {
     shows: std::collections::HashMap<String, Value>,
     /// The instance token (`fake` when unset); changing it is an FRR restart.
     token: Option<String>,
+    /// Show commands block while this is set (a busy vtysh).
+    hold_shows: bool,
+    /// Show commands begun (`calls` records them when they end).
+    shows_started: usize,
 }
 
 impl FakeFrr {
@@ -51,18 +55,6 @@ impl FakeFrr {
 
 const NEIGHBORS: &str = "show bgp vrf all neighbors json";
 
-/// Whether a withdrawal audit ran to its end among `calls`. The worker does one thing at a
-/// time: a status poll reads the instance token, then the neighbors; an audit reads the
-/// neighbors first (not after a token), and whatever the worker does next (the next poll
-/// starts with the token) comes after the audit, repairs and metrics included.
-fn audit_completed(calls: &[String]) -> bool {
-    calls
-        .iter()
-        .enumerate()
-        .position(|(i, c)| c.ends_with(NEIGHBORS) && (i == 0 || calls[i - 1] != "token"))
-        .is_some_and(|start| calls[start + 1..].iter().any(|c| c == "token"))
-}
-
 impl FrrControl for FakeFrr {
     fn apply(&self, batch: &str) -> Result<(), ControlError> {
         let mut st = self.inner.lock().unwrap();
@@ -80,6 +72,10 @@ impl FrrControl for FakeFrr {
         Ok(self.applied_text())
     }
     fn show_json(&self, command: &str) -> Result<Value, ControlError> {
+        self.inner.lock().unwrap().shows_started += 1;
+        while self.inner.lock().unwrap().hold_shows {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut st = self.inner.lock().unwrap();
         st.calls.push(format!("show: {command}"));
         if let Some(v) = st.shows.get(command) {
@@ -732,13 +728,14 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
 
     // Withdrawn but still in the RIB: not stale.
     let since = frr.calls().len();
+    let audits = metrics.withdrawal_audits_total.get();
     keep(configs.clone(), &["198.18.0.1/32", "198.18.0.3/32"]).await;
     eventually("198.18.0.2/32 withdrawn", || async {
         frr.applied_text().contains("no network 198.18.0.2/32")
     })
     .await;
     eventually("the audit after the withdrawal", || async {
-        audit_completed(&frr.calls()[since..])
+        metrics.withdrawal_audits_total.get() > audits
     })
     .await;
     assert!(
@@ -777,13 +774,14 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         "bgpState": "Established", "remoteAs": 64513, "bgpTimerUpMsec": 600000}}}));
     let batches = frr.batches().len();
     let since = frr.calls().len();
+    let audits = metrics.withdrawal_audits_total.get();
     keep(configs.clone(), &[]).await;
     eventually("the last prefix removed", || async {
         frr.batches().len() > batches && frr.batches().last().unwrap().contains("198.18.0.3/32")
     })
     .await;
     eventually("the audit after the removal", || async {
-        audit_completed(&frr.calls()[since..])
+        metrics.withdrawal_audits_total.get() > audits
     })
     .await;
     assert!(
@@ -811,7 +809,6 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
     let frr = FakeFrr::default();
     let (desired_tx, desired_rx) = watch::channel(None);
     let (status_tx, _status_rx) = watch::channel(NodeStatus::default());
-    let (sessions_tx, _sessions_rx) = watch::channel(None);
     let mut registry = Registry::default();
     let metrics = FrrMetrics::register(&mut registry);
     let stop = CancellationToken::new();
@@ -827,7 +824,6 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
         options,
         desired_rx,
         status_tx,
-        sessions_tx,
         metrics,
         poll,
         stop.clone(),
@@ -874,6 +870,80 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
     stop.cancel();
     drop(desired_tx);
     worker.await.unwrap().unwrap();
+}
+
+/// A status poll that takes long (vtysh on a busy node) does not hold a configuration
+/// change back: the poller reads FRR apart from the worker that applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_status_poll_does_not_delay_an_apply() {
+    let frr = FakeFrr::default();
+    frr.inner.lock().unwrap().hold_shows = true;
+    let (desired_tx, desired_rx) = watch::channel(None);
+    let (status_tx, _status_rx) = watch::channel(NodeStatus::default());
+    let (sessions_tx, _sessions_rx) = watch::channel(None);
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let stop = CancellationToken::new();
+    let poll = Duration::from_millis(50);
+    let poller = tokio::spawn(poll_status(
+        frr.clone(),
+        sessions_tx,
+        metrics.clone(),
+        poll,
+        stop.clone(),
+    ));
+    let options = ApplyOptions {
+        verify: false,
+        dry_run: false,
+        ..ApplyOptions::default()
+    };
+    let worker = tokio::spawn(frr_worker(
+        frr.clone(),
+        options,
+        desired_rx,
+        status_tx,
+        metrics,
+        poll,
+        stop.clone(),
+    ));
+    // the first poll is under way (its first tick is immediate) and blocks until released
+    let show_in_progress = || {
+        let st = frr.inner.lock().unwrap();
+        st.shows_started > 0 && !st.calls.iter().any(|c| c.starts_with("show: "))
+    };
+    eventually("a status poll under way", || async { show_in_progress() }).await;
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: poll,
+        write_status: false,
+        persist_versions: false,
+        apply: ApplyOptions::default(),
+    };
+    let mut cfg = config("a", 64512, 64513, &["198.18.0.1/32"]);
+    cfg.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    let desired = compute(
+        &[Arc::new(cfg)],
+        &BTreeMap::new(),
+        &crate::NoSecrets,
+        &settings,
+    );
+    desired_tx.send_replace(Some(desired));
+    // (with the poll in the worker, this waits until the timeout: the apply never comes)
+    eventually("the apply, during the poll", || async {
+        !frr.batches().is_empty()
+    })
+    .await;
+    assert!(
+        show_in_progress(),
+        "applied while the poll was still reading"
+    );
+    frr.inner.lock().unwrap().hold_shows = false;
+    stop.cancel();
+    drop(desired_tx);
+    worker.await.unwrap().unwrap();
+    poller.await.unwrap().unwrap();
 }
 
 /// On a paused clock, through a client served in process: a failed status write waits out
