@@ -802,6 +802,52 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         .unwrap();
 }
 
+/// The FRR worker on `frr`, applying without checks or verification.
+fn spawn_worker(
+    frr: &FakeFrr,
+    desired_rx: watch::Receiver<Option<Desired>>,
+    status_tx: watch::Sender<NodeStatus>,
+    metrics: Arc<FrrMetrics>,
+    poll: Duration,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let options = ApplyOptions {
+        verify: false,
+        dry_run: false,
+        ..ApplyOptions::default()
+    };
+    tokio::spawn(frr_worker(
+        frr.clone(),
+        options,
+        desired_rx,
+        status_tx,
+        metrics,
+        poll,
+        stop.clone(),
+    ))
+}
+
+/// The desired configuration of one router with one neighbor originating 198.18.0.1/32.
+fn one_peer_one_prefix(poll: Duration) -> Desired {
+    let settings = NodeSettings {
+        node_name: "node-1".into(),
+        namespace: NS.into(),
+        render: RenderOptions::default(),
+        poll_interval: poll,
+        write_status: false,
+        persist_versions: false,
+        apply: ApplyOptions::default(),
+    };
+    let mut cfg = config("a", 64512, 64513, &["198.18.0.1/32"]);
+    cfg.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
+    compute(
+        &[Arc::new(cfg)],
+        &BTreeMap::new(),
+        &crate::NoSecrets,
+        &settings,
+    )
+}
+
 /// On a paused clock: an FRR restart is found by the next status poll, not before, and the
 /// last good configuration is sent again in full.
 #[tokio::test(start_paused = true)]
@@ -814,37 +860,8 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
     let stop = CancellationToken::new();
     let poll = Duration::from_secs(10);
     let started = tokio::time::Instant::now();
-    let options = ApplyOptions {
-        verify: false,
-        dry_run: false,
-        ..ApplyOptions::default()
-    };
-    let worker = tokio::spawn(frr_worker(
-        frr.clone(),
-        options,
-        desired_rx,
-        status_tx,
-        metrics,
-        poll,
-        stop.clone(),
-    ));
-    let settings = NodeSettings {
-        node_name: "node-1".into(),
-        namespace: NS.into(),
-        render: RenderOptions::default(),
-        poll_interval: poll,
-        write_status: false,
-        persist_versions: false,
-        apply: ApplyOptions::default(),
-    };
-    let mut cfg = config("a", 64512, 64513, &["198.18.0.1/32"]);
-    cfg.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
-    let desired = compute(
-        &[Arc::new(cfg)],
-        &BTreeMap::new(),
-        &crate::NoSecrets,
-        &settings,
-    );
+    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
+    let desired = one_peer_one_prefix(poll);
     assert!(desired.complete, "{}", desired.conversion_result);
     desired_tx.send_replace(Some(desired));
     eventually("first apply", || async { !frr.batches().is_empty() }).await;
@@ -892,43 +909,14 @@ async fn a_slow_status_poll_does_not_delay_an_apply() {
         poll,
         stop.clone(),
     ));
-    let options = ApplyOptions {
-        verify: false,
-        dry_run: false,
-        ..ApplyOptions::default()
-    };
-    let worker = tokio::spawn(frr_worker(
-        frr.clone(),
-        options,
-        desired_rx,
-        status_tx,
-        metrics,
-        poll,
-        stop.clone(),
-    ));
+    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
     // the first poll is under way (its first tick is immediate) and blocks until released
     let show_in_progress = || {
         let st = frr.inner.lock().unwrap();
         st.shows_started > 0 && !st.calls.iter().any(|c| c.starts_with("show: "))
     };
     eventually("a status poll under way", || async { show_in_progress() }).await;
-    let settings = NodeSettings {
-        node_name: "node-1".into(),
-        namespace: NS.into(),
-        render: RenderOptions::default(),
-        poll_interval: poll,
-        write_status: false,
-        persist_versions: false,
-        apply: ApplyOptions::default(),
-    };
-    let mut cfg = config("a", 64512, 64513, &["198.18.0.1/32"]);
-    cfg.spec.bgp.as_mut().unwrap().routers[0].neighbors[0].password_secret = None;
-    let desired = compute(
-        &[Arc::new(cfg)],
-        &BTreeMap::new(),
-        &crate::NoSecrets,
-        &settings,
-    );
+    let desired = one_peer_one_prefix(poll);
     desired_tx.send_replace(Some(desired));
     // (with the poll in the worker, this waits until the timeout: the apply never comes)
     eventually("the apply, during the poll", || async {
