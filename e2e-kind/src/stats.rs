@@ -7,6 +7,9 @@ use std::time::Duration;
 pub struct Samples {
     pub name: String,
     pub target: String,
+    /// Upstream MetalLB / frr-k8s's figure for the same path, where one is known (printed
+    /// under the row).
+    pub upstream: Option<String>,
     values: Vec<Duration>,
 }
 
@@ -15,8 +18,15 @@ impl Samples {
         Samples {
             name: name.into(),
             target: target.into(),
+            upstream: None,
             values: Vec::new(),
         }
+    }
+
+    /// What upstream takes for the same path (see `../shared/reference/`), for the table.
+    pub fn upstream(mut self, anchor: &str) -> Self {
+        self.upstream = Some(anchor.into());
+        self
     }
 
     pub fn push(&mut self, d: Duration) {
@@ -83,6 +93,9 @@ pub fn table(rows: &[Samples]) -> String {
             ms(r.worst()),
             r.target
         ));
+        if let Some(u) = &r.upstream {
+            out.push_str(&format!("    upstream: {u}\n"));
+        }
     }
     out
 }
@@ -120,5 +133,19 @@ mod tests {
         assert_eq!(s.worst(), Some(Duration::from_millis(200)));
         assert_eq!(s.percentile(90.0), Some(Duration::from_millis(180)));
         assert!(table(&[s]).contains("200"));
+    }
+
+    #[test]
+    fn an_upstream_anchor_is_printed_under_its_row_only() {
+        let mut ours = Samples::new("ours", "< 1 s").upstream("~6 s upstream");
+        ours.push(Duration::from_millis(200));
+        let mut other = Samples::new("other", "-");
+        other.push(Duration::from_millis(10));
+        let t = table(&[ours, other]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[1].starts_with("ours"), "{t}");
+        assert_eq!(lines[2], "    upstream: ~6 s upstream");
+        assert!(lines[3].starts_with("other"), "{t}");
     }
 }
