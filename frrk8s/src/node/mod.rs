@@ -444,14 +444,7 @@ where
             warn!(node = %settings.node_name, result = %desired.conversion_result, "some FRRConfigurations were skipped");
         }
         status_tx.send_if_modified(|s| s.set_conversion(&desired.conversion_result));
-        desired_tx.send_if_modified(|cur| {
-            if cur.as_ref() == Some(&desired) {
-                false
-            } else {
-                *cur = Some(desired);
-                true
-            }
-        });
+        publish(&desired_tx, desired);
     }
     tasks.shutdown(Duration::from_secs(10)).await
 }
@@ -473,6 +466,24 @@ pub fn slim<K: kube::Resource>(obj: &mut K) {
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+}
+
+/// Replace the value `tx` holds by `value`, waking its receivers only when it differs.
+fn publish<T: PartialEq>(tx: &watch::Sender<Option<T>>, value: T) {
+    tx.send_if_modified(|cur| {
+        if cur.as_ref() == Some(&value) {
+            return false;
+        }
+        *cur = Some(value);
+        true
+    });
+}
+
+/// A tick every `interval`, the first at once; a late tick does not bunch up the next.
+fn poll_ticks(interval: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 /// Now on tokio's clock (paused in tests), as the pure schedules' `std` instant.
@@ -497,8 +508,7 @@ async fn poll_status<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
-    let mut tick = tokio::time::interval(poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = poll_ticks(poll_interval);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -513,14 +523,7 @@ where
             (Ok(bgp), bfd) => {
                 let bfd: Vec<BfdPeerStatus> = bfd.unwrap_or_default();
                 metrics.observe(&bgp, &bfd);
-                sessions_tx.send_if_modified(|cur| {
-                    if cur.as_ref() == Some(&bgp) {
-                        false
-                    } else {
-                        *cur = Some(bgp);
-                        true
-                    }
-                });
+                publish(&sessions_tx, bgp);
             }
             (Err(e), _) => debug!(error = %e, "FRR status unavailable"),
         }
@@ -530,7 +533,6 @@ where
 /// The single owner of FRR's configuration: applies desired configurations (latest wins),
 /// re-applies after an FRR restart (checked every `poll_interval` from the daemons' PID
 /// files; only without them by reading the running config) and audits withdrawals.
-#[allow(clippy::too_many_arguments)]
 async fn frr_worker<C>(
     control: C,
     options: ApplyOptions,
@@ -545,8 +547,7 @@ where
 {
     let audit_rounds = options.audit_rounds.clone();
     let mut applier = Some(Applier::with_options(control, options));
-    let mut tick = tokio::time::interval(poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = poll_ticks(poll_interval);
     let mut applied_text: Option<Arc<String>> = None;
     let mut audits = Audits::default();
     loop {
