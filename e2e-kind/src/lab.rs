@@ -27,7 +27,7 @@ use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::Api;
-use metallb_netlab::{veth, wait_until_some, BirdInstance, FrrInstance, Netns};
+use metallb_netlab::{veth, wait_until_some, BirdInstance, FrrBuild, FrrInstance, Netns};
 use metallb_testkit::envtest::{self, ControlPlane};
 use serde_json::{json, Value};
 
@@ -139,6 +139,12 @@ pub struct LabOptions {
     pub speaker_args: Vec<String>,
     /// Which API server ([`ApiKind::auto`] by default).
     pub api: ApiKind,
+    /// Which FRR the nodes run: `E2E_FRR_NODES`, else `NETLAB_FRR`, else the host's
+    /// (`host`/`8.4`, or `10` for the FRR 10 tree; see [`FrrBuild::from_name`]).
+    pub frr_nodes: FrrBuild,
+    /// Which FRR the external router runs: `E2E_FRR_EXT`, else `NETLAB_FRR`, else the
+    /// host's. Different from `frr_nodes` for the mixed pairs (node on 10, router on 8.4).
+    pub frr_ext: FrrBuild,
 }
 
 impl LabOptions {
@@ -153,8 +159,40 @@ impl LabOptions {
             vrf_backend: None,
             speaker_args: Vec::new(),
             api: ApiKind::auto(),
+            frr_nodes: frr_build_from_env("E2E_FRR_NODES"),
+            frr_ext: frr_build_from_env("E2E_FRR_EXT"),
         }
     }
+}
+
+/// The flags that point a speaker's (or frr-k8s's) FRR driver at `frr` when it does not run
+/// the host's FRR: its vtysh through chroot, its PID files and a batch directory inside
+/// the tree. None for the host's FRR (the defaults and `--frr-pathspace` do).
+pub fn frr_driver_args(frr: &FrrInstance) -> Vec<String> {
+    match frr.build() {
+        FrrBuild::Host => Vec::new(),
+        build @ FrrBuild::Tree(_) => {
+            let (batch_dir, seen_as) = frr.scratch_dir();
+            let vtysh = build
+                .vtysh_words()
+                .iter()
+                .map(|w| shlex::try_quote(w).map(|q| q.into_owned()))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("no NUL in the vtysh command")
+                .join(" ");
+            vec![
+                format!("--vtysh={vtysh}"),
+                format!("--frr-run-dir={}", build.run_base().display()),
+                format!("--vtysh-batch-dir={}", batch_dir.display()),
+                format!("--vtysh-batch-dir-seen-as={}", seen_as.display()),
+            ]
+        }
+    }
+}
+
+/// The FRR build named by `var` (or `NETLAB_FRR`); a bad name is a test setup error.
+fn frr_build_from_env(var: &str) -> FrrBuild {
+    FrrBuild::from_env_var(var).unwrap_or_else(|e| panic!("{var}: {e}"))
 }
 
 /// One node: its namespace, its FRR and its addresses. Fields drop in order (FRR, then
@@ -399,7 +437,8 @@ impl Lab {
         std::fs::create_dir_all(&frr_logs)?;
         metallb_netlab::run_checked(&["chown", "frr:frr", &frr_logs.display().to_string()])?;
         let ext_log = frr_logs.join("ext.log");
-        let ext_frr = FrrInstance::start(
+        let ext_frr = FrrInstance::start_on(
+            &opts.frr_ext,
             &ext_ns,
             &ext_config(&opts.ext, opts.nodes, &ext_log.display().to_string()),
         )
@@ -416,8 +455,10 @@ impl Lab {
             let k = i + 1;
             let startup = "frr defaults traditional\n";
             let frr = match (&vrf_ns, &opts.node_vrf) {
-                (Some(v), Some(vrf)) => FrrInstance::start_netns_vrfs(&ns, startup, &[(vrf, v)]),
-                _ => FrrInstance::start(&ns, startup),
+                (Some(v), Some(vrf)) => {
+                    FrrInstance::start_netns_vrfs_on(&opts.frr_nodes, &ns, startup, &[(vrf, v)])
+                }
+                _ => FrrInstance::start_on(&opts.frr_nodes, &ns, startup),
             }
             .with_context(|| format!("starting node{k}'s FRR"))?;
             nodes.push(LabNode {
@@ -812,6 +853,7 @@ impl Lab {
                             ml_key.display().to_string(),
                         ]);
                     }
+                    args.extend(frr_driver_args(&n.frr));
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
                         &format!("speaker-{}", n.name),
@@ -840,6 +882,7 @@ impl Lab {
                         "--pod-name".into(),
                         self.pod_of(n).0,
                     ];
+                    args.extend(frr_driver_args(&n.frr));
                     args.extend(self.opts.speaker_args.iter().cloned());
                     self.speakers.push(Some(Managed::start(
                         &format!("frr-k8s-{}", n.name),

@@ -406,9 +406,14 @@ fn timing_table() {
     let api = ApiKind::auto();
     let speaker =
         bins::find("metallb-speaker").map_or_else(|| "?".into(), |p| p.display().to_string());
+    // every lab of this suite takes the default FRR builds (`E2E_FRR_NODES`, `E2E_FRR_EXT`)
+    let opts = LabOptions::new("timings");
     let mut report = format!(
-        "\n===== metallb-e2e timing figures ({n} samples; API: {}; binaries: {speaker}) =====\n",
-        api.name()
+        "\n===== metallb-e2e timing figures ({n} samples; API: {}; FRR: nodes {}, router {}; \
+         binaries: {speaker}) =====\n",
+        api.name(),
+        opts.frr_nodes.label(),
+        opts.frr_ext.label(),
     );
     report.push_str(&table(&rows));
     for note in &notes {

@@ -8,10 +8,13 @@
 //! Skips (prints `SKIPPED`) without root or FRR. Addresses: 192.0.2.0/24 and
 //! 100.64.0.0/16 on the veth, advertised /32s from 198.18.0.0/15.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use frr_k8s::frr::{Applier, ApplyOptions, FrrControl, Vtysh};
+use frr_k8s::frr::{Applier, ApplyOptions, FrrControl};
 use metallb_netlab::{require_root_and_frr, veth, wait_until, FrrInstance, Netns};
 
 fn env(name: &str, default: usize) -> usize {
@@ -183,7 +186,7 @@ fn main() {
         verify: false,
         ..ApplyOptions::default()
     };
-    let mut a = Applier::with_options(Vtysh::with_pathspace(l.node.name()), fast);
+    let mut a = Applier::with_options(common::vtysh_for(&l.node), fast);
     a.apply(&render(nbrs, &[])).unwrap();
     l.wait_ext(nbrs, 0, "sessions established", Instant::now());
     // let the sessions settle (update-group coalescing right after establishment)
@@ -311,7 +314,7 @@ fn reload_comparison() {
         for method in ["driver", "frr-reload"] {
             let l = lab(1);
             let mut a = Applier::with_options(
-                Vtysh::with_pathspace(l.node.name()),
+                common::vtysh_for(&l.node),
                 ApplyOptions {
                     verify: false,
                     ..ApplyOptions::default()

@@ -21,9 +21,32 @@ pub struct FrrArgs {
     #[arg(long, env = "FRR_PATHSPACE")]
     pub frr_pathspace: Option<String>,
 
-    /// The vtysh binary.
-    #[arg(long, env = "FRR_VTYSH", default_value = "vtysh")]
-    pub vtysh: String,
+    /// The vtysh command: a program and the arguments that come before vtysh's own, split
+    /// like a shell would (e.g. `/usr/bin/vtysh`, or `chroot /srv/frr10 vtysh` for an FRR
+    /// in another filesystem root). Its version must be the daemons' own: vtysh parses
+    /// commands itself and FRR 10's hands some to mgmtd.
+    #[arg(long, env = "FRR_VTYSH", default_value = "vtysh", value_parser = parse_command)]
+    pub vtysh: VtyshCommand,
+
+    /// FRR's state directory (PID files, used to notice an FRR restart) as this process
+    /// sees it; the pathspace is appended.
+    #[arg(long, env = "FRR_RUN_DIR", default_value = crate::frr::control::DEFAULT_RUN_DIR)]
+    pub frr_run_dir: std::path::PathBuf,
+
+    /// Where vtysh batch files are written before vtysh reads them (default: the system
+    /// temp dir, `TMPDIR`).
+    #[arg(long, env = "FRRK8S_VTYSH_BATCH_DIR")]
+    pub vtysh_batch_dir: Option<std::path::PathBuf>,
+
+    /// The batch directory's path as vtysh sees it, when the vtysh command runs in another
+    /// filesystem root (e.g. `/tmp` for `--vtysh "chroot /srv/frr10 vtysh"` with
+    /// `--vtysh-batch-dir /srv/frr10/tmp`). Default: the same path.
+    #[arg(
+        long,
+        env = "FRRK8S_VTYSH_BATCH_DIR_SEEN_AS",
+        requires = "vtysh_batch_dir"
+    )]
+    pub vtysh_batch_dir_seen_as: Option<std::path::PathBuf>,
 
     /// How often FRR's session state is read (and FRR restarts detected), in milliseconds
     /// (at least 50).
@@ -52,6 +75,18 @@ pub struct FrrArgs {
     pub disable_status: bool,
 }
 
+/// The words of `--vtysh`: never empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VtyshCommand(pub Vec<String>);
+
+fn parse_command(s: &str) -> Result<VtyshCommand, String> {
+    match shlex::split(s) {
+        Some(words) if !words.is_empty() => Ok(VtyshCommand(words)),
+        Some(_) => Err("empty command".into()),
+        None => Err("unbalanced quotes".into()),
+    }
+}
+
 fn parse_log_level(s: &str) -> Result<LogLevel, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|_| "expected all, debug, info, warn, error or none".to_string())
@@ -60,11 +95,19 @@ fn parse_log_level(s: &str) -> Result<LogLevel, String> {
 impl FrrArgs {
     /// The vtysh driver for this node's FRR.
     pub fn control(&self) -> Vtysh {
-        match &self.frr_pathspace {
+        let mut v = match &self.frr_pathspace {
             Some(ns) => Vtysh::with_pathspace(ns),
             None => Vtysh::new(),
         }
-        .binary(&self.vtysh)
+        .command_words(self.vtysh.0.clone())
+        .run_dir_base(&self.frr_run_dir);
+        if let Some(dir) = &self.vtysh_batch_dir {
+            v = v.scratch_dir(dir);
+        }
+        if let Some(dir) = &self.vtysh_batch_dir_seen_as {
+            v = v.scratch_dir_seen_as(dir);
+        }
+        v
     }
 
     /// The node component's settings for `node_name`, reading the FRRConfigurations of
@@ -130,6 +173,22 @@ mod tests {
         );
         assert_eq!(s.poll_interval, Duration::from_millis(50), "floor of 50 ms");
         assert!(!s.write_status && !s.persist_versions);
+    }
+
+    #[test]
+    fn the_vtysh_command_is_split_like_a_shell_would() {
+        let a = parse(&[]).expect("no flags");
+        assert_eq!(a.vtysh.0, ["vtysh"]);
+        let a = parse(&["--vtysh", "chroot '/srv/frr 10' vtysh"]).expect("flags");
+        assert_eq!(a.vtysh.0, ["chroot", "/srv/frr 10", "vtysh"]);
+        let err = parse(&["--vtysh", "chroot '/srv"]).unwrap_err().to_string();
+        assert!(err.contains("unbalanced quotes"), "{err}");
+        let err = parse(&["--vtysh", " "]).unwrap_err().to_string();
+        assert!(err.contains("empty command"), "{err}");
+        let err = parse(&["--vtysh-batch-dir-seen-as", "/tmp"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--vtysh-batch-dir"), "{err}");
     }
 
     #[test]

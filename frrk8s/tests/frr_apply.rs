@@ -2,12 +2,16 @@
 //! eBGP (or iBGP) over a veth with addresses from 192.0.2.0/24, advertised /32s from
 //! 198.18.0.0/15. Needs root and FRR; prints `SKIPPED: ...` otherwise.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use frr_k8s::frr::status::parse_bgp_neighbors;
-use frr_k8s::frr::{diff, normalize, Applier, ApplyError, BgpNeighborStatus, FrrConfig, Vtysh};
+use frr_k8s::frr::{
+    diff, normalize_with, Applier, ApplyError, BgpNeighborStatus, FrrConfig, FrrDefaults, Vtysh,
+};
 use metallb_netlab::{require_root_and_frr, veth, wait_until, FrrInstance, Netns};
 
 const NODE_IP: &str = "192.0.2.11";
@@ -98,6 +102,18 @@ fn render(s: &Spec) -> String {
     t
 }
 
+/// FRR's running config equals `desired`, up to the lines the running FRR leaves out as
+/// its defaults (which depend on its version: see `FrrDefaults`).
+fn assert_running_matches(frr: &FrrInstance, desired: &str) {
+    let running = FrrConfig::parse(&frr.running_config().unwrap());
+    let defaults = FrrDefaults::of(&running);
+    let d = diff(
+        &normalize_with(&running, defaults),
+        &normalize_with(&FrrConfig::parse(desired), defaults),
+    );
+    assert!(d.is_empty(), "{:?}", d.lines);
+}
+
 struct Lab {
     node: FrrInstance,
     ext: FrrInstance,
@@ -138,7 +154,7 @@ impl Lab {
     }
 
     fn applier(&self) -> Applier<Vtysh> {
-        Applier::new(Vtysh::with_pathspace(self.node.name()))
+        Applier::new(common::vtysh_for(&self.node))
     }
 
     /// The external router's view of the session with the node.
@@ -313,12 +329,7 @@ fn frr_changes_without_session_reset() {
     let r = a.apply(&render(&s)).unwrap();
     assert_eq!(r.commands, 0);
     // running config matches the desired one
-    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
-    let d = diff(
-        &normalize(&running),
-        &normalize(&FrrConfig::parse(&render(&s))),
-    );
-    assert!(d.is_empty(), "{:?}", d.lines);
+    assert_running_matches(&lab.node, &render(&s));
 }
 
 #[test]
@@ -387,12 +398,7 @@ fn frr_restart_reapplies_last_good() {
     assert!(r.full_reapply);
     lab.wait_routes(&set(&s.prefixes), "20 prefixes after full restart");
     assert_eq!(a.reapply_if_restarted().unwrap(), None);
-    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
-    assert!(diff(
-        &normalize(&running),
-        &normalize(&FrrConfig::parse(&render(&s)))
-    )
-    .is_empty());
+    assert_running_matches(&lab.node, &render(&s));
 }
 
 fn wait_until_reapplied(a: &mut Applier<Vtysh>) -> frr_k8s::frr::ApplyReport {
@@ -451,8 +457,7 @@ fn frr_bad_config_keeps_previous() {
         "{e}"
     );
     println!("semantic error reported: {e}");
-    let running = FrrConfig::parse(&lab.node.running_config().unwrap());
-    assert!(diff(&normalize(&running), &normalize(&FrrConfig::parse(&good))).is_empty());
+    assert_running_matches(&lab.node, &good);
     // whatever the rejected batch announced before its rollback, ext ends with the last
     // good configuration's prefixes
     lab.wait_routes(&set(&s.prefixes), "the last good 5 prefixes on ext");

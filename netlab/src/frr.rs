@@ -3,21 +3,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::build::FrrBuild;
 use crate::error::{NetlabError, Result};
 use crate::netns::Netns;
-use crate::proc::{checked, output, read_pid, stop_pid};
+use crate::proc::{checked, output, read_pid, start_daemon, stop_pid};
 use crate::wait::wait_until;
 
 /// Where Debian installs the FRR daemons.
 pub const FRR_BIN_DIR: &str = "/usr/lib/frr";
 
-/// One FRR stack (zebra, bgpd, bfdd, staticd) running inside a namespace with its own
-/// pathspace (`-N NAME`, NAME = the namespace's name), i.e. its own
-/// `/etc/frr/NAME` and `/var/run/frr/NAME`. Daemons are stopped by PID and both
+/// One FRR stack (zebra, bgpd, bfdd, staticd; and mgmtd where the build has it) running
+/// inside a namespace with its own pathspace (`-N NAME`, NAME = the namespace's name), i.e.
+/// its own `/etc/frr/NAME` and `/var/run/frr/NAME`. Daemons are stopped by PID and both
 /// directories removed on drop. `vtysh -N NAME` works from any namespace.
+///
+/// Which FRR runs is the instance's [`FrrBuild`]: [`FrrInstance::start`] and its siblings
+/// take `NETLAB_FRR`'s (the host's FRR when unset), the `*_on` variants a chosen one.
 #[derive(Debug)]
 pub struct FrrInstance {
     name: String,
+    build: FrrBuild,
     netns: String,
     daemons: Vec<&'static str>,
     pids: BTreeMap<&'static str, u32>,
@@ -32,14 +37,20 @@ impl FrrInstance {
     pub const DAEMONS: [&'static str; 4] = ["zebra", "bgpd", "bfdd", "staticd"];
 
     /// Starts zebra, bgpd, bfdd and staticd in `ns`, loads `config` like watchfrr does
-    /// (`vtysh -b`), and returns once vtysh reaches every daemon.
+    /// (`vtysh -b`), and returns once vtysh reaches every daemon. Runs `NETLAB_FRR`'s build.
     pub fn start(ns: &Netns, config: &str) -> Result<Self> {
         Self::start_with(ns, config, &Self::DAEMONS)
     }
 
-    /// Like [`FrrInstance::start`] with a chosen daemon set (zebra is always first).
+    /// Like [`FrrInstance::start`] on a chosen FRR build.
+    pub fn start_on(build: &FrrBuild, ns: &Netns, config: &str) -> Result<Self> {
+        Self::start_inner(build.clone(), ns, config, &Self::DAEMONS, &[])
+    }
+
+    /// Like [`FrrInstance::start`] with a chosen daemon set (zebra is always first; mgmtd
+    /// is added after it where the build has one).
     pub fn start_with(ns: &Netns, config: &str, daemons: &[&'static str]) -> Result<Self> {
-        Self::start_inner(ns, config, daemons, &[])
+        Self::start_inner(FrrBuild::from_env()?, ns, config, daemons, &[])
     }
 
     /// Like [`FrrInstance::start`], with FRR's **netns VRF backend** (`zebra -n`,
@@ -56,14 +67,25 @@ impl FrrInstance {
     /// Kernel-VRF-free stand-in for tests: no `vrf` device, no l3mdev; routes between the
     /// default VRF and a netns VRF need `import vrf` route leaking like kernel VRFs.
     pub fn start_netns_vrfs(ns: &Netns, config: &str, vrfs: &[(&str, &Netns)]) -> Result<Self> {
+        Self::start_netns_vrfs_on(&FrrBuild::from_env()?, ns, config, vrfs)
+    }
+
+    /// [`FrrInstance::start_netns_vrfs`] on a chosen FRR build.
+    pub fn start_netns_vrfs_on(
+        build: &FrrBuild,
+        ns: &Netns,
+        config: &str,
+        vrfs: &[(&str, &Netns)],
+    ) -> Result<Self> {
         let vrfs: Vec<(String, String)> = vrfs
             .iter()
             .map(|(v, n)| (v.to_string(), n.name().to_string()))
             .collect();
-        Self::start_inner(ns, config, &Self::DAEMONS, &vrfs)
+        Self::start_inner(build.clone(), ns, config, &Self::DAEMONS, &vrfs)
     }
 
     fn start_inner(
+        build: FrrBuild,
         ns: &Netns,
         config: &str,
         daemons: &[&'static str],
@@ -78,9 +100,28 @@ impl FrrInstance {
             })?;
         // daemons run as user frr and write their logs here
         checked(Command::new("chown").arg("frr:frr").arg(tmp.path()))?;
+        if let Some(reason) = build.unavailable_reason() {
+            return Err(NetlabError::Command {
+                cmd: format!("starting {build} in {}", ns.name()),
+                status: "unavailable".into(),
+                output: reason,
+            });
+        }
+        // zebra first (the others connect to its zserv socket); then FRR 10's mgmtd, before
+        // staticd and bgpd: without it their northbound configuration (static routes) is
+        // dropped silently while `vtysh -b` still succeeds.
         let mut d: Vec<&'static str> = vec!["zebra"];
-        d.extend(daemons.iter().copied().filter(|x| *x != "zebra"));
+        if build.has_daemon("mgmtd") {
+            d.push("mgmtd");
+        }
+        d.extend(
+            daemons
+                .iter()
+                .copied()
+                .filter(|x| *x != "zebra" && *x != "mgmtd"),
+        );
         let mut inst = FrrInstance {
+            build,
             name: ns.name().to_string(),
             netns: ns.name().to_string(),
             daemons: d,
@@ -99,14 +140,28 @@ impl FrrInstance {
         &self.name
     }
 
-    /// `/var/run/frr/NAME`: vty sockets and PID files.
-    pub fn run_dir(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/frr/{}", self.name))
+    /// The FRR build this instance runs.
+    pub fn build(&self) -> &FrrBuild {
+        &self.build
     }
 
-    /// `/etc/frr/NAME`: `frr.conf` (startup config) and `vtysh.conf`.
+    /// `/var/run/frr/NAME` (inside the tree for a tree build), as the host sees it: vty
+    /// sockets and PID files.
+    pub fn run_dir(&self) -> PathBuf {
+        self.build.run_base().join(&self.name)
+    }
+
+    /// `/etc/frr/NAME` (inside the tree for a tree build), as the host sees it: `frr.conf`
+    /// (startup config) and `vtysh.conf`.
     pub fn conf_dir(&self) -> PathBuf {
-        PathBuf::from(format!("/etc/frr/{}", self.name))
+        self.build.host_path(&format!("/etc/frr/{}", self.name))
+    }
+
+    /// A new command running this instance's vtysh with `-N NAME`.
+    pub fn vtysh_command(&self) -> Command {
+        let mut c = self.build.vtysh();
+        c.args(["-N", &self.name]);
+        c
     }
 
     /// A temp dir owned by user frr, removed on drop (for log files and scratch).
@@ -168,27 +223,44 @@ impl FrrInstance {
         let bin = format!("{FRR_BIN_DIR}/{daemon}");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.netns]);
+        // see `start_netns_vrfs`: a private /var/run/netns with one entry per VRF (inside
+        // the tree for a tree build, where the daemons look after chroot)
+        let mut vrf_mounts = String::new();
         if !self.netns_vrfs.is_empty() {
-            // see `start_netns_vrfs`: a private /var/run/netns with one entry per VRF
             let dir = self.netns_vrf_dir().display().to_string();
-            let mut script = String::new();
             for (vrf, ns) in &self.netns_vrfs {
-                script.push_str(&format!("mount --bind /var/run/netns/{ns} {dir}/{vrf} && "));
+                vrf_mounts.push_str(&format!("mount --bind /var/run/netns/{ns} {dir}/{vrf} && "));
             }
-            script.push_str(&format!(
-                "mount --rbind {dir} /var/run/netns && exec \"$0\" \"$@\""
-            ));
-            cmd.args([
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ]);
+            let target = match &self.build {
+                FrrBuild::Host => "/var/run/netns".to_string(),
+                FrrBuild::Tree(root) => {
+                    let t = root.join("run/netns");
+                    std::fs::create_dir_all(&t).map_err(|source| NetlabError::Io {
+                        path: t.display().to_string(),
+                        source,
+                    })?;
+                    t.display().to_string()
+                }
+            };
+            vrf_mounts.push_str(&format!("mount --rbind {dir} {target} && "));
         }
-        cmd.args([&bin, "-d", "-N", &self.name])
+        // `sh -c SCRIPT $0 "$@"` in a private mount namespace, so that the mounts stay this
+        // daemon's own
+        let private_sh = ["unshare", "-m", "--propagation", "private", "sh", "-c"];
+        match self.build.daemon_wrapper(&vrf_mounts) {
+            Some(script) => {
+                let root = self.build.root().display().to_string();
+                cmd.args(private_sh).args([&script, &root, &bin]);
+            }
+            None if !vrf_mounts.is_empty() => {
+                let script = format!("{vrf_mounts}exec \"$0\" \"$@\"");
+                cmd.args(private_sh).args([&script, &bin]);
+            }
+            None => {
+                cmd.arg(&bin);
+            }
+        }
+        cmd.args(["-d", "-N", &self.name])
             .args(["-A", "127.0.0.1", "--limit-fds", "100000"]);
         if daemon == "zebra" {
             cmd.args(["-s", "90000000"]);
@@ -196,7 +268,8 @@ impl FrrInstance {
                 cmd.arg("--vrfwnetns");
             }
         }
-        checked(&mut cmd)?;
+        // what the daemon prints before (and, for FRR 10, after) it forks
+        start_daemon(&mut cmd, &self.tmp.path().join(format!("{daemon}.out")))?;
         let pidfile = self.run_dir().join(format!("{daemon}.pid"));
         let pid = read_pid(&pidfile).ok_or_else(|| NetlabError::Command {
             cmd: format!("{bin} -N {}", self.name),
@@ -219,7 +292,7 @@ impl FrrInstance {
     fn load_startup(&self) -> Result<()> {
         // -b reports errors for lines that are not runtime commands (e.g. `frr version`);
         // the rest is applied, which is what we want here.
-        output(Command::new("vtysh").args(["-N", &self.name, "-b"])).map(drop)
+        output(self.vtysh_command().arg("-b")).map(drop)
     }
 
     /// Waits until vtysh reaches every daemon of the instance.
@@ -240,8 +313,7 @@ impl FrrInstance {
     /// `vtysh -N NAME -c cmd1 -c cmd2 ...`; non-zero exit is an error. Configuration
     /// commands need `configure terminal` first.
     pub fn vtysh(&self, cmds: &[&str]) -> Result<String> {
-        let mut c = Command::new("vtysh");
-        c.args(["-N", &self.name]);
+        let mut c = self.vtysh_command();
         for cmd in cmds {
             c.arg("-c").arg(cmd);
         }
@@ -259,11 +331,20 @@ impl FrrInstance {
 
     /// Applies a config text with `vtysh -f` (no `configure terminal` line needed).
     pub fn vtysh_file(&self, text: &str) -> Result<String> {
-        let path = self.tmp.path().join("apply.conf");
+        let (host_dir, seen_dir) = self.scratch_dir();
+        let file = format!("netlab-apply-{}.conf", self.name);
+        let path = host_dir.join(&file);
         write(&path, text)?;
-        let mut c = Command::new("vtysh");
-        c.args(["-N", &self.name, "-f"]).arg(&path);
-        checked(&mut c)
+        let mut c = self.vtysh_command();
+        c.arg("-f").arg(seen_dir.join(&file));
+        let r = checked(&mut c);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    /// Where vtysh batch files for this instance go: (the host's path, vtysh's path).
+    pub fn scratch_dir(&self) -> (PathBuf, PathBuf) {
+        self.build.scratch_dir(self.tmp.path())
     }
 
     /// `show running-config`.

@@ -3,7 +3,8 @@
 //! * [`Netns`]: a network namespace that is deleted on drop; [`veth`] links between two.
 //! * [`FrrInstance`]: zebra + bgpd + bfdd (+ staticd) of Debian's FRR in a namespace, with
 //!   its own pathspace (`-N NAME`: `/etc/frr/NAME`, `/var/run/frr/NAME`), stopped by PID
-//!   on drop.
+//!   on drop; on the host's FRR (Debian 12: 8.4) or on FRR 10 from a Debian 13 tree
+//!   ([`FrrBuild`], chosen per instance or for the whole run with `NETLAB_FRR=10`).
 //! * [`BirdInstance`]: BIRD 2 with its own config and control socket in a temp dir.
 //! * [`wait_until`]: poll a condition every 20 ms until it holds or a timeout passes.
 //! * [`require_root_and_frr`]: the guard every real-routing test starts with; prints a
@@ -13,6 +14,7 @@
 //! stopped by their PID, never by name.
 
 mod bird;
+mod build;
 mod error;
 mod frr;
 mod netns;
@@ -20,25 +22,29 @@ mod proc;
 mod wait;
 
 pub use bird::{parse_birdc_routes, BirdInstance, BirdRoute};
+pub use build::{FrrBuild, DEFAULT_FRR10_ROOT};
 pub use error::{NetlabError, Result};
 pub use frr::{FrrInstance, FRR_BIN_DIR};
 pub use netns::{unique_name, veth, Netns};
 pub use proc::{is_root, pid_alive, run_checked};
 pub use wait::{wait_until, wait_until_some, POLL_INTERVAL};
 
-/// Why real-routing tests cannot run here, or `None` when they can (root, FRR installed).
+/// Why real-routing tests cannot run here, or `None` when they can (root, the host's FRR
+/// installed, and the build `NETLAB_FRR` names, if another).
 pub fn frr_unavailable_reason() -> Option<String> {
     if !is_root() {
         return Some("not running as root (network namespaces and FRR need root)".into());
     }
-    for bin in ["zebra", "bgpd", "bfdd", "staticd"] {
-        let p = std::path::Path::new(FRR_BIN_DIR).join(bin);
-        if !p.exists() {
-            return Some(format!("FRR missing: {} not found", p.display()));
-        }
+    if let Some(reason) = FrrBuild::Host.unavailable_reason() {
+        return Some(reason);
     }
-    if which("vtysh").is_none() {
-        return Some("FRR missing: vtysh not in PATH".into());
+    match FrrBuild::from_env() {
+        Ok(build) => {
+            if let Some(reason) = build.unavailable_reason() {
+                return Some(reason);
+            }
+        }
+        Err(e) => return Some(e.to_string()),
     }
     if which("ip").is_none() {
         return Some("iproute2 missing: ip not in PATH".into());

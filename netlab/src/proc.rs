@@ -70,6 +70,42 @@ pub(crate) fn checked(cmd: &mut Command) -> Result<String> {
     }
 }
 
+/// Runs a command that starts a daemon (and exits once it has forked), with stdout and
+/// stderr appended to `log`: a daemon that keeps its inherited stdout open (FRR 10's do)
+/// would otherwise hold a captured pipe open forever. A non-zero exit is an error carrying
+/// the log's tail.
+pub(crate) fn start_daemon(cmd: &mut Command, log: &std::path::Path) -> Result<()> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|source| NetlabError::Io {
+                path: log.display().to_string(),
+                source,
+            })
+    };
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(open()?)
+        .stderr(open()?)
+        .status()
+        .map_err(|source| NetlabError::Spawn {
+            cmd: describe(cmd),
+            source,
+        })?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+    Err(NetlabError::Command {
+        cmd: describe(cmd),
+        status: status.to_string(),
+        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
 /// Sends `signal` (e.g. "TERM", "KILL") to one PID with the `kill` utility.
 pub(crate) fn kill_pid(pid: u32, signal: &str) -> bool {
     Command::new("kill")
@@ -118,6 +154,29 @@ mod tests {
     fn own_pid_is_alive() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(u32::MAX - 1));
+    }
+
+    #[test]
+    fn a_daemon_that_keeps_stdout_does_not_block_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("d.log");
+        // the "daemon" keeps the inherited stdout open for 30 s after its parent exits
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo started; (exec sleep 30) & echo $! > \"$0\"",
+            &dir.path().join("pid").display().to_string(),
+        ]);
+        let t = std::time::Instant::now();
+        start_daemon(&mut cmd, &log).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let pid = read_pid(&dir.path().join("pid")).unwrap();
+        stop_pid(pid, Duration::ZERO);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "started\n");
+        let mut bad = Command::new("sh");
+        bad.args(["-c", "echo no such option >&2; exit 2"]);
+        let err = start_daemon(&mut bad, &log).unwrap_err().to_string();
+        assert!(err.contains("no such option"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::config::FrrConfig;
 use super::control::{redact, ControlError, FrrControl};
-use super::diff::{diff, is_unmanaged, normalize, Delta};
+use super::diff::{diff, is_unmanaged, normalize_with, Delta, FrrDefaults};
 use super::originated::{originated, withdrawn, Originated};
 
 /// Knobs of the applier.
@@ -98,6 +98,8 @@ pub struct Applier<C: FrrControl> {
     token: Option<String>,
     /// The running config the last apply's verification read (see [`Applier::take_running`]).
     verified_running: Option<String>,
+    /// The running FRR's version-dependent defaults, from the last running config read.
+    defaults: FrrDefaults,
 }
 
 impl<C: FrrControl> Applier<C> {
@@ -114,7 +116,26 @@ impl<C: FrrControl> Applier<C> {
             last_error: None,
             token: None,
             verified_running: None,
+            defaults: FrrDefaults::default(),
         }
+    }
+
+    /// Reads and parses FRR's running config, and learns the running FRR's defaults from
+    /// it (an FRR upgraded under us changes them).
+    fn read_running(&mut self) -> Result<(String, FrrConfig), ApplyError> {
+        let text = self.control.running_config()?;
+        let running = FrrConfig::parse(&text);
+        self.defaults = FrrDefaults::of(&running);
+        Ok((text, running))
+    }
+
+    /// `running` and `desired` without the lines FRR leaves out as defaults, diffed: the
+    /// batch that takes the one to the other.
+    fn remaining(&self, running: &FrrConfig, desired: &FrrConfig) -> Delta {
+        diff(
+            &normalize_with(running, self.defaults),
+            &normalize_with(desired, self.defaults),
+        )
     }
 
     pub fn control(&self) -> &C {
@@ -183,8 +204,8 @@ impl<C: FrrControl> Applier<C> {
         }
         if token.is_none() {
             // no PID files: compare the running config
-            let running = FrrConfig::parse(&self.control.running_config()?);
-            if diff(&normalize(&running), &normalize(&last)).is_empty() {
+            let (_, running) = self.read_running()?;
+            if self.remaining(&running, &last).is_empty() {
                 return Ok(None);
             }
             self.applied = None;
@@ -208,7 +229,10 @@ impl<C: FrrControl> Applier<C> {
         } else {
             let baseline = match &self.applied {
                 Some(a) => a.clone(),
-                None => normalize(&FrrConfig::parse(&self.control.running_config()?)),
+                None => {
+                    let (_, running) = self.read_running()?;
+                    normalize_with(&running, self.defaults)
+                }
             };
             diff(&baseline, desired)
         };
@@ -275,10 +299,9 @@ impl<C: FrrControl> Applier<C> {
 
     /// The batch that would take the running config to `desired` (empty when equal).
     fn verify(&mut self, desired: &FrrConfig) -> Result<Delta, ApplyError> {
-        let text = self.control.running_config()?;
-        let running = FrrConfig::parse(&text);
+        let (text, running) = self.read_running()?;
         self.verified_running = Some(text);
-        Ok(diff(&normalize(&running), &normalize(desired)))
+        Ok(self.remaining(&running, desired))
     }
 
     /// The running config as the last [`Applier::apply`] verified it (after its repair, if
@@ -296,10 +319,11 @@ impl<C: FrrControl> Applier<C> {
         let Some((_, good)) = &self.last_good else {
             return;
         };
-        let Ok(running) = self.control.running_config() else {
+        let good = good.clone();
+        let Ok((_, running)) = self.read_running() else {
             return;
         };
-        let back = diff(&normalize(&FrrConfig::parse(&running)), &normalize(good));
+        let back = self.remaining(&running, &good);
         if back.is_empty() || self.control.apply(&back.to_text()).is_ok() {
             self.applied = Some(good.clone());
         }

@@ -40,24 +40,35 @@ pub trait FrrControl {
 /// [`FrrControl`] over the `vtysh` binary.
 #[derive(Clone, Debug)]
 pub struct Vtysh {
-    vtysh: PathBuf,
+    /// The program and its leading arguments (`vtysh`, or e.g. `chroot /srv/frr10 vtysh`
+    /// when FRR lives in another filesystem root).
+    command: Vec<String>,
     pathspace: Option<String>,
     run_dir: PathBuf,
+    /// Where batch files are written, and the same directory as vtysh sees it (they differ
+    /// when vtysh runs in another root).
     scratch: PathBuf,
+    scratch_seen: Option<PathBuf>,
     daemons: Vec<String>,
 }
 
 static BATCH_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// FRR's state directory in Debian's and FRR's images.
+pub const DEFAULT_RUN_DIR: &str = "/var/run/frr";
+
 impl Vtysh {
     /// The default instance (`/var/run/frr`).
     pub fn new() -> Self {
         Vtysh {
-            vtysh: PathBuf::from("vtysh"),
+            command: vec!["vtysh".into()],
             pathspace: None,
-            run_dir: PathBuf::from("/var/run/frr"),
+            run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             scratch: std::env::temp_dir(),
-            daemons: ["zebra", "bgpd", "bfdd", "staticd"]
+            scratch_seen: None,
+            // mgmtd only exists in FRR 10; a daemon without a PID file is left out of the
+            // restart token, so listing it costs 8.4 nothing
+            daemons: ["zebra", "mgmtd", "bgpd", "bfdd", "staticd"]
                 .map(String::from)
                 .to_vec(),
         }
@@ -67,9 +78,20 @@ impl Vtysh {
     pub fn with_pathspace(name: &str) -> Self {
         Vtysh {
             pathspace: Some(name.to_string()),
-            run_dir: PathBuf::from(format!("/var/run/frr/{name}")),
+            run_dir: PathBuf::from(format!("{DEFAULT_RUN_DIR}/{name}")),
             ..Vtysh::new()
         }
+    }
+
+    /// FRR's state directory (PID files; the pathspace is appended), as this process sees
+    /// it; default `/var/run/frr`.
+    pub fn run_dir_base(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.run_dir = match &self.pathspace {
+            Some(name) => dir.join(name),
+            None => dir,
+        };
+        self
     }
 
     /// Where batch files are written (default: the system temp dir).
@@ -78,14 +100,34 @@ impl Vtysh {
         self
     }
 
-    /// The vtysh binary to run.
-    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
-        self.vtysh = path.into();
+    /// The batch directory's path as vtysh sees it, when vtysh runs in another filesystem
+    /// root (default: the same path).
+    pub fn scratch_dir_seen_as(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch_seen = Some(dir.into());
         self
     }
 
+    /// The vtysh binary to run.
+    pub fn binary(self, path: impl Into<PathBuf>) -> Self {
+        self.command_words(vec![path.into().display().to_string()])
+    }
+
+    /// The vtysh command: the program and the arguments that come before vtysh's own
+    /// (`-N`, `-c`, `-f`). An empty list keeps the current command.
+    pub fn command_words(mut self, words: Vec<String>) -> Self {
+        if !words.is_empty() {
+            self.command = words;
+        }
+        self
+    }
+
+    fn program(&self) -> &str {
+        &self.command[0]
+    }
+
     fn command(&self) -> Command {
-        let mut c = Command::new(&self.vtysh);
+        let mut c = Command::new(self.program());
+        c.args(&self.command[1..]);
         if let Some(ns) = &self.pathspace {
             c.arg("-N").arg(ns);
         }
@@ -96,7 +138,7 @@ impl Vtysh {
     fn run(&self, mut c: Command) -> Result<String, ControlError> {
         let out = c
             .output()
-            .map_err(|e| ControlError::Io(format!("running {}: {e}", self.vtysh.display())))?;
+            .map_err(|e| ControlError::Io(format!("running {}: {e}", self.command.join(" "))))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             return Ok(stdout);
@@ -116,12 +158,12 @@ impl Vtysh {
         f: impl FnOnce(&Path) -> Result<T, ControlError>,
     ) -> Result<T, ControlError> {
         let n = BATCH_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .scratch
-            .join(format!("frrk8s-batch-{}-{n}.conf", std::process::id()));
+        let file = format!("frrk8s-batch-{}-{n}.conf", std::process::id());
+        let path = self.scratch.join(&file);
         std::fs::write(&path, batch)
             .map_err(|e| ControlError::Io(format!("{}: {e}", path.display())))?;
-        let r = f(&path);
+        let seen = self.scratch_seen.as_ref().map(|d| d.join(&file));
+        let r = f(seen.as_deref().unwrap_or(&path));
         let _ = std::fs::remove_file(&path);
         r
     }
@@ -203,4 +245,70 @@ pub fn redact(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for vtysh in another root: `sh -c SCRIPT vtysh ARGS...`, where the script
+    /// sees vtysh's arguments as `$1...`.
+    fn fake(script: &str) -> Vec<String> {
+        ["sh", "-c", script, "vtysh"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn the_command_words_come_before_vtyshs_own_arguments() {
+        let v = Vtysh::with_pathspace("n1").command_words(fake(r#"printf '%s|' "$@""#));
+        assert_eq!(v.running_config().unwrap(), "-N|n1|-c|show running-config|");
+    }
+
+    #[test]
+    fn a_batch_is_written_on_the_host_and_named_as_vtysh_sees_it() {
+        let host = tempfile::tempdir().unwrap();
+        // vtysh "sees" the host's dir as /frr-root/tmp: the script (`-C -f PATH`: PATH is
+        // $3) maps the path back and reads the file, failing on any other path
+        let host_dir = host.path().display().to_string();
+        let script = format!(
+            r#"case "$3" in /frr-root/tmp/*) cat "{host_dir}/${{3#/frr-root/tmp/}}" ;; *) echo "got $3"; exit 3 ;; esac"#
+        );
+        let seen = Vtysh::new()
+            .command_words(fake(&script))
+            .scratch_dir(host.path())
+            .scratch_dir_seen_as("/frr-root/tmp");
+        // apply discards vtysh's output: check() fails if the path was not the mapped one
+        seen.check("router bgp 64512\n").expect("mapped path");
+        let unmapped = Vtysh::new()
+            .command_words(fake(&script))
+            .scratch_dir(host.path());
+        let err = unmapped.check("router bgp 64512\n").unwrap_err();
+        assert!(
+            matches!(&err, ControlError::Rejected(t) if t.contains("got /")),
+            "{err:?}"
+        );
+        // the batch file is removed after use
+        assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_run_dir_base_takes_the_pathspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("n1")).unwrap();
+        std::fs::write(
+            dir.path().join("n1/bgpd.pid"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        let v = Vtysh::with_pathspace("n1").run_dir_base(dir.path());
+        assert_eq!(
+            v.instance_token(),
+            Some(format!("bgpd:{}", std::process::id()))
+        );
+        assert_eq!(
+            Vtysh::with_pathspace("n2")
+                .run_dir_base(dir.path())
+                .instance_token(),
+            None
+        );
+    }
 }

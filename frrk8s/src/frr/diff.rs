@@ -448,26 +448,90 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
 }
 
 /// Drops lines whose value equals FRR's default (FRR does not print them), so rendered
-/// and running trees compare equal. Also drops unmanaged top-level lines.
+/// and running trees compare equal. Also drops unmanaged top-level lines. The defaults
+/// are those of the FRR that `cfg` names (its `frr version` line; FRR 8.4's without one):
+/// to compare a desired tree with a running one, use [`normalize_with`] and the running
+/// one's [`FrrDefaults`] for both.
 pub fn normalize(cfg: &FrrConfig) -> FrrConfig {
-    fn walk(c: &Context) -> Context {
+    normalize_with(cfg, FrrDefaults::of(cfg))
+}
+
+/// [`normalize`] with the defaults of a chosen FRR.
+pub fn normalize_with(cfg: &FrrConfig, defaults: FrrDefaults) -> FrrConfig {
+    fn walk(c: &Context, defaults: FrrDefaults) -> Context {
         let kind = kind_of(&c.header);
         let lines = c
             .lines
             .iter()
             .filter(|l| !(kind == ContextKind::Root && is_unmanaged(l)))
-            .filter(|l| !is_default_line(kind, l))
+            .filter(|l| !defaults.is_default_line(kind, l))
             .map(|l| numeric_communities(l))
             .collect();
         Context {
             header: c.header.clone(),
             lines,
-            children: c.children.iter().map(walk).collect(),
+            children: c.children.iter().map(|c| walk(c, defaults)).collect(),
         }
     }
     FrrConfig {
-        root: walk(&cfg.root),
+        root: walk(&cfg.root, defaults),
     }
+}
+
+/// The defaults of one FRR that decide what `show running-config` leaves out, where they
+/// differ between releases. FRR keys its own defaults the same way: by the `frr version`
+/// and `frr defaults` lines at the top of a configuration (its `FRR_CFG_DEFAULT_*`
+/// tables), so reading them from the running configuration is reading FRR's own key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrrDefaults {
+    /// `ip nht resolve-via-default` and `ipv6 nht resolve-via-default` are on unless
+    /// configured off: FRR 9.1 and later with the traditional profile (FRR pull request
+    /// 14162). `show running-config` then prints nothing when they are on and
+    /// `no ip nht resolve-via-default` when off; 8.4 prints the line when on.
+    pub nht_resolve_via_default: bool,
+}
+
+impl FrrDefaults {
+    /// The defaults of the FRR whose configuration `cfg` is (FRR 8.4's when it names no
+    /// version, as a rendered configuration does).
+    pub fn of(cfg: &FrrConfig) -> FrrDefaults {
+        let mut version = None;
+        let mut profile = "traditional";
+        for line in &cfg.root.lines {
+            if let Some(v) = line.strip_prefix("frr version ") {
+                version = parse_version(v);
+            } else if let Some(p) = line.strip_prefix("frr defaults ") {
+                profile = p.trim();
+            }
+        }
+        FrrDefaults {
+            nht_resolve_via_default: profile == "traditional"
+                && version.is_some_and(|v| v >= (9, 1)),
+        }
+    }
+
+    /// Whether FRR leaves `line` (in a context of `kind`) out of `show running-config`
+    /// because it holds the default value.
+    pub fn is_default_line(self, kind: ContextKind, line: &str) -> bool {
+        if kind == ContextKind::Root
+            && self.nht_resolve_via_default
+            && matches!(
+                line,
+                "ip nht resolve-via-default" | "ipv6 nht resolve-via-default"
+            )
+        {
+            return true;
+        }
+        is_default_line(kind, line)
+    }
+}
+
+/// "10.3", "8.4.4", "10.4-dev-mybuild" → (major, minor).
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.trim().split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
 }
 
 /// FRR prints well-known communities by name (`set community 65535:65281` comes back as
@@ -503,7 +567,8 @@ pub fn numeric_communities(line: &str) -> String {
     format!("set community {}", words.join(" "))
 }
 
-/// Lines FRR 8.4 omits from `show running-config` because they hold the default value.
+/// Lines every FRR we support (8.4 to 10) omits from `show running-config` because they
+/// hold the default value; [`FrrDefaults::is_default_line`] adds those of one release.
 pub fn is_default_line(kind: ContextKind, line: &str) -> bool {
     match kind {
         ContextKind::BfdProfile | ContextKind::BfdPeer => matches!(
@@ -792,6 +857,57 @@ frr defaults traditional\nhostname node-1\n!\n{NETNS_VRF}!\n{BASE}!\nend\n"
             n.root.children[0].children[0].lines,
             vec!["transmit-interval 100"]
         );
+    }
+
+    /// FRR 10.3's running config after `ip nht resolve-via-default` (measured on Debian
+    /// 13's 10.3: the line is its default and not printed) compares equal to a rendered
+    /// configuration holding the line; 8.4's running config must still show it.
+    #[test]
+    fn nht_resolve_via_default_is_a_default_from_frr_9_1_on() {
+        let rendered = FrrConfig::parse(
+            "frr defaults traditional\nip nht resolve-via-default\nipv6 nht resolve-via-default\n",
+        );
+        let running_10 = FrrConfig::parse(
+            "frr version 10.3\nfrr defaults traditional\nhostname vm\nno ip forwarding\n",
+        );
+        let d = FrrDefaults::of(&running_10);
+        assert!(d.nht_resolve_via_default);
+        assert!(diff(
+            &normalize_with(&running_10, d),
+            &normalize_with(&rendered, d)
+        )
+        .is_empty());
+        // turned off on 10, FRR prints the `no` form: a real difference
+        let off_10 = FrrConfig::parse("frr version 10.3\nno ip nht resolve-via-default\n");
+        let d = FrrDefaults::of(&off_10);
+        let delta = diff(&normalize_with(&off_10, d), &normalize_with(&rendered, d));
+        assert_eq!(delta.lines, ["ip nht resolve-via-default"]);
+        // 8.4 without the line: missing, to be added
+        let running_84 = FrrConfig::parse("frr version 8.4.4\nfrr defaults traditional\n");
+        let d = FrrDefaults::of(&running_84);
+        assert!(!d.nht_resolve_via_default);
+        assert_eq!(
+            diff(
+                &normalize_with(&running_84, d),
+                &normalize_with(&rendered, d)
+            )
+            .changes,
+            2
+        );
+        // the key is FRR's own: version and profile
+        for (text, on) in [
+            ("frr version 9.1\n", true),
+            ("frr version 9.0.2\n", false),
+            ("frr version 10.4-dev-mybuild\n", true),
+            ("frr version 10.3\nfrr defaults datacenter\n", false),
+            ("", false),
+        ] {
+            assert_eq!(
+                FrrDefaults::of(&FrrConfig::parse(text)).nht_resolve_via_default,
+                on,
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -29,5 +29,5 @@ pub mod status;
 pub use apply::{Applier, ApplyError, ApplyOptions, ApplyReport};
 pub use config::{Context, ContextKind, FrrConfig};
 pub use control::{ControlError, FrrControl, Vtysh};
-pub use diff::{diff, normalize, Delta};
+pub use diff::{diff, normalize, normalize_with, Delta, FrrDefaults};
 pub use status::{parse_bfd_peers, parse_bgp_neighbors, BfdPeerStatus, BgpNeighborStatus};
