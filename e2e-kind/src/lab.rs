@@ -490,9 +490,11 @@ impl Lab {
 
         // ---- API ----
         eprintln!(
-            "e2e lab {}: Kubernetes API = {}",
+            "e2e lab {}: Kubernetes API = {}; nodes on {}, router on {}",
             opts.name,
-            opts.api.name()
+            opts.api.name(),
+            opts.frr_nodes.label(),
+            opts.frr_ext.label(),
         );
         let kubeconfig = logs.path().join("kubeconfig");
         let (backend, client) = match opts.api {

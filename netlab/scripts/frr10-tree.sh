@@ -68,6 +68,7 @@ in_tree apt-get clean
 # run/frr/NAME), where the tree's daemons and vtysh look. Never go through the tree's
 # var/run: it is an absolute symlink to /run, which from outside the chroot is the host's.
 mkdir -p "$BUILD/run/frr" "$BUILD/etc/frr"
+# shellcheck disable=SC2016 # ${Version} is dpkg-query's field, not the shell's
 version=$(chroot "$BUILD" dpkg-query -W -f='${Version}' frr)
 echo "$RECIPE" >"$BUILD/.netlab-frr10-recipe"
 rm -rf "$DIR"
