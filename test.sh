@@ -43,6 +43,7 @@ fi
 export NETLAB_FRR10_ROOT=$frr10_root
 run env NETLAB_FRR=10 cargo test --no-fail-fast -p metallb-netlab -p frr-k8s -p metallb-e2e \
     --test two_frr_ebgp --test frr_apply --test frr_match_local --test golden \
+    --test frr_golden_roundtrip \
     --test frrk8s_lab "$@"
 run env E2E_FRR_NODES=10 E2E_FRR_EXT=host cargo test --no-fail-fast -p metallb-e2e \
     --test scenarios "$@"
