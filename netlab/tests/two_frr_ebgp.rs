@@ -119,3 +119,35 @@ fn bird_learns_route_from_frr() {
     })
     .unwrap();
 }
+
+/// A static route of the startup config reaches zebra's table. On FRR 10 static routes go
+/// through mgmtd: without it (the lab starts it where the build has one) they are dropped
+/// silently while `vtysh -b` still succeeds, and this fails.
+#[test]
+fn startup_static_route_is_installed() {
+    if !require_root_and_frr("startup_static_route_is_installed") {
+        return;
+    }
+    let ns = Netns::new("nls").unwrap();
+    let frr = FrrInstance::start(
+        &ns,
+        "frr defaults traditional\nip route 198.18.50.0/24 Null0\n",
+    )
+    .unwrap();
+    let installed = || {
+        frr.vtysh_json("show ip route static json")
+            .ok()
+            .and_then(|v| v.get("198.18.50.0/24").cloned())
+            .is_some()
+    };
+    wait_until(
+        &format!("the static route in {}'s table", frr.build().label()),
+        Duration::from_secs(10),
+        installed,
+    )
+    .unwrap();
+    let kernel = ns
+        .ip(&["route", "show", "198.18.50.0/24"])
+        .unwrap_or_default();
+    assert!(kernel.contains("blackhole"), "kernel route: {kernel:?}");
+}
