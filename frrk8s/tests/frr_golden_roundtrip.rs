@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use frr_k8s::frr::{Applier, ApplyError};
-use metallb_netlab::{require_root_and_frr, FrrInstance, Netns};
+use metallb_netlab::{require_root_and_frr, FrrBuild, FrrInstance, Netns};
 
 #[test]
 fn every_golden_configuration_round_trips_through_frr() {
@@ -26,14 +26,14 @@ fn every_golden_configuration_round_trips_through_frr() {
     cases.sort();
     assert!(cases.len() >= 20, "only {} golden cases", cases.len());
     let mut failures = Vec::new();
-    let mut label = String::new();
+    // every instance below runs this build (NETLAB_FRR); its version is asked once
+    let label = FrrBuild::from_env().expect("NETLAB_FRR").label();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(case.join("frr.conf")).unwrap();
         // a fresh FRR per case: each starts from an empty configuration, as a node does
         let ns = Netns::new("grt").unwrap();
         let frr = FrrInstance::start(&ns, "frr defaults traditional\n").unwrap();
-        label = frr.build().label();
         let mut applier = Applier::new(common::vtysh_for(&frr));
         match applier.apply(&text) {
             Ok(report) => assert!(report.commands > 0, "{name}: nothing was sent"),

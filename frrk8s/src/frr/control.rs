@@ -107,11 +107,6 @@ impl Vtysh {
         self
     }
 
-    /// The vtysh binary to run.
-    pub fn binary(self, path: impl Into<PathBuf>) -> Self {
-        self.command_words(vec![path.into().display().to_string()])
-    }
-
     /// The vtysh command: the program and the arguments that come before vtysh's own
     /// (`-N`, `-c`, `-f`). An empty list keeps the current command.
     pub fn command_words(mut self, words: Vec<String>) -> Self {
