@@ -332,6 +332,68 @@ fn frr_changes_without_session_reset() {
     assert_running_matches(&lab.node, &render(&s));
 }
 
+/// Small changes (a prefix, a community) go over the daemons' sockets (`frr::vty`), not
+/// through `vtysh -f`: FRR ends up running exactly the desired configuration (the applier's
+/// verification reads it back through vtysh: no repair), the peer gets the change, and a
+/// kind the sockets are not used for (BFD) still goes through vtysh.
+#[test]
+fn frr_small_changes_go_over_the_daemons_sockets() {
+    if !require_root_and_frr("frr_small_changes_go_over_the_daemons_sockets") {
+        return;
+    }
+    let lab = Lab::new(false);
+    let mut a = lab.applier();
+    let mut s = spec(vec![0, 1]);
+    a.apply(&render(&s)).unwrap();
+    lab.wait_established();
+    lab.wait_routes(&set(&s.prefixes), "the first two prefixes on ext");
+
+    let mut times = Vec::new();
+    for (step, prefixes) in [vec![0, 1, 2], vec![0, 1, 2, 3], vec![0, 2, 3], vec![2, 3]]
+        .into_iter()
+        .enumerate()
+    {
+        s.prefixes = prefixes;
+        let r = a.apply(&render(&s)).unwrap();
+        assert!(r.direct, "step {step}: {r:?}");
+        assert!(
+            !r.repaired,
+            "step {step}: the sockets left a difference: {r:?}"
+        );
+        times.push(r.apply_time);
+        lab.wait_routes(&set(&s.prefixes), &format!("step {step} on ext"));
+    }
+    println!("prefix changes over the daemons' sockets took {times:?}");
+
+    // a route-map with a `set` only bgpd knows, inside a context zebra enters too
+    s.community = Some("64512:7");
+    let r = a.apply(&render(&s)).unwrap();
+    assert!(r.direct && !r.repaired, "{r:?}");
+    wait_until("community on ext", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(2), "community")
+            .and_then(|c| {
+                c.get("string")
+                    .and_then(|x| x.as_str())
+                    .map(|x| x == "64512:7")
+            })
+            .unwrap_or(false)
+    })
+    .unwrap();
+
+    s.bfd_rx = 200;
+    let r = a.apply(&render(&s)).unwrap();
+    assert!(!r.direct && !r.repaired, "a BFD profile is vtysh's: {r:?}");
+
+    // a line no daemon takes is rejected, and the last good configuration stays
+    let bad = render(&s).replace(
+        "ip prefix-list 192.0.2.1-allowed",
+        "ip prefix-list 192.0.2.1-allowed-x seq 1 permit 198.18.0.0/33\nip prefix-list 192.0.2.1-allowed",
+    );
+    let err = a.apply(&bad).unwrap_err();
+    assert!(matches!(err, ApplyError::Rejected { .. }), "{err:?}");
+    assert_running_matches(&lab.node, &render(&s));
+}
+
 #[test]
 fn frr_localpref_change_ibgp_without_reset() {
     if !require_root_and_frr("frr_localpref_change_ibgp_without_reset") {

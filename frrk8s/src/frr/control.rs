@@ -1,11 +1,15 @@
 //! Talking to FRR: the [`FrrControl`] trait the driver needs (apply a batch, check one,
 //! read the running configuration, run a JSON show command, notice a restart) and
-//! [`Vtysh`], its implementation over the `vtysh` binary. The bottom of the driver's
-//! one-way chain: it imports nothing else from `frr/`.
+//! [`Vtysh`], its implementation over the `vtysh` binary, which sends small batches over
+//! the daemons' sockets instead ([`super::vty`]). Near the bottom of the driver's one-way
+//! chain: it imports only `vty`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::vty::{self, Session, VtyError};
 
 /// Errors talking to FRR.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +30,13 @@ pub enum ControlError {
 pub trait FrrControl {
     /// Applies a batch (`vtysh -f` text: context lines and exits, no `configure terminal`).
     fn apply(&self, batch: &str) -> Result<(), ControlError>;
+    /// Applies a small batch the fast way when this control and this batch allow it (the
+    /// daemons' sockets, see [`super::vty`]); `None` when not, and the caller uses
+    /// [`FrrControl::apply`]. [`ControlError::Unavailable`] when the sockets broke (the
+    /// batch may be partly applied; `apply` of the same batch is the way on).
+    fn apply_direct(&self, _batch: &str) -> Option<Result<(), ControlError>> {
+        None
+    }
     /// Checks a batch's syntax without applying it (`vtysh -C -f`).
     fn check(&self, batch: &str) -> Result<(), ControlError>;
     /// `show running-config`.
@@ -50,6 +61,18 @@ pub struct Vtysh {
     scratch: PathBuf,
     scratch_seen: Option<PathBuf>,
     daemons: Vec<String>,
+    /// Small batches over the daemons' sockets (default on).
+    direct: bool,
+    /// The open sockets, shared by the clones (one FRR, one writer at a time).
+    sessions: Arc<Mutex<Sessions>>,
+}
+
+/// The daemons' sockets, and the FRR processes they were opened to (a restart means new
+/// sockets).
+#[derive(Debug, Default)]
+struct Sessions {
+    token: Option<String>,
+    open: Vec<Session>,
 }
 
 static BATCH_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -71,7 +94,16 @@ impl Vtysh {
             daemons: ["zebra", "mgmtd", "bgpd", "bfdd", "staticd"]
                 .map(String::from)
                 .to_vec(),
+            direct: true,
+            sessions: Arc::default(),
         }
+    }
+
+    /// Whether small batches go over the daemons' sockets (see [`super::vty`]); off, every
+    /// batch is a `vtysh -f`.
+    pub fn direct(mut self, on: bool) -> Self {
+        self.direct = on;
+        self
     }
 
     /// The instance with pathspace `name` (`vtysh -N name`, `/var/run/frr/name`).
@@ -178,6 +210,35 @@ impl FrrControl for Vtysh {
             c.arg("-f").arg(p);
             self.run(c).map(drop)
         })
+    }
+
+    fn apply_direct(&self, batch: &str) -> Option<Result<(), ControlError>> {
+        if !self.direct || !vty::eligible(batch) {
+            return None;
+        }
+        let token = self.instance_token();
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if s.open.is_empty() || s.token != token {
+            s.open.clear();
+            match Session::connect_all(&self.run_dir) {
+                Ok(open) => {
+                    s.open = open;
+                    s.token = token;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the daemons' sockets are out of reach; vtysh instead");
+                    return None;
+                }
+            }
+        }
+        tracing::debug!(batch = %redact(batch), "over the daemons' sockets");
+        Some(vty::apply(&mut s.open, batch).map_err(|e| match e {
+            VtyError::Io { .. } => {
+                s.open.clear();
+                ControlError::Unavailable(redact(&e.to_string()))
+            }
+            VtyError::Rejected { .. } => ControlError::Rejected(redact(&e.to_string())),
+        }))
     }
 
     fn check(&self, batch: &str) -> Result<(), ControlError> {

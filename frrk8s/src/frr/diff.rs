@@ -290,6 +290,29 @@ fn is_vrf_router(c: &Context) -> bool {
     is_router(c) && c.header.split_whitespace().nth(3) == Some("vrf")
 }
 
+/// `ip[v6] prefix-list NAME seq N` and the rest (`permit 198.18.0.1/32`) of a line.
+fn prefix_list_entry(line: &str) -> Option<(String, &str)> {
+    let w: Vec<&str> = line.splitn(6, ' ').collect();
+    match w.as_slice() {
+        [fam @ ("ip" | "ipv6"), "prefix-list", name, "seq", _, rest] => {
+            Some((format!("{fam} {name}"), *rest))
+        }
+        _ => None,
+    }
+}
+
+/// The old prefix-list lines whose entry (list, action and prefix) the new configuration
+/// has under another sequence number.
+fn moved_prefix_list_entries<'a>(old: &'a [String], new: &[String]) -> Vec<&'a String> {
+    let new_set: BTreeSet<&str> = new.iter().map(String::as_str).collect();
+    let new_entries: BTreeSet<(String, &str)> =
+        new.iter().filter_map(|l| prefix_list_entry(l)).collect();
+    old.iter()
+        .filter(|l| !new_set.contains(l.as_str()))
+        .filter(|l| prefix_list_entry(l).is_some_and(|e| new_entries.contains(&e)))
+        .collect()
+}
+
 /// Computes the batch turning `old` into `new`.
 pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let mut out = Delta::default();
@@ -310,10 +333,19 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     let new_child = |h: &str| new_by_header.get(h).copied();
 
     // 1. top-level additions / replacements
-    let (root_removals, root_additions) =
+    let (mut root_removals, root_additions) =
         line_changes(ContextKind::Root, &old_root.lines, &new_root.lines, &|_| {
             false
         });
+    // A prefix-list entry whose value moves to another sequence number (an entry before it
+    // was removed, and the list renumbered) must leave its old number first: FRR silently
+    // ignores an entry whose action and prefix the list already has under another number.
+    // Between the two lines nothing re-evaluates the policy (`bgp route-map delay-timer`).
+    let moving = moved_prefix_list_entries(&old_root.lines, &new_root.lines);
+    for l in &moving {
+        out.change(0, negate(l));
+    }
+    root_removals.retain(|r| !moving.iter().any(|l| negate(l) == *r));
     for l in root_additions {
         out.change(0, l);
     }
@@ -634,6 +666,40 @@ mod tests {
             .iter()
             .map(|l| l.trim().to_string())
             .collect()
+    }
+
+    /// An entry removed from the middle renumbers the rest: each moving entry leaves its old
+    /// number before it takes the new one (FRR drops an entry the list has under another
+    /// number); what is only replaced in place or removed at the end keeps its order.
+    #[test]
+    fn renumbered_prefix_list_entries_leave_their_old_numbers_first() {
+        let list = |ps: &[u32]| {
+            ps.iter()
+                .enumerate()
+                .map(|(i, p)| format!("ip prefix-list l seq {} permit 198.18.0.{p}/32\n", i + 1))
+                .collect::<String>()
+        };
+        assert_eq!(
+            d(&list(&[1, 2, 3, 4]), &list(&[1, 3, 4])),
+            vec![
+                "no ip prefix-list l seq 3 permit 198.18.0.3/32",
+                "no ip prefix-list l seq 4 permit 198.18.0.4/32",
+                "ip prefix-list l seq 2 permit 198.18.0.3/32",
+                "ip prefix-list l seq 3 permit 198.18.0.4/32",
+            ]
+        );
+        // nothing moves: additions first, removals last, as before
+        assert_eq!(
+            d(&list(&[1, 2]), &list(&[1, 5, 6])),
+            vec![
+                "ip prefix-list l seq 2 permit 198.18.0.5/32",
+                "ip prefix-list l seq 3 permit 198.18.0.6/32",
+            ]
+        );
+        assert_eq!(
+            d(&list(&[1, 2, 3]), &list(&[1, 2])),
+            vec!["no ip prefix-list l seq 3 permit 198.18.0.3/32"]
+        );
     }
 
     const BASE: &str = "ip prefix-list p-allowed seq 1 permit 198.18.0.1/32

@@ -1,6 +1,7 @@
 //! The FRR driver, a one-way chain (each module imports only those listed before it;
 //! `tests/frr_chain.rs` enforces it):
 //!
+//! * [`vty`]: the daemons' own sockets, for small batches without a `vtysh` process;
 //! * [`control`]: talking to FRR, the [`FrrControl`] trait and [`Vtysh`];
 //! * [`config`]: configuration text as a tree (pure);
 //! * [`diff`]: one batch of vtysh commands between two trees (pure);
@@ -25,6 +26,7 @@ pub mod control;
 pub mod diff;
 pub mod originated;
 pub mod status;
+pub mod vty;
 
 pub use apply::{Applier, ApplyError, ApplyOptions, ApplyReport};
 pub use config::{Context, ContextKind, FrrConfig};
