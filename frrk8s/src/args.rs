@@ -33,6 +33,13 @@ pub struct FrrArgs {
     #[arg(long, env = "FRR_RUN_DIR", default_value = crate::frr::control::DEFAULT_RUN_DIR)]
     pub frr_run_dir: std::path::PathBuf,
 
+    /// Send every change through `vtysh -f`. By default small changes (fewer than 20
+    /// commands: a Service, an advertisement, a peer's policy) go straight to the daemons'
+    /// vty sockets in the run directory, as vtysh itself would send them: ~5 ms instead of
+    /// a vtysh process's 50-70 ms.
+    #[arg(long, env = "FRRK8S_VTYSH_ONLY")]
+    pub vtysh_only: bool,
+
     /// Where vtysh batch files are written before vtysh reads them (default: the system
     /// temp dir, `TMPDIR`).
     #[arg(long, env = "FRRK8S_VTYSH_BATCH_DIR")]
@@ -100,7 +107,8 @@ impl FrrArgs {
             None => Vtysh::new(),
         }
         .command_words(self.vtysh.0.clone())
-        .run_dir_base(&self.frr_run_dir);
+        .run_dir_base(&self.frr_run_dir)
+        .direct(!self.vtysh_only);
         if let Some(dir) = &self.vtysh_batch_dir {
             v = v.scratch_dir(dir);
         }

@@ -112,6 +112,14 @@ impl<C: FrrControl> FrrControl for ObservedFrr<C> {
         r
     }
 
+    fn apply_direct(&self, batch: &str) -> Option<Result<(), ControlError>> {
+        let r = self.inner.apply_direct(batch);
+        if matches!(r, Some(Ok(()))) {
+            self.track(batch, false);
+        }
+        r
+    }
+
     fn check(&self, batch: &str) -> Result<(), ControlError> {
         self.inner.check(batch)
     }
@@ -314,6 +322,10 @@ mod tests {
         fn apply(&self, _batch: &str) -> Result<(), ControlError> {
             Ok(())
         }
+        fn apply_direct(&self, _batch: &str) -> Option<Result<(), ControlError>> {
+            None
+        }
+
         fn check(&self, _batch: &str) -> Result<(), ControlError> {
             Ok(())
         }

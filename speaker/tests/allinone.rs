@@ -38,6 +38,10 @@ impl FrrControl for FakeFrr {
         self.batches.lock().expect("lock").push(batch.to_string());
         Ok(())
     }
+    fn apply_direct(&self, _batch: &str) -> Option<Result<(), ControlError>> {
+        None
+    }
+
     fn check(&self, _batch: &str) -> Result<(), ControlError> {
         Ok(())
     }

@@ -387,6 +387,9 @@ mod tests {
         token: RefCell<Option<String>>,
         /// What the running config becomes after an accepted batch (unchanged if `None`).
         after_apply: Option<&'static str>,
+        /// The answer of the fast path (`None`: this control has none).
+        direct: Option<Result<(), ControlError>>,
+        direct_batches: RefCell<Vec<String>>,
     }
 
     impl FrrControl for &Fake {
@@ -402,6 +405,11 @@ mod tests {
             }
             Ok(())
         }
+        fn apply_direct(&self, batch: &str) -> Option<Result<(), ControlError>> {
+            self.direct_batches.borrow_mut().push(batch.to_string());
+            self.direct.clone()
+        }
+
         fn check(&self, batch: &str) -> Result<(), ControlError> {
             if batch.contains("bogus") {
                 return Err(ControlError::Rejected("% Unknown command: bogus".into()));
@@ -444,6 +452,59 @@ address-family ipv4 unicast\n  network 198.18.0.1/32\n exit-address-family\nexit
         let r = a.apply(B).unwrap();
         assert_eq!(r.commands, 1);
         assert_eq!(a.last_good(), Some(B));
+    }
+
+    /// Small batches take the fast path when the control has one; a broken fast path falls
+    /// back to vtysh with the same batch; a refusal there is the apply's refusal; a large
+    /// batch never tries it.
+    #[test]
+    fn small_batches_go_the_fast_way_and_fall_back_to_vtysh() {
+        let opts = || ApplyOptions {
+            direct_max_commands: 3,
+            ..quiet()
+        };
+        let fake = Fake {
+            direct: Some(Ok(())),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&fake, opts());
+        let r = a.apply(B).unwrap();
+        assert!(!r.direct, "3 commands: vtysh");
+        assert_eq!(fake.direct_batches.borrow().len(), 0);
+        let small = B.replace("198.18.0.1/32", "198.18.0.2/32");
+        let r = a.apply(&small).unwrap();
+        assert!(r.direct, "{r:?}");
+        assert_eq!(
+            fake.applied.borrow().len(),
+            1,
+            "vtysh saw only the first batch"
+        );
+
+        let broken = Fake {
+            direct: Some(Err(ControlError::Unavailable("bgpd: gone".into()))),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&broken, opts());
+        a.apply(B).unwrap();
+        let r = a.apply(&small).unwrap();
+        assert!(!r.direct);
+        assert_eq!(
+            broken.direct_batches.borrow().last(),
+            broken.applied.borrow().last(),
+            "the same batch went through vtysh"
+        );
+
+        let refusing = Fake {
+            direct: Some(Err(ControlError::Rejected("network: % bad".into()))),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&refusing, opts());
+        a.apply(B).unwrap();
+        let err = a.apply(&small).unwrap_err();
+        assert!(
+            matches!(&err, ApplyError::Rejected { stage: "apply", output } if output.contains("% bad")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -33,10 +33,9 @@ pub trait FrrControl {
     /// Applies a small batch the fast way when this control and this batch allow it (the
     /// daemons' sockets, see [`super::vty`]); `None` when not, and the caller uses
     /// [`FrrControl::apply`]. [`ControlError::Unavailable`] when the sockets broke (the
-    /// batch may be partly applied; `apply` of the same batch is the way on).
-    fn apply_direct(&self, _batch: &str) -> Option<Result<(), ControlError>> {
-        None
-    }
+    /// batch may be partly applied; `apply` of the same batch is the way on). Required, not
+    /// defaulted: a wrapper that forgot to forward it would silently lose the fast path.
+    fn apply_direct(&self, batch: &str) -> Option<Result<(), ControlError>>;
     /// Checks a batch's syntax without applying it (`vtysh -C -f`).
     fn check(&self, batch: &str) -> Result<(), ControlError>;
     /// `show running-config`.

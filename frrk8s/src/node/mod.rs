@@ -584,7 +584,7 @@ where
                 let reload_result = match &result {
                     Ok(report) => {
                         metrics.reload_commands_total.inc_by(report.commands as u64);
-                        info!(commands = report.commands, full = report.full_reapply, repaired = report.repaired,
+                        info!(commands = report.commands, direct = report.direct, full = report.full_reapply, repaired = report.repaired,
                               check_ms = report.check_time.as_millis() as u64, apply_ms = report.apply_time.as_millis() as u64,
                               verify_ms = report.verify_time.as_millis() as u64, "FRR configuration applied");
                         audits.schedule(now(), &audit_rounds, &report.withdrawn);

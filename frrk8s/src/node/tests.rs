@@ -65,6 +65,10 @@ impl FrrControl for FakeFrr {
         st.batches.push(batch.to_string());
         Ok(())
     }
+    fn apply_direct(&self, _batch: &str) -> Option<Result<(), ControlError>> {
+        None
+    }
+
     fn check(&self, _batch: &str) -> Result<(), ControlError> {
         Ok(())
     }
