@@ -380,6 +380,15 @@ fn frr_small_changes_go_over_the_daemons_sockets() {
     })
     .unwrap();
 
+    // and back: route-map entries renumbered (entered, emptied, removed)
+    s.community = None;
+    let r = a.apply(&render(&s)).unwrap();
+    assert!(r.direct && !r.repaired, "{r:?}");
+    wait_until("community gone on ext", Duration::from_secs(20), || {
+        lab.ext_path_attr(&pfx(2), "community").is_none()
+    })
+    .unwrap();
+
     s.bfd_rx = 200;
     let r = a.apply(&render(&s)).unwrap();
     assert!(!r.direct && !r.repaired, "a BFD profile is vtysh's: {r:?}");

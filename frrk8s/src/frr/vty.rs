@@ -201,11 +201,21 @@ pub fn eligible(batch: &str) -> bool {
         if d == 0 && !eligible_top_level(cmd) {
             return false;
         }
-        if lines.get(i + 1).is_some_and(|next| depth(next) > d) {
+        if opens_context(&lines, i) {
             open.push(d);
         }
     }
     open.is_empty()
+}
+
+/// Whether line `i` opens a context: the next line is deeper, or is the exit that closes an
+/// empty context at once (`route-map rm deny 2` then `exit`).
+fn opens_context(lines: &[&str], i: usize) -> bool {
+    let d = depth(lines[i]);
+    !is_exit(lines[i].trim())
+        && lines
+            .get(i + 1)
+            .is_some_and(|next| depth(next) > d || (depth(next) == d && is_exit(next.trim())))
 }
 
 /// Sends `batch` (see [`eligible`]) to `daemons`, inside `configure terminal` ... `end`.
@@ -234,7 +244,7 @@ fn apply_lines<D: Daemon>(daemons: &mut [D], batch: &str) -> Result<(), VtyError
         }
         let audience = open.last().map(|(_, a)| a.as_slice()).unwrap_or(&all);
         let accepted = send(daemons, audience, cmd)?;
-        if lines.get(i + 1).is_some_and(|next| depth(next) > d) {
+        if opens_context(&lines, i) {
             open.push((d, accepted));
         }
     }
@@ -394,6 +404,37 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
     }
 
     #[test]
+    fn an_empty_context_is_entered_and_left_by_the_daemons_that_took_it() {
+        let mut d = fakes();
+        apply(
+            &mut d,
+            "route-map rm deny 2\nexit\nrouter bgp 64512\nexit\n",
+        )
+        .unwrap();
+        let got = got(&d);
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got["zebra"],
+            v(&[
+                "configure terminal",
+                "route-map rm deny 2",
+                "exit",
+                "router bgp 64512",
+                "end"
+            ])
+        );
+        assert_eq!(
+            got["staticd"],
+            v(&[
+                "configure terminal",
+                "route-map rm deny 2",
+                "router bgp 64512",
+                "end"
+            ])
+        );
+    }
+
+    #[test]
     fn a_line_no_daemon_knows_is_rejected_and_every_daemon_leaves_configuration() {
         let mut d = fakes();
         let err = apply(
@@ -445,6 +486,12 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
         ));
         assert!(!eligible("  network 198.18.0.1/32\n"));
         assert!(eligible(""));
+        // an empty context is closed by the exit right after it (never a stray `exit`,
+        // which would take a daemon out of configuration)
+        assert!(eligible(
+            "route-map rm deny 2\nexit\nno route-map rm deny 3\n"
+        ));
+        assert!(!eligible("exit\n"));
     }
 
     #[test]
