@@ -195,6 +195,16 @@ impl Lab {
             .as_u64()
     }
 
+    /// Waits until ext's path for prefix `p` carries exactly the community `c`.
+    fn wait_ext_community(&self, p: u32, c: &str, what: &str) {
+        wait_until(what, Duration::from_secs(20), || {
+            self.ext_path_attr(&pfx(p), "community")
+                .and_then(|v| v.get("string").and_then(|x| x.as_str()).map(|x| x == c))
+                .unwrap_or(false)
+        })
+        .unwrap();
+    }
+
     fn ext_path_attr(&self, p: &str, attr: &str) -> Option<serde_json::Value> {
         let v = self
             .ext
@@ -266,16 +276,7 @@ fn frr_changes_without_session_reset() {
     s.community = Some("64512:7");
     let t = Instant::now();
     let r = a.apply(&render(&s)).unwrap();
-    wait_until("community on ext", Duration::from_secs(20), || {
-        lab.ext_path_attr(&pfx(5), "community")
-            .and_then(|c| {
-                c.get("string")
-                    .and_then(|x| x.as_str())
-                    .map(|x| x == "64512:7")
-            })
-            .unwrap_or(false)
-    })
-    .unwrap();
+    lab.wait_ext_community(5, "64512:7", "community on ext");
     println!(
         "community set: {} commands, on ext after {:?}",
         r.commands,
@@ -283,16 +284,7 @@ fn frr_changes_without_session_reset() {
     );
     s.community = Some("64512:8");
     let r = a.apply(&render(&s)).unwrap();
-    wait_until("community changed on ext", Duration::from_secs(20), || {
-        lab.ext_path_attr(&pfx(5), "community")
-            .and_then(|c| {
-                c.get("string")
-                    .and_then(|x| x.as_str())
-                    .map(|x| x == "64512:8")
-            })
-            .unwrap_or(false)
-    })
-    .unwrap();
+    lab.wait_ext_community(5, "64512:8", "community changed on ext");
     println!("community changed: {} commands", r.commands);
 
     // BFD profile change
@@ -369,16 +361,7 @@ fn frr_small_changes_go_over_the_daemons_sockets() {
     s.community = Some("64512:7");
     let r = a.apply(&render(&s)).unwrap();
     assert!(r.direct && !r.repaired, "{r:?}");
-    wait_until("community on ext", Duration::from_secs(20), || {
-        lab.ext_path_attr(&pfx(2), "community")
-            .and_then(|c| {
-                c.get("string")
-                    .and_then(|x| x.as_str())
-                    .map(|x| x == "64512:7")
-            })
-            .unwrap_or(false)
-    })
-    .unwrap();
+    lab.wait_ext_community(2, "64512:7", "community on ext");
 
     // and back: route-map entries renumbered (entered, emptied, removed)
     s.community = None;

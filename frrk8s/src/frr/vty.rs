@@ -360,10 +360,9 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
         let mut d = fakes();
         apply(&mut d, BATCH).unwrap();
         let got = got(&d);
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             got["bgpd"],
-            v(&[
+            [
                 "configure terminal",
                 "ip prefix-list pl seq 5 permit 198.18.0.5/32",
                 "route-map rm permit 1",
@@ -375,12 +374,12 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
                 "exit-address-family",
                 "exit",
                 "end"
-            ])
+            ]
         );
         // zebra takes the policy but never sees the BGP context's lines
         assert_eq!(
             got["zebra"],
-            v(&[
+            [
                 "configure terminal",
                 "ip prefix-list pl seq 5 permit 198.18.0.5/32",
                 "route-map rm permit 1",
@@ -388,18 +387,18 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
                 "exit",
                 "router bgp 64512",
                 "end"
-            ])
+            ]
         );
         // staticd refuses the top-level lines and gets nothing inside them
         assert_eq!(
             got["staticd"],
-            v(&[
+            [
                 "configure terminal",
                 "ip prefix-list pl seq 5 permit 198.18.0.5/32",
                 "route-map rm permit 1",
                 "router bgp 64512",
                 "end"
-            ])
+            ]
         );
     }
 
@@ -412,25 +411,24 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
         )
         .unwrap();
         let got = got(&d);
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             got["zebra"],
-            v(&[
+            [
                 "configure terminal",
                 "route-map rm deny 2",
                 "exit",
                 "router bgp 64512",
                 "end"
-            ])
+            ]
         );
         assert_eq!(
             got["staticd"],
-            v(&[
+            [
                 "configure terminal",
                 "route-map rm deny 2",
                 "router bgp 64512",
                 "end"
-            ])
+            ]
         );
     }
 
