@@ -8,7 +8,8 @@
 //! driving a stand-in FRR (`--vtysh /bin/true`: accepts every batch, reports nothing),
 //! so its RSS (`/proc/<pid>/status`) is its own.
 //!
-//! `cargo bench -p metallb-speaker --bench rss` (scale with `RSS_SERVICES`, `RSS_NODES`).
+//! `cargo bench -p metallb-speaker --bench rss` (scale with `RSS_SERVICES`, `RSS_NODES`;
+//! `RSS_VARIANTS=embedded,chart` also runs it with the chart's malloc settings).
 //! Prints figures; asserts only sanity (the object is complete, RSS below 256 MiB).
 
 use std::io::{Read, Write};
@@ -271,6 +272,12 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     match variant {
         "external" => cmd.arg("--external-frr-k8s"),
         "arena2" => cmd.env("MALLOC_ARENA_MAX", "2"),
+        // the chart's `speaker.mallocEnv`
+        "chart" => cmd.envs([
+            ("MALLOC_ARENA_MAX", "1"),
+            ("MALLOC_MMAP_THRESHOLD_", "131072"),
+            ("MALLOC_TRIM_THRESHOLD_", "131072"),
+        ]),
         _ => &mut cmd,
     };
     let mut child = cmd
@@ -379,7 +386,7 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         .map(|c| prefixes_of(&c) == 0)
         .unwrap_or(false);
 
-    println!("metallb-speaker, variant {variant} (embedded: frr-k8s inside with a stand-in FRR; external: --external-frr-k8s; arena2: MALLOC_ARENA_MAX=2):");
+    println!("metallb-speaker, variant {variant} (embedded: frr-k8s inside with a stand-in FRR; external: --external-frr-k8s; arena2: MALLOC_ARENA_MAX=2; chart: the chart's speaker.mallocEnv):");
     println!(
         "  ready (/readyz 200) after         {:>8.0} ms",
         ready_at.as_secs_f64() * 1000.0
