@@ -1267,6 +1267,45 @@ impl Lab {
         Ok(())
     }
 
+    /// Creates LoadBalancer Services `names` (Cluster traffic policy), each with an
+    /// EndpointSlice of `endpoints`, `in_flight` at a time: what a deployment tool does, and
+    /// ~30x faster than one after the other on the real API server.
+    pub fn create_services_at_once(
+        &self,
+        names: &[String],
+        endpoints: &[objects::Endpoint],
+        in_flight: usize,
+    ) -> anyhow::Result<()> {
+        use futures::TryStreamExt as _;
+        use k8s_openapi::api::core::v1::Service;
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        use kube::api::PostParams;
+        let services: Api<Service> = Api::namespaced(self.client.clone(), APP_NS);
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), APP_NS);
+        self.rt.block_on(
+            futures::stream::iter(names.iter().map(Ok::<_, anyhow::Error>))
+                .try_for_each_concurrent(in_flight.max(1), |name| {
+                    let (services, slices) = (services.clone(), slices.clone());
+                    async move {
+                        let svc: Service =
+                            serde_json::from_value(objects::lb_service(name, false))?;
+                        let slice: EndpointSlice =
+                            serde_json::from_value(objects::endpoint_slice(name, endpoints))?;
+                        let pp = PostParams::default();
+                        services
+                            .create(&pp, &svc)
+                            .await
+                            .with_context(|| format!("creating Service {name}"))?;
+                        slices
+                            .create(&pp, &slice)
+                            .await
+                            .with_context(|| format!("creating the EndpointSlice of {name}"))?;
+                        Ok(())
+                    }
+                }),
+        )
+    }
+
     /// Endpoints on every node, all serving.
     pub fn endpoints_everywhere(&self, service_index: u8) -> Vec<objects::Endpoint> {
         self.nodes

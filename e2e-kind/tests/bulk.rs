@@ -9,10 +9,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use metallb_e2e::objects::{self, APP_NS};
 use metallb_e2e::{require_full_stack, FrrQueries, Lab, LabOptions, Stack};
 use serde_json::Value;
@@ -89,30 +87,11 @@ fn bulk_services_get_ips_and_routes() {
     )
     .unwrap();
 
-    let client = lab.client();
-    let endpoints = lab.endpoints_everywhere(1);
-    let services: Api<Service> = Api::namespaced(client.clone(), APP_NS);
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), APP_NS);
+    let services: Api<Service> = Api::namespaced(lab.client(), APP_NS);
+    let names: Vec<String> = (0..n).map(|i| format!("bulk{i}")).collect();
     let start = Instant::now();
-    lab.block_on(async {
-        futures::stream::iter(0..n)
-            .map(|i| {
-                let (services, slices) = (services.clone(), slices.clone());
-                let name = format!("bulk{i}");
-                let svc: Service =
-                    serde_json::from_value(objects::lb_service(&name, false)).unwrap();
-                let slice: EndpointSlice =
-                    serde_json::from_value(objects::endpoint_slice(&name, &endpoints)).unwrap();
-                async move {
-                    services.create(&PostParams::default(), &svc).await?;
-                    slices.create(&PostParams::default(), &slice).await?;
-                    Ok::<_, kube::Error>(())
-                }
-            })
-            .buffer_unordered(32)
-            .for_each(|r| async move { r.expect("create") })
-            .await;
-    });
+    lab.create_services_at_once(&names, &lab.endpoints_everywhere(1), 32)
+        .expect("create");
     let created = start.elapsed();
     let last_created = Instant::now();
 

@@ -379,10 +379,8 @@ fn timing_table() {
             let total = 1000;
             let more: Vec<String> = (ips.len()..total).map(|i| format!("l2big{i}")).collect();
             let t = Instant::now();
-            for name in &more {
-                lab.create_service(name, false, &lab.endpoints_everywhere(3))
-                    .unwrap();
-            }
+            lab.create_services_at_once(&more, &lab.endpoints_everywhere(3), 32)
+                .unwrap();
             let mut all = ips.clone();
             for name in &more {
                 all.push(lab.wait_service_ips(name, 1, T).unwrap()[0].clone());
