@@ -19,9 +19,9 @@
 //! bfdd and refused by staticd, exactly the daemons that `vtysh` sends it to; removing an
 //! entry a daemon does not have succeeds.
 //!
-//! Only the kinds of configuration that a Service, an advertisement or a peer's policy
-//! changes go this way ([`eligible`]): `router bgp` contexts, prefix-lists, route-maps and
-//! BGP community lists. Everything else, and every large batch (where `vtysh -f` batches the
+//! Only the kinds of configuration that a Service or an advertisement changes go this way
+//! ([`eligible`]): the `network` lines of `router bgp` contexts, prefix-lists, route-maps
+//! and BGP community lists. Everything else, and every large batch (where `vtysh -f` batches the
 //! daemons' commits, which line-by-line commands cannot), still goes through `vtysh`. The
 //! bottom of the driver's chain with `config`: it imports nothing from `frr/`.
 
@@ -170,6 +170,26 @@ fn eligible_top_level(line: &str) -> bool {
         || l.starts_with("bgp extcommunity-list ")
 }
 
+/// The lines inside `router bgp` that may go this way: originating and withdrawing
+/// prefixes. Neighbor changes go through `vtysh -f`, where bgpd takes the whole batch before
+/// acting on it: line by line, a new neighbor starts its session before the lines that
+/// activate its address family arrive, so it opens without the IPv4 capability (BIRD then
+/// refuses it, "Required capability missing", and waits before it retries), and one batch
+/// of neighbor settings could reset a session once per line.
+fn eligible_in_router(cmd: &str) -> bool {
+    let l = cmd.strip_prefix("no ").unwrap_or(cmd);
+    l.starts_with("address-family ") || l.starts_with("network ")
+}
+
+/// Whether line `i` is inside a `router bgp` context (its top-level opener).
+fn in_router_bgp(lines: &[&str], i: usize) -> bool {
+    lines[..i]
+        .iter()
+        .rev()
+        .find(|l| depth(l) == 0)
+        .is_some_and(|l| l.starts_with("router bgp "))
+}
+
 fn depth(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
 }
@@ -199,6 +219,9 @@ pub fn eligible(batch: &str) -> bool {
             return false;
         }
         if d == 0 && !eligible_top_level(cmd) {
+            return false;
+        }
+        if d > 0 && in_router_bgp(&lines, i) && !eligible_in_router(cmd) {
             return false;
         }
         if opens_context(&lines, i) {
@@ -472,7 +495,18 @@ network 198.18.0.5/32\n exit-address-family\nexit\n";
             "no ip prefix-list pl seq 5 permit 198.18.0.5/32\n"
         ));
         assert!(eligible(
-            "router bgp 64512 vrf red\n neighbor 192.0.2.1 timers 10 30\nexit\n"
+            "router bgp 64512 vrf red\n address-family ipv4 unicast\n  no network 198.18.0.1/32\n exit-address-family\nexit\n"
+        ));
+        // neighbor changes are vtysh's: a new neighbor must not start before its address
+        // family is active
+        assert!(!eligible(
+            "router bgp 64512\n neighbor 192.0.2.2 remote-as 64514\n address-family ipv4 unicast\n  neighbor 192.0.2.2 activate\n exit-address-family\nexit\n"
+        ));
+        assert!(!eligible(
+            "router bgp 64512\n neighbor 192.0.2.1 timers 10 30\nexit\n"
+        ));
+        assert!(!eligible(
+            "router bgp 64512\n address-family ipv4 unicast\n  neighbor 192.0.2.1 route-map rm out\n exit-address-family\nexit\n"
         ));
         assert!(!eligible("no router bgp 64512\n"));
         assert!(!eligible("ip route 198.18.0.0/24 192.0.2.1\n"));
