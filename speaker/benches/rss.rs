@@ -13,6 +13,7 @@
 //! Prints figures; asserts only sanity (the object is complete, RSS below 256 MiB).
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -290,6 +291,8 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         .args(["--admin-addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::from(log.try_clone().expect("log file")))
         .stderr(Stdio::from(log))
+        // its own process group: SIGTERM reaches the speaker under an `RSS_WRAPPER` too
+        .process_group(0)
         .spawn()
         .expect("spawn metallb-speaker");
     let pid = child.id();
@@ -376,7 +379,7 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     // SIGTERM: withdraw and exit
     let t = Instant::now();
     let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args(["-TERM", "--", &format!("-{pid}")])
         .status();
     let status = child.wait().expect("wait");
     let exit_ms = t.elapsed().as_millis();
