@@ -90,9 +90,7 @@ impl Vtysh {
             scratch_seen: None,
             // mgmtd only exists in FRR 10; a daemon without a PID file is left out of the
             // restart token, so listing it costs 8.4 nothing
-            daemons: ["zebra", "mgmtd", "bgpd", "bfdd", "staticd"]
-                .map(String::from)
-                .to_vec(),
+            daemons: vty::DAEMONS.map(String::from).to_vec(),
             direct: true,
             sessions: Arc::default(),
         }

@@ -35,7 +35,8 @@ pub const CMD_SUCCESS: u8 = 0;
 /// The daemon has no such command (it belongs to another daemon).
 pub const CMD_ERR_NO_MATCH: u8 = 2;
 
-/// The daemons whose sockets a batch may use, in vtysh's order.
+/// The FRR daemons the driver knows, in vtysh's order: their sockets carry small batches,
+/// their PID files tell a restart.
 pub const DAEMONS: [&str; 5] = ["zebra", "mgmtd", "bgpd", "bfdd", "staticd"];
 
 /// How long one command may take before the batch is abandoned (a daemon that hangs must
@@ -181,13 +182,9 @@ fn eligible_in_router(cmd: &str) -> bool {
     l.starts_with("address-family ") || l.starts_with("network ")
 }
 
-/// Whether line `i` is inside a `router bgp` context (its top-level opener).
-fn in_router_bgp(lines: &[&str], i: usize) -> bool {
-    lines[..i]
-        .iter()
-        .rev()
-        .find(|l| depth(l) == 0)
-        .is_some_and(|l| l.starts_with("router bgp "))
+/// The batch's lines, blank ones left out.
+fn batch_lines(batch: &str) -> Vec<&str> {
+    batch.lines().filter(|l| !l.trim().is_empty()).collect()
 }
 
 fn depth(line: &str) -> usize {
@@ -205,8 +202,10 @@ fn is_exit(cmd: &str) -> bool {
 /// space per level and each closed by its exit line) can go over the sockets: only
 /// eligible top-level kinds, and every context closed where it was opened.
 pub fn eligible(batch: &str) -> bool {
-    let lines: Vec<&str> = batch.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = batch_lines(batch);
     let mut open: Vec<usize> = Vec::new();
+    // inside a `router bgp` context (its top-level line)
+    let mut in_router = false;
     for (i, line) in lines.iter().enumerate() {
         let d = depth(line);
         let cmd = line.trim();
@@ -218,10 +217,12 @@ pub fn eligible(batch: &str) -> bool {
         if d != open.len() {
             return false;
         }
-        if d == 0 && !eligible_top_level(cmd) {
-            return false;
-        }
-        if d > 0 && in_router_bgp(&lines, i) && !eligible_in_router(cmd) {
+        if d == 0 {
+            if !eligible_top_level(cmd) {
+                return false;
+            }
+            in_router = cmd.starts_with("router bgp ");
+        } else if in_router && !eligible_in_router(cmd) {
             return false;
         }
         if opens_context(&lines, i) {
@@ -253,7 +254,7 @@ pub fn apply<D: Daemon>(daemons: &mut [D], batch: &str) -> Result<(), VtyError> 
 }
 
 fn apply_lines<D: Daemon>(daemons: &mut [D], batch: &str) -> Result<(), VtyError> {
-    let lines: Vec<&str> = batch.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = batch_lines(batch);
     let all: Vec<usize> = (0..daemons.len()).collect();
     // the open contexts: (depth of the opening line, the daemons that entered it)
     let mut open: Vec<(usize, Vec<usize>)> = Vec::new();
