@@ -22,7 +22,7 @@ use std::time::Duration;
 use frr_k8s::frr::control::{ControlError, FrrControl};
 use frr_k8s::frr::originated::{self, Originated};
 use frr_k8s::metrics::FrrMetrics;
-use frr_k8s::node::{NodeSettings, PodRef};
+use frr_k8s::node::{LocalConfig, NodeSettings, PodRef};
 use ipnet::IpNet;
 use kube::api::{Api, ListParams};
 use kube::Client;
@@ -156,7 +156,7 @@ pub struct FrrComponent<C> {
 /// `withdraw_wait` for FRR to apply the withdrawal.
 pub async fn run<C>(
     client: Client,
-    speaker: shell::Settings,
+    mut speaker: shell::Settings,
     frr: Option<FrrComponent<C>>,
     readiness: Readiness,
     metrics: Arc<SpeakerMetrics>,
@@ -180,8 +180,12 @@ where
     let (observer, mut frr_task) = match frr {
         Some(c) => {
             let observed = ObservedFrr::new(c.control);
+            // the speaker hands its configuration over in process (it still writes the
+            // object, for visibility and for other readers)
+            let local = LocalConfig::new();
+            speaker.frr_handoff = Some(local.clone());
             let task = tokio::spawn(
-                frr_k8s::node::run_in_pod(
+                frr_k8s::node::run_in_pod_with_local(
                     client.clone(),
                     c.settings,
                     pod,
@@ -189,6 +193,7 @@ where
                     readiness.clone(),
                     c.metrics,
                     frr_stop.clone(),
+                    local,
                 )
                 .instrument(info_span!("frr-k8s")),
             );

@@ -67,6 +67,19 @@ struct Args {
     #[arg(long, env = "METALLB_SHUTDOWN_WITHDRAW_MS", default_value_t = 5000)]
     shutdown_withdraw_ms: u64,
 
+    /// With the embedded frr-k8s (it takes this node's configuration in process): the
+    /// shortest time between two writes of the metallb-<node> FRRConfiguration while
+    /// changes keep coming, in milliseconds. A lone change is written at once; during a
+    /// burst (1,000 Services created) the object, which then only shows what FRR already
+    /// has, is rewritten at this pace instead of back to back. 0: write every change. With
+    /// --external-frr-k8s every change is written at once (frr-k8s reads the object).
+    #[arg(
+        long,
+        env = "METALLB_FRR_CONFIG_WRITE_INTERVAL_MS",
+        default_value_t = 1000
+    )]
+    frr_config_write_interval_ms: u64,
+
     /// Interfaces never answered on in L2 mode: regular expressions, repeatable or
     /// comma-separated (default: upstream's metallb-excludel2 list: container, overlay and
     /// virtual devices, loopback).
@@ -134,6 +147,7 @@ impl Args {
             external_frr_k8s,
             shutdown_withdraw_ms,
             withdraw_on_shutdown,
+            frr_config_write_interval_ms,
             l2_exclude_interfaces,
             l2_exclude_file,
             l2_netns,
@@ -162,6 +176,7 @@ impl Args {
         };
         settings.pod_name = pod_name;
         settings.withdraw_on_shutdown = withdraw_on_shutdown;
+        settings.frr_write_interval = Duration::from_millis(frr_config_write_interval_ms);
         settings.speaker_pods = Some(speaker_pod_selector).filter(|s| !s.is_empty());
         settings.members = members.settings(&node_name, l2_netns.clone())?;
         settings.l2 = (!disable_l2).then(|| responder::Settings {

@@ -56,6 +56,27 @@ impl FrrControl for FakeFrr {
     }
 }
 
+/// The embedded component on `fake`, without verification.
+fn frr_component(fake: &FakeFrr, metrics: Arc<FrrMetrics>) -> FrrComponent<FakeFrr> {
+    FrrComponent {
+        settings: NodeSettings {
+            node_name: NODE.into(),
+            namespace: NS.into(),
+            render: RenderOptions::default(),
+            poll_interval: Duration::from_millis(100),
+            write_status: true,
+            persist_versions: true,
+            apply: ApplyOptions {
+                verify: false,
+                dry_run: false,
+                ..ApplyOptions::default()
+            },
+        },
+        control: fake.clone(),
+        metrics,
+    }
+}
+
 /// How long the process waits on SIGTERM for FRR to apply the withdrawal: generous, it
 /// returns as soon as FRR has.
 const WITHDRAW_WAIT: Duration = Duration::from_secs(60);
@@ -89,23 +110,7 @@ async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
     let task = tokio::spawn(allinone::run(
         client.clone(),
         settings,
-        Some(FrrComponent {
-            settings: NodeSettings {
-                node_name: NODE.into(),
-                namespace: NS.into(),
-                render: RenderOptions::default(),
-                poll_interval: Duration::from_millis(100),
-                write_status: true,
-                persist_versions: true,
-                apply: ApplyOptions {
-                    verify: false,
-                    dry_run: false,
-                    ..ApplyOptions::default()
-                },
-            },
-            control: fake.clone(),
-            metrics: frr_metrics,
-        }),
+        Some(frr_component(&fake, frr_metrics)),
         readiness.clone(),
         metrics,
         stop.clone(),
@@ -188,4 +193,117 @@ async fn speaker_and_embedded_frr_k8s_share_frr_with_a_user() {
         .expect("withdrawn in FRR");
     assert!(removed + 3 == added || removed > added, "{t}");
     assert!(t.contains("172.18.0.1"), "the session stays");
+}
+
+/// The speaker hands its configuration to the embedded frr-k8s in process: a new Service
+/// reaches FRR while every write of `metallb-node-1` fails, and the object catches up once
+/// writes work again. During a burst the object is written at `frr_write_interval`, not
+/// once per change.
+#[tokio::test]
+async fn the_embedded_frr_k8s_takes_the_speakers_configuration_in_process() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let api = metallb_testkit::start().await.expect("api");
+    base_config(&api.client()).await;
+    lb_service(&api.client(), "web", "192.168.10.1", false, None).await;
+    slice(&api.client(), "web", &["node-2"]).await;
+    // updates of metallb-node-1 fail while `broken` is set
+    let broken = Arc::new(AtomicBool::new(false));
+    let b = broken.clone();
+    let own = format!("/apis/frrk8s.metallb.io/v1beta1/namespaces/{NS}/frrconfigurations/{OBJ}");
+    let client = api.in_process_client(Arc::new(move |method, path| {
+        (b.load(Ordering::SeqCst) && *method == http::Method::PUT && path == own)
+            .then_some(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }));
+
+    let fake = FakeFrr::default();
+    let stop = CancellationToken::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = SpeakerMetrics::register(&mut registry);
+    let writes = {
+        let m = metrics.clone();
+        move || m.frrconfiguration_writes_total.get()
+    };
+    let frr_metrics = FrrMetrics::register(&mut registry);
+    let mut settings = Settings::new(NODE, NS, NS);
+    const INTERVAL: Duration = Duration::from_secs(4);
+    settings.frr_write_interval = INTERVAL;
+    let task = tokio::spawn(allinone::run(
+        client.clone(),
+        settings,
+        Some(frr_component(&fake, frr_metrics)),
+        Readiness::default(),
+        metrics,
+        stop.clone(),
+        WITHDRAW_WAIT,
+    ));
+    let f = fake.clone();
+    let in_frr = move |prefix: &'static str| {
+        let f = f.clone();
+        move || {
+            let t = f.text();
+            async move { t.contains(&format!("network {prefix}")) }
+        }
+    };
+    let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), NS);
+    let in_object = |prefix: &'static str| {
+        let api = frr_api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                let o = api.get(OBJ).await.expect("get");
+                serde_json::to_string(&o.spec).unwrap().contains(prefix)
+            }
+        }
+    };
+    eventually("the first Service in FRR", in_frr("192.168.10.1/32")).await;
+    eventually(
+        "the first Service in the object",
+        in_object("192.168.10.1/32"),
+    )
+    .await;
+
+    // every update of the object fails: the change reaches FRR all the same
+    broken.store(true, Ordering::SeqCst);
+    lb_service(&client, "api", "192.168.10.2", false, None).await;
+    slice(&client, "api", &["node-2"]).await;
+    eventually("the second Service in FRR", in_frr("192.168.10.2/32")).await;
+    assert!(
+        !in_object("192.168.10.2/32")().await,
+        "the object was written although every update failed"
+    );
+    broken.store(false, Ordering::SeqCst);
+    eventually("the object catches up", in_object("192.168.10.2/32")).await;
+
+    // a burst, right after a write: FRR has every Service at once; the object follows
+    // in one write when the interval is over
+    let before = writes();
+    let burst_started = Instant::now();
+    for i in 3..8 {
+        let name = format!("burst{i}");
+        lb_service(&client, &name, &format!("192.168.10.{i}"), false, None).await;
+        slice(&client, &name, &["node-2"]).await;
+    }
+    eventually(
+        "every Service of the burst in FRR",
+        in_frr("192.168.10.7/32"),
+    )
+    .await;
+    let burst_took = burst_started.elapsed();
+    eventually("the object has the burst", in_object("192.168.10.7/32")).await;
+    let burst_writes = writes() - before;
+    if burst_took < INTERVAL {
+        // the burst came within one interval of the catch-up write: one write, at its end
+        assert_eq!(burst_writes, 1, "writes during a burst of 5 Services");
+    }
+    assert!(
+        burst_writes <= 2,
+        "{burst_writes} writes for a burst of 5 Services"
+    );
+    let t = fake.text();
+    for i in 3..8 {
+        assert!(t.contains(&format!("network 192.168.10.{i}/32")), "{t}");
+    }
+
+    stop.cancel();
+    task.await.expect("join").expect("run");
 }

@@ -17,6 +17,12 @@
 //! The FRRConfiguration watch starts once the Node has been listed, so that the initial
 //! list (thousands of objects on a big cluster) is stubbed as it arrives rather than kept
 //! whole.
+//!
+//! One object can also arrive in process ([`NodeIndex::set_local`]): the all-in-one
+//! speaker's own `metallb-<node>`, handed over the moment it is decided. It stands for the
+//! watched object of the same name, which only lags it (the speaker still writes it, for
+//! visibility, at its own pace): from the first hand-over on, the watched copy is neither
+//! kept nor read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -39,6 +45,8 @@ pub const CONFIGS: &str = "frrconfigurations";
 pub struct NodeIndex {
     node: Option<Node>,
     configs: BTreeMap<ObjKey, Arc<FRRConfiguration>>,
+    /// The object handed over in process, which replaces the watched one of its name.
+    local: Option<(ObjKey, Arc<FRRConfiguration>)>,
     /// Starts (first notification) and restarts the FRRConfiguration watch.
     relist: Arc<Notify>,
     added: HashSet<&'static str>,
@@ -51,6 +59,7 @@ impl NodeIndex {
         NodeIndex {
             node: None,
             configs: BTreeMap::new(),
+            local: None,
             relist,
             added: HashSet::new(),
             listed: HashSet::new(),
@@ -80,16 +89,44 @@ impl NodeIndex {
         })
     }
 
-    /// Every FRRConfiguration, stubs included, in name order.
+    /// Every FRRConfiguration, stubs included, in name order (the one handed over in
+    /// process in place of its watched copy).
     pub fn configs(&self) -> Vec<Arc<FRRConfiguration>> {
-        self.configs.values().cloned().collect()
+        let mut all: Vec<Arc<FRRConfiguration>> = Vec::with_capacity(self.configs.len() + 1);
+        let mut local = self.local.as_ref();
+        for (k, c) in &self.configs {
+            // (the watched copy of the local object is not kept: keys never tie)
+            if let Some((_, l)) = local.filter(|(lk, _)| lk < k) {
+                all.push(l.clone());
+                local = None;
+            }
+            all.push(c.clone());
+        }
+        all.extend(local.map(|(_, l)| l.clone()));
+        all
     }
 
     /// The FRRConfiguration `namespace/name`.
     pub fn config(&self, namespace: &str, name: &str) -> Option<Arc<FRRConfiguration>> {
-        (self.configs)
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()
+        let key = (namespace.to_string(), name.to_string());
+        match &self.local {
+            Some((k, l)) if *k == key => Some(l.clone()),
+            _ => self.configs.get(&key).cloned(),
+        }
+    }
+
+    /// Take `cfg` in place of the watched object of its name, now and from then on (the
+    /// all-in-one speaker's own object, handed over in process). Its `uid` and
+    /// `generation` must identify its versions as the watched object's would: the version
+    /// engine ([`crate::versions`]) keeps the version in effect by them.
+    pub fn set_local(&mut self, cfg: FRRConfiguration) {
+        let key = obj_key(&cfg);
+        self.configs.remove(&key);
+        self.local = Some((key, Arc::new(cfg)));
+    }
+
+    fn is_local(&self, key: &ObjKey) -> bool {
+        self.local.as_ref().is_some_and(|(k, _)| k == key)
     }
 
     /// `namespace/name` of a stub the node's labels select: its full object is being
@@ -148,10 +185,15 @@ impl Index<Node> for NodeIndex {
 
 impl Index<FRRConfiguration> for NodeIndex {
     fn apply(&mut self, mut cfg: FRRConfiguration) {
+        let key = obj_key(&cfg);
+        if self.is_local(&key) {
+            // the echo of what was handed over (or older): the local object stands
+            return;
+        }
         if !stub::stub_unless_selected(&mut cfg, self.labels()) {
             super::slim(&mut cfg);
         }
-        self.configs.insert(obj_key(&cfg), Arc::new(cfg));
+        self.configs.insert(key, Arc::new(cfg));
     }
     fn delete(&mut self, cfg: FRRConfiguration) {
         self.configs.remove(&obj_key(&cfg));
@@ -242,6 +284,62 @@ mod tests {
         assert!(!stub::is_stub(&idx.config("ns", "rack-a").unwrap()));
         assert!(stub::is_stub(&idx.config("ns", "rack-b").unwrap()));
         assert!(!relist_requested(&relist));
+    }
+
+    #[test]
+    fn an_object_handed_over_in_process_stands_for_its_watched_copy() {
+        let mut idx = NodeIndex::new(Arc::new(Notify::new()));
+        idx.apply(config("a", json!({})));
+        idx.apply(config("metallb-node-1", json!({})));
+        idx.apply(config("z", json!({})));
+        let names = |idx: &NodeIndex| -> Vec<(String, u32)> {
+            (idx.configs().iter())
+                .map(|c| {
+                    let asn = c.spec.bgp.as_ref().unwrap().routers[0].asn;
+                    (c.metadata.name.clone().unwrap(), asn)
+                })
+                .collect()
+        };
+        let mut local = config("metallb-node-1", json!({}));
+        local.spec.bgp.as_mut().unwrap().routers[0].asn = 65001;
+        idx.set_local(local);
+        let want = vec![
+            ("a".to_string(), 64512),
+            ("metallb-node-1".to_string(), 65001),
+            ("z".to_string(), 64512),
+        ];
+        assert_eq!(
+            names(&idx),
+            want,
+            "in name order, the local object in its place"
+        );
+        // the watch's late echo (or any write of the object) does not replace it
+        idx.apply(config("metallb-node-1", json!({})));
+        assert_eq!(names(&idx), want);
+        assert_eq!(
+            idx.config("ns", "metallb-node-1")
+                .unwrap()
+                .spec
+                .bgp
+                .as_ref()
+                .unwrap()
+                .routers[0]
+                .asn,
+            65001
+        );
+        // nor does its deletion, or a list without it
+        idx.delete(config("metallb-node-1", json!({})));
+        Index::<FRRConfiguration>::reset(
+            &mut idx,
+            &HashSet::from([obj_key(&config("a", json!({})))]),
+        );
+        assert_eq!(
+            names(&idx),
+            vec![
+                ("a".to_string(), 64512),
+                ("metallb-node-1".to_string(), 65001)
+            ]
+        );
     }
 
     #[test]

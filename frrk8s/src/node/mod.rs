@@ -218,11 +218,75 @@ pub async fn run_in_pod<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
-    let index = Arc::new(Mutex::new(NodeIndex::new(Arc::new(Notify::new()))));
-    run_full(
-        client, settings, pod, control, readiness, metrics, shutdown, index,
+    run_in_pod_with_local(
+        client,
+        settings,
+        pod,
+        control,
+        readiness,
+        metrics,
+        shutdown,
+        LocalConfig::new(),
     )
     .await
+}
+
+/// [`run_in_pod`], taking FRRConfigurations handed over through `local` as well (the
+/// all-in-one speaker hands over its own `metallb-<node>` the moment it decides it, rather
+/// than through a write and the watch's echo of it).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_in_pod_with_local<C>(
+    client: Client,
+    settings: NodeSettings,
+    pod: Option<PodRef>,
+    control: C,
+    readiness: Readiness,
+    metrics: Arc<FrrMetrics>,
+    shutdown: CancellationToken,
+    local: LocalConfig,
+) -> anyhow::Result<()>
+where
+    C: FrrControl + Clone + Send + Sync + 'static,
+{
+    run_full(
+        client,
+        settings,
+        pod,
+        control,
+        readiness,
+        metrics,
+        shutdown,
+        local.index,
+        local.wake,
+    )
+    .await
+}
+
+/// The hand-over of FRRConfigurations in process into a node component
+/// ([`run_in_pod_with_local`]).
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    index: Arc<Mutex<NodeIndex>>,
+    /// The component's compute loop.
+    wake: Arc<Notify>,
+}
+
+impl LocalConfig {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        LocalConfig {
+            index: Arc::new(Mutex::new(NodeIndex::new(Arc::new(Notify::new())))),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Take `cfg` in place of the watched object of its name from now on (see
+    /// [`NodeIndex::set_local`] for what its `uid` and `generation` must be), and compute
+    /// at once.
+    pub fn hand_over(&self, cfg: FRRConfiguration) {
+        lock(&self.index).set_local(cfg);
+        self.wake.notify_one();
+    }
 }
 
 /// [`run`] into the index the caller made (tests keep it to see what the component
@@ -242,7 +306,15 @@ where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
     run_full(
-        client, settings, None, control, readiness, metrics, shutdown, index,
+        client,
+        settings,
+        None,
+        control,
+        readiness,
+        metrics,
+        shutdown,
+        index,
+        Arc::new(Notify::new()),
     )
     .await
 }
@@ -257,11 +329,11 @@ async fn run_full<C>(
     metrics: Arc<FrrMetrics>,
     shutdown: CancellationToken,
     index: Arc<Mutex<NodeIndex>>,
+    trigger: Arc<Notify>,
 ) -> anyhow::Result<()>
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
-    let trigger = Arc::new(Notify::new());
     // Every watch, the FRR worker and the status writers: one that ends stops the
     // component with an error naming it (the process exits and is restarted) rather than
     // leaving FRR driven from a frozen store.

@@ -3,6 +3,16 @@
 //! [`FrrWriter::plan`] decides from the index alone; `sync` does the one write and records
 //! its response in the index (so the watch's echo of it is recognised), then the kept
 //! versions are persisted.
+//!
+//! With the embedded frr-k8s component ([`Handoff`]), each new desired configuration is
+//! handed to it in process first, the moment it is decided: the write is then for
+//! visibility and for other readers, off the path to FRR, and while changes keep coming it
+//! is made at most once per [`Handoff::interval`] (a lone change is still written at
+//! once). A burst of 1,000 Services would otherwise rewrite a growing object back to back,
+//! each version stored by etcd, for nothing FRR needs.
+
+use frr_k8s::node::LocalConfig;
+use tokio::time::Instant;
 
 use super::*;
 
@@ -86,6 +96,80 @@ pub(super) struct FrrWriter {
     /// Where the kept versions are persisted, and what was last persisted.
     pub(super) memo: Option<Memo>,
     pub(super) kept_saved: Vec<KeptVersion>,
+    pub(super) handoff: Option<Handoff>,
+    /// When a write held back by [`Handoff::interval`] is due.
+    pub(super) deferred: Option<Instant>,
+}
+
+/// The embedded frr-k8s component's in-process input.
+pub(super) struct Handoff {
+    pub(super) local: LocalConfig,
+    /// Shortest time between two writes while changes keep coming.
+    pub(super) interval: Duration,
+    /// The desired generation handed over last (0: the withdrawn form).
+    handed: Option<u64>,
+    /// Hand-overs so far.
+    count: i64,
+    /// When the last write completed.
+    last_write: Option<Instant>,
+}
+
+impl Handoff {
+    pub(super) fn new(local: LocalConfig, interval: Duration) -> Self {
+        Handoff {
+            local,
+            interval,
+            handed: None,
+            count: 0,
+            last_write: None,
+        }
+    }
+
+    /// Hand `desired` (of desired `generation`) over unless it was the last one handed.
+    /// `obs` is the object in the cluster: the handed version carries its uid and
+    /// creation time, so that frr-k8s's version engine sees a new version of the same
+    /// object, and its generation plus the hand-overs so far, so that every handed version
+    /// has a generation of its own, above every earlier one (both only grow).
+    fn hand_over(
+        &mut self,
+        name: &str,
+        obs: &ObjectMeta,
+        desired: &FRRConfiguration,
+        generation: u64,
+        differs: bool,
+    ) {
+        // Until the first change, the object in the cluster is what frr-k8s reads.
+        let due = match self.handed {
+            None => differs,
+            Some(g) => g != generation,
+        };
+        if !due {
+            return;
+        }
+        self.count += 1;
+        let metadata = ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: obs.namespace.clone(),
+            uid: obs.uid.clone(),
+            creation_timestamp: obs.creation_timestamp.clone(),
+            generation: Some(obs.generation.unwrap_or(0) + self.count),
+            labels: desired.metadata.labels.clone(),
+            ..ObjectMeta::default()
+        };
+        self.local.hand_over(FRRConfiguration {
+            metadata,
+            spec: desired.spec.clone(),
+            status: None,
+        });
+        self.handed = Some(generation);
+        debug!(generation, "desired FRRConfiguration handed to frr-k8s");
+    }
+
+    /// When the next write may be made, if not now.
+    fn hold_until(&self, now: Instant) -> Option<Instant> {
+        let t = self.last_write? + self.interval;
+        (t > now).then_some(t)
+    }
 }
 
 impl FrrWriter {
@@ -108,7 +192,25 @@ impl FrrWriter {
         } else {
             (Cow::Borrowed(built), generation)
         };
-        if !frr.differs_from(&desired.spec, generation) {
+        let differs = frr.differs_from(&desired.spec, generation);
+        // The object exists (its uid is known): frr-k8s takes the change from here.
+        // Before that, the first write creates it and frr-k8s reads it from the watch.
+        let handed = match (self.handoff.as_mut(), frr.obj.as_ref()) {
+            (Some(h), Some(obs)) => {
+                h.hand_over(&self.name, &obs.metadata, &desired, generation, differs);
+                Some(h)
+            }
+            _ => None,
+        };
+        if !differs {
+            return None;
+        }
+        // Withdrawing (the shutdown's last write) is never held back.
+        if let Some(until) = handed
+            .filter(|_| !withdraw)
+            .and_then(|h| h.hold_until(Instant::now()))
+        {
+            self.deferred = Some(until);
             return None;
         }
         let write = match &frr.obj {
@@ -194,6 +296,9 @@ impl FrrWriter {
                     "FRRConfiguration written"
                 );
                 self.metrics.frrconfiguration_writes_total.inc();
+                if let Some(h) = self.handoff.as_mut() {
+                    h.last_write = Some(Instant::now());
+                }
                 lock(&self.shared)
                     .frr
                     .record_write(written.metadata, written.status, generation);

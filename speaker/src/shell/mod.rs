@@ -123,6 +123,13 @@ pub struct Settings {
     /// Run the membership agent (`crate::members`): an abrupt loss of a node's speaker
     /// moves its L2 IPs in about a second. `None`: liveness from the API alone.
     pub members: Option<members::agent::Settings>,
+    /// The embedded frr-k8s component's in-process input: each new desired configuration
+    /// is handed to it before `metallb-<node>` is written. `None`: frr-k8s runs elsewhere
+    /// and reads the object, so every change is written at once.
+    pub frr_handoff: Option<frr_k8s::node::LocalConfig>,
+    /// With `frr_handoff`: the shortest time between two writes of `metallb-<node>` while
+    /// changes keep coming (a lone change is written at once).
+    pub frr_write_interval: Duration,
 }
 
 impl Settings {
@@ -139,6 +146,8 @@ impl Settings {
             speaker_pods: None,
             l2: None,
             members: None,
+            frr_handoff: None,
+            frr_write_interval: Duration::from_secs(1),
         }
     }
 
@@ -360,16 +369,22 @@ pub async fn run(
         node: settings.node_name.as_str().into(),
         memo,
         kept_saved,
+        handoff: (settings.frr_handoff.clone())
+            .map(|l| frr_writer::Handoff::new(l, settings.frr_write_interval)),
+        deferred: None,
     };
     let span = info_span!("frr-writer", node = %settings.node_name);
     let failed = async {
         let mut backoff = backoff();
         loop {
+            let deferred = writer.deferred.take();
             tokio::select! {
                 // a writer that stops because of the shutdown is no failure
                 biased;
                 _ = shutdown.cancelled() => break None,
                 _ = frr_trigger.notified() => {}
+                // a write held back while changes keep coming (see `frr_writer`)
+                _ = tokio::time::sleep_until(deferred.unwrap_or_else(tokio::time::Instant::now)), if deferred.is_some() => {}
                 // A watch or a writer ended: the index or the status is frozen. Stop
                 // without touching FRR (the restarted process takes over from what is
                 // announced) and exit non-zero.
