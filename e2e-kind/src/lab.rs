@@ -264,6 +264,19 @@ impl ExtRouter {
         ))
     }
 
+    /// How many IPv4 routes of the router's kernel table have at least `nexthops` next
+    /// hops (one `ip` call, cheap at 10,000 routes where `show bgp ... json` takes
+    /// seconds); `None` without a namespace.
+    pub fn fib_v4_routes_via(&self, nexthops: usize) -> Option<usize> {
+        let ns = self.netns.as_ref()?;
+        let out = ns.ip(&["-4", "route", "show"]).unwrap_or_default();
+        Some(
+            route_blocks(&out)
+                .filter(|b| vias(b).len() >= nexthops)
+                .count(),
+        )
+    }
+
     /// Sum of `connectionsDropped` / `connectionsEstablished` over all neighbors.
     pub fn session_counters(&self) -> (u64, u64) {
         self.neighbors()
@@ -279,6 +292,21 @@ impl FrrQueries for ExtRouter {
             None => Pathspace(self.pathspace.clone()).query_json(cmd),
         }
     }
+}
+
+/// The routes of `ip route show` output, each with its indented `nexthop` lines.
+fn route_blocks(out: &str) -> impl Iterator<Item = String> + '_ {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in out.lines() {
+        match blocks.last_mut() {
+            Some(b) if line.starts_with(char::is_whitespace) => {
+                b.push('\n');
+                b.push_str(line);
+            }
+            _ => blocks.push(line.to_string()),
+        }
+    }
+    blocks.into_iter()
 }
 
 /// The `via` addresses of `ip route show` output, sorted and unique.
@@ -781,6 +809,15 @@ impl Lab {
         self.client.clone()
     }
 
+    /// Spawns a task on the lab's runtime (multi-threaded: it runs between calls too); it
+    /// ends with the lab.
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f);
+    }
+
     /// Runs a future on the lab's runtime.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
@@ -1267,11 +1304,24 @@ impl Lab {
         Ok(())
     }
 
-    /// Creates LoadBalancer Services `names` (Cluster traffic policy), each with an
+    /// Creates LoadBalancer Services `names` (Cluster traffic policy, no NodePorts: the
+    /// API server's NodePort range holds 2,768, and MetalLB needs none), each with an
     /// EndpointSlice of `endpoints`, `in_flight` at a time: what a deployment tool does, and
     /// ~30x faster than one after the other on the real API server.
     pub fn create_services_at_once(
         &self,
+        names: &[String],
+        endpoints: &[objects::Endpoint],
+        in_flight: usize,
+    ) -> anyhow::Result<()> {
+        self.create_typed_services_at_once("LoadBalancer", names, endpoints, in_flight)
+    }
+
+    /// [`Lab::create_services_at_once`] with Services of `service_type` (`ClusterIP`: what
+    /// the product does not act on, to measure the API server's own pace).
+    pub fn create_typed_services_at_once(
+        &self,
+        service_type: &str,
         names: &[String],
         endpoints: &[objects::Endpoint],
         in_flight: usize,
@@ -1287,8 +1337,18 @@ impl Lab {
                 .try_for_each_concurrent(in_flight.max(1), |name| {
                     let (services, slices) = (services.clone(), slices.clone());
                     async move {
-                        let svc: Service =
-                            serde_json::from_value(objects::lb_service(name, false))?;
+                        let mut svc = objects::lb_service(name, false);
+                        svc["spec"]["type"] = service_type.into();
+                        match service_type {
+                            "LoadBalancer" => {
+                                svc["spec"]["allocateLoadBalancerNodePorts"] = false.into()
+                            }
+                            _ => {
+                                let spec = svc["spec"].as_object_mut().expect("a spec");
+                                spec.remove("externalTrafficPolicy");
+                            }
+                        }
+                        let svc: Service = serde_json::from_value(svc)?;
                         let slice: EndpointSlice =
                             serde_json::from_value(objects::endpoint_slice(name, endpoints))?;
                         let pp = PostParams::default();
@@ -1641,5 +1701,23 @@ impl Drop for Lab {
         }
         // the rest (BIRD, external FRR, node FRRs, namespaces, temp dirs) drops in field
         // order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_of_ip_route_show_with_their_next_hops() {
+        let out = "198.18.0.1 nhid 12 proto bgp metric 20 \n\
+                   \tnexthop via 192.0.2.11 dev eth1 weight 1 \n\
+                   \tnexthop via 192.0.2.12 dev eth1 weight 1 \n\
+                   198.18.0.2 nhid 13 via 192.0.2.11 dev eth1 proto bgp metric 20 \n\
+                   192.0.2.0/24 dev eth1 proto kernel scope link src 192.0.2.1 \n";
+        let blocks: Vec<String> = route_blocks(out).collect();
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
+        let via: Vec<usize> = blocks.iter().map(|b| vias(b).len()).collect();
+        assert_eq!(via, vec![2, 1, 0]);
     }
 }
