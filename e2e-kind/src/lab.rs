@@ -953,6 +953,14 @@ impl Lab {
         self.check_processes()
     }
 
+    /// Name and PID of every running product process (controller, speakers).
+    pub fn product_pids(&self) -> Vec<(String, u32)> {
+        (self.controller.iter())
+            .chain(self.speakers.iter().flatten())
+            .filter_map(|m| Some((m.name().to_string(), m.pid()?)))
+            .collect()
+    }
+
     /// Fails when a product process has exited.
     pub fn check_processes(&mut self) -> anyhow::Result<()> {
         let mut dead = Vec::new();

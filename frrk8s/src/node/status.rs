@@ -165,7 +165,17 @@ async fn node_state_writer(
 ) {
     let params = WriteParams::new(FIELD_MANAGER);
     let mut backoff = backoff();
+    let mut last_write: Option<tokio::time::Instant> = None;
     loop {
+        // While FRR keeps changing, its running configuration is shown at most once per
+        // NODE_STATE_INTERVAL: at 1,000 prefixes the status is ~100 KB, and a burst of
+        // Services rewrote it once per FRR apply (1,164 writes for 1,000 Services).
+        if let Some(t) = last_write.map(|t| t + NODE_STATE_INTERVAL) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(t) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
         let desired = rx.borrow_and_update().to_api();
         let ops = {
             let st = lock(&index);
@@ -174,7 +184,7 @@ async fn node_state_writer(
                 false => Vec::new(),
             }
         };
-        let mut failed = None;
+        let (mut failed, mut wrote) = (None, false);
         for op in ops {
             let written = match op {
                 NodeStateOp::Create => {
@@ -197,6 +207,7 @@ async fn node_state_writer(
             };
             match written {
                 Ok(o) => {
+                    wrote = true;
                     metrics.k8s_client_updates_total.inc();
                     if let Some(o) = o {
                         lock(&index).wrote(o);
@@ -209,8 +220,15 @@ async fn node_state_writer(
             }
         }
         match failed {
-            None => backoff.reset(),
+            None => {
+                backoff.reset();
+                if wrote {
+                    last_write = Some(tokio::time::Instant::now());
+                }
+            }
             Some(e) => {
+                // the backoff spaces the attempts (not this interval too)
+                last_write = None;
                 metrics.k8s_client_update_errors_total.inc();
                 let wait = backoff.failed();
                 warn!(node = %node, error = %e, retry_in_ms = wait.as_millis() as u64, "writing FRRNodeState failed");
@@ -228,6 +246,10 @@ async fn node_state_writer(
         }
     }
 }
+
+/// Shortest time between two writes of the FRRNodeState (a change after a calm is written
+/// at once: the wait is over by then).
+pub const NODE_STATE_INTERVAL: Duration = Duration::from_secs(1);
 
 // ===== BGPSessionState =====
 

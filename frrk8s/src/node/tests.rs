@@ -938,75 +938,162 @@ async fn a_slow_status_poll_does_not_delay_an_apply() {
     poller.await.unwrap().unwrap();
 }
 
-/// On a paused clock, through a client served in process: a failed status write waits out
-/// its whole backoff (500 ms, doubling), even when the status changes meanwhile, then
-/// writes the latest status.
-#[tokio::test(start_paused = true)]
-async fn a_failed_status_write_waits_out_its_backoff() {
-    use http::{Method, StatusCode};
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    let api = metallb_testkit::start().await.unwrap();
-    let failing = Arc::new(AtomicBool::new(true));
-    let attempts = Arc::new(Mutex::new(Vec::<tokio::time::Instant>::new()));
-    let fault: metallb_testkit::Fault = {
-        let (failing, attempts) = (failing.clone(), attempts.clone());
-        Arc::new(move |method: &Method, path: &str| {
-            if method == Method::PATCH && path.ends_with("/frrnodestates/node-1/status") {
-                attempts.lock().unwrap().push(tokio::time::Instant::now());
-                if failing.load(SeqCst) {
-                    return Some(StatusCode::INTERNAL_SERVER_ERROR);
+/// The FRRNodeState writer of node-1, through a client served in process (so that the
+/// clock can be paused), with every status PATCH attempt timed; the PATCHes fail while
+/// `failing` is set.
+struct NodeStateHarness {
+    _api: metallb_testkit::TestApi,
+    tx: watch::Sender<NodeStatus>,
+    attempts: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    client: kube::Client,
+    stop: CancellationToken,
+    tasks: metallb_runtime::Tasks,
+}
+
+impl NodeStateHarness {
+    async fn start(failing: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        use http::{Method, StatusCode};
+        use std::sync::atomic::Ordering::SeqCst;
+        let api = metallb_testkit::start().await.unwrap();
+        let attempts = Arc::new(Mutex::new(Vec::<tokio::time::Instant>::new()));
+        let fault: metallb_testkit::Fault = {
+            let attempts = attempts.clone();
+            Arc::new(move |method: &Method, path: &str| {
+                if method == Method::PATCH && path.ends_with("/frrnodestates/node-1/status") {
+                    attempts.lock().unwrap().push(tokio::time::Instant::now());
+                    if failing.load(SeqCst) {
+                        return Some(StatusCode::INTERNAL_SERVER_ERROR);
+                    }
                 }
-            }
-            None
-        })
-    };
-    let client = api.in_process_client(fault);
-    let (tx, rx) = watch::channel(NodeStatus::default());
-    let mut registry = Registry::default();
-    let metrics = FrrMetrics::register(&mut registry);
-    let mut tasks = metallb_runtime::Tasks::new();
-    let stop = CancellationToken::new();
-    status::spawn_node_state_writer(
-        &mut tasks,
-        &Readiness::default(),
-        client.clone(),
-        "node-1".into(),
-        rx,
-        metrics,
-        stop.clone(),
-    );
-    tx.send_modify(|s| {
-        s.set_conversion("success");
-    });
-    let tried = |n: usize| {
-        let attempts = attempts.clone();
-        move || {
+                None
+            })
+        };
+        let client = api.in_process_client(fault);
+        let (tx, rx) = watch::channel(NodeStatus::default());
+        let mut registry = Registry::default();
+        let metrics = FrrMetrics::register(&mut registry);
+        let mut tasks = metallb_runtime::Tasks::new();
+        let stop = CancellationToken::new();
+        status::spawn_node_state_writer(
+            &mut tasks,
+            &Readiness::default(),
+            client.clone(),
+            "node-1".into(),
+            rx,
+            metrics,
+            stop.clone(),
+        );
+        NodeStateHarness {
+            _api: api,
+            tx,
+            attempts,
+            client,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Waits until `n` status writes were attempted.
+    async fn attempted(&self, what: &str, n: usize) {
+        let attempts = self.attempts.clone();
+        eventually(what, move || {
             let attempts = attempts.clone();
             async move { attempts.lock().unwrap().len() >= n }
-        }
-    };
-    eventually("two failed attempts", tried(2)).await;
+        })
+        .await;
+    }
+
+    /// Waits until the stored status shows `result`.
+    async fn shows(&self, result: &str) {
+        let states: Api<FRRNodeState> = Api::all(self.client.clone());
+        eventually("the latest status written", || async {
+            states
+                .get_opt("node-1")
+                .await
+                .unwrap()
+                .and_then(|o| o.status)
+                .and_then(|s| s.last_conversion_result)
+                .as_deref()
+                == Some(result)
+        })
+        .await;
+    }
+
+    /// Milliseconds between consecutive attempts.
+    fn gaps(&self) -> Vec<u128> {
+        let at = self.attempts.lock().unwrap().clone();
+        at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
+    }
+
+    async fn stop(mut self) {
+        self.stop.cancel();
+        self.tasks.shutdown(TIMEOUT).await.unwrap();
+    }
+}
+
+/// On a paused clock: a failed status write waits out its whole backoff (500 ms,
+/// doubling), even when the status changes meanwhile, then writes the latest status.
+#[tokio::test(start_paused = true)]
+async fn a_failed_status_write_waits_out_its_backoff() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let failing = Arc::new(AtomicBool::new(true));
+    let h = NodeStateHarness::start(failing.clone()).await;
+    h.tx.send_modify(|s| {
+        s.set_conversion("success");
+    });
+    h.attempted("two failed attempts", 2).await;
     // news meanwhile: no attempt before the backoff ends
-    tx.send_modify(|s| {
+    h.tx.send_modify(|s| {
         s.set_conversion("failed: something");
     });
-    eventually("four failed attempts", tried(4)).await;
+    h.attempted("four failed attempts", 4).await;
     failing.store(false, SeqCst);
-    let states: Api<FRRNodeState> = Api::all(client.clone());
-    eventually("the latest status written", || async {
-        states
-            .get_opt("node-1")
-            .await
-            .unwrap()
-            .and_then(|o| o.status)
-            .and_then(|s| s.last_conversion_result)
-            .as_deref()
-            == Some("failed: something")
-    })
-    .await;
-    let at = attempts.lock().unwrap().clone();
-    let gaps: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    h.shows("failed: something").await;
+    let gaps = h.gaps();
     assert_eq!(&gaps[..4], [500, 1000, 2000, 4000], "attempts at {gaps:?}");
-    stop.cancel();
-    tasks.shutdown(TIMEOUT).await.unwrap();
+    h.stop().await;
+}
+
+/// On a paused clock: while the status keeps changing (a burst of FRR applies), it is
+/// written at most once per NODE_STATE_INTERVAL, the latest each time; a change after a
+/// calm is written at once.
+#[tokio::test(start_paused = true)]
+async fn the_node_state_is_written_at_its_pace_during_a_burst() {
+    use std::sync::atomic::AtomicBool;
+    let h = NodeStateHarness::start(Arc::new(AtomicBool::new(false))).await;
+    h.tx.send_modify(|s| {
+        s.set_conversion("first");
+    });
+    h.shows("first").await;
+    // 20 changes 100 ms apart: 2 s of changes
+    for i in 0..20 {
+        h.tx.send_modify(|s| {
+            s.set_conversion(&format!("burst {i}"));
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.shows("burst 19").await;
+    let burst = h.gaps();
+    assert!(
+        burst
+            .iter()
+            .all(|g| *g >= status::NODE_STATE_INTERVAL.as_millis()),
+        "writes closer than the interval: {burst:?}"
+    );
+    assert!(
+        burst.len() <= 3,
+        "{} writes for 20 changes in 2 s",
+        burst.len()
+    );
+    // a calm, then one change: written at once
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = h.attempts.lock().unwrap().len();
+    let t = tokio::time::Instant::now();
+    h.tx.send_modify(|s| {
+        s.set_conversion("after a calm");
+    });
+    h.shows("after a calm").await;
+    let at = h.attempts.lock().unwrap()[before];
+    assert!(at - t < Duration::from_millis(50), "{:?}", at - t);
+    h.stop().await;
 }
