@@ -145,6 +145,11 @@ pub struct LabOptions {
     /// Which FRR the external router runs: `E2E_FRR_EXT`, else `NETLAB_FRR`, else the
     /// host's. Different from `frr_nodes` for the mixed pairs (node on 10, router on 8.4).
     pub frr_ext: FrrBuild,
+    /// The test provokes FRR rejections or repairs on purpose. Otherwise the lab fails a
+    /// test after which a node's FRR driver logged that FRR rejected a batch, or that the
+    /// read-back after an apply needed a repair ([`Lab::frr_trouble`]): a scenario can
+    /// reach its routes through the fallback and still hide a driver fault.
+    pub frr_trouble_expected: bool,
 }
 
 impl LabOptions {
@@ -161,6 +166,7 @@ impl LabOptions {
             api: ApiKind::auto(),
             frr_nodes: frr_build_from_env("E2E_FRR_NODES"),
             frr_ext: frr_build_from_env("E2E_FRR_EXT"),
+            frr_trouble_expected: false,
         }
     }
 }
@@ -1065,6 +1071,25 @@ impl Lab {
     }
 
     /// Prints the tail of every log (processes, external FRR, BIRD).
+    /// Lines of the product processes' logs (speakers, frr-k8s) saying that FRR rejected
+    /// a batch or that a read-back after an apply (at once or deferred) needed a repair,
+    /// each with its process.
+    pub fn frr_trouble(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in self.speakers.iter().flatten() {
+            let text = std::fs::read_to_string(m.log_path()).unwrap_or_default();
+            for line in text.lines().map(strip_ansi) {
+                if line.contains("repaired=true")
+                    || line.contains("FRR rejected the configuration")
+                    || line.contains("still differs from the applied one")
+                {
+                    out.push(format!("{}: {line}", m.name()));
+                }
+            }
+        }
+        out
+    }
+
     pub fn dump_logs(&self, lines: usize) {
         eprintln!(
             "===== e2e lab {:?}: logs in {} =====",
@@ -1687,9 +1712,14 @@ fn ident(obj: &Value) -> anyhow::Result<(String, String, Option<String>, String)
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let panicking = std::thread::panicking();
+        if panicking {
             self.dump_logs(80);
         }
+        let trouble = match panicking || self.opts.frr_trouble_expected {
+            true => Vec::new(),
+            false => self.frr_trouble(),
+        };
         // kept on request, passed or failed (timelines: every process logs with timestamps)
         if std::env::var_os("E2E_KEEP_LOGS").is_some() {
             self.logs.disable_cleanup(true);
@@ -1708,13 +1738,44 @@ impl Drop for Lab {
             _ => {}
         }
         // the rest (BIRD, external FRR, node FRRs, namespaces, temp dirs) drops in field
-        // order
+        // order, also when this panics
+        assert!(
+            trouble.is_empty(),
+            "e2e lab {:?}: FRR rejected a batch or an apply needed a repair:\n{}",
+            self.opts.name,
+            trouble.join("\n")
+        );
     }
+}
+
+/// `line` without terminal colour codes (the product logs with them when asked).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, up to a final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_codes_are_stripped() {
+        let line = "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m applied \u{1b}[3mrepaired\u{1b}[0m\u{1b}[2m=\u{1b}[0mtrue";
+        assert_eq!(strip_ansi(line), "2026  INFO applied repaired=true");
+    }
 
     #[test]
     fn routes_of_ip_route_show_with_their_next_hops() {

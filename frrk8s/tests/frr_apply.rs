@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use frr_k8s::frr::status::parse_bgp_neighbors;
 use frr_k8s::frr::{
-    diff, normalize_with, Applier, ApplyError, BgpNeighborStatus, FrrConfig, FrrDefaults, Vtysh,
+    diff, normalize_with, Applier, ApplyError, BgpNeighborStatus, FrrConfig, FrrControl,
+    FrrDefaults, Vtysh,
 };
 use metallb_netlab::{require_root_and_frr, veth, wait_until, FrrInstance, Netns};
 
@@ -324,6 +325,15 @@ fn frr_changes_without_session_reset() {
     assert_running_matches(&lab.node, &render(&s));
 }
 
+/// Does the verification an apply deferred (`ApplyOptions::defer_direct_verification`),
+/// if any, and fails on a repair: the read-back is what proves the sockets' work.
+fn no_repair_pending<C: FrrControl>(a: &mut Applier<C>, what: &str) {
+    if let Some(v) = a.verify_pending() {
+        let v = v.unwrap_or_else(|e| panic!("{what}: the deferred verification failed: {e}"));
+        assert!(!v.repaired, "{what}: the sockets left a difference: {v:?}");
+    }
+}
+
 /// Small changes (a prefix, a community) go over the daemons' sockets (`frr::vty`), not
 /// through `vtysh -f`: FRR ends up running exactly the desired configuration (the applier's
 /// verification reads it back through vtysh: no repair), the peer gets the change, and a
@@ -352,6 +362,7 @@ fn frr_small_changes_go_over_the_daemons_sockets() {
             !r.repaired,
             "step {step}: the sockets left a difference: {r:?}"
         );
+        no_repair_pending(&mut a, &format!("step {step}"));
         times.push(r.apply_time);
         lab.wait_routes(&set(&s.prefixes), &format!("step {step} on ext"));
     }
@@ -361,12 +372,14 @@ fn frr_small_changes_go_over_the_daemons_sockets() {
     s.community = Some("64512:7");
     let r = a.apply(&render(&s)).unwrap();
     assert!(r.direct && !r.repaired, "{r:?}");
+    no_repair_pending(&mut a, "community set");
     lab.wait_ext_community(2, "64512:7", "community on ext");
 
     // and back: route-map entries renumbered (entered, emptied, removed)
     s.community = None;
     let r = a.apply(&render(&s)).unwrap();
     assert!(r.direct && !r.repaired, "{r:?}");
+    no_repair_pending(&mut a, "community removed");
     wait_until("community gone on ext", Duration::from_secs(20), || {
         lab.ext_path_attr(&pfx(2), "community").is_none()
     })

@@ -185,7 +185,8 @@ async fn fill(client: &Client, services: usize, nodes: usize) {
     eprintln!("  EndpointSlices: {:.1}s", t.elapsed().as_secs_f64());
 }
 
-fn proc_status(pid: u32) -> (u64, u64) {
+/// VmRSS, VmHWM, RssAnon (heap, stacks) and RssFile (the binary's pages), in kB.
+fn proc_status(pid: u32) -> (u64, u64, u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         s.lines()
@@ -194,7 +195,12 @@ fn proc_status(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -346,7 +352,7 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss, hwm) = proc_status(pid);
+    let (rss, hwm, anon, file) = proc_status(pid);
 
     // one change: a Service deleted → its prefix leaves the object
     let gone = format!("{}/32", ip_of(services / 2 + round));
@@ -374,7 +380,7 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let metrics = http_get(port, "/metrics").unwrap_or_default();
-    let (rss_after, hwm_after) = proc_status(pid);
+    let (rss_after, hwm_after, _, _) = proc_status(pid);
 
     // SIGTERM: withdraw and exit
     let t = Instant::now();
@@ -403,6 +409,11 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         "  VmRSS after sync                  {:>8.1} MiB (peak VmHWM {:.1} MiB)",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
+    );
+    println!(
+        "    of which anonymous (heap, stacks) {:>6.1} MiB, file-backed (the binary) {:.1} MiB",
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
     );
     println!(
         "  VmRSS after one change            {:>8.1} MiB (peak VmHWM {:.1} MiB)",

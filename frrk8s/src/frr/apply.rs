@@ -43,6 +43,12 @@ pub struct ApplyOptions {
     /// When to audit the neighbors' adj-out after a removal of `network` lines (see
     /// [`super::audit`]; default [`super::audit::ROUNDS`], empty disables).
     pub audit_rounds: Vec<Duration>,
+    /// A batch that went over the daemons' sockets, every line accepted, is verified
+    /// later ([`Applier::verify_pending`]) when the last verification is more recent than
+    /// this (default 1 s): the read-back costs a `show running-config` (~370 ms at 4,000
+    /// prefixes), and a burst of Services would otherwise read FRR's whole configuration
+    /// back after every one of them. `None`: every apply is verified at once.
+    pub defer_direct_verification: Option<Duration>,
 }
 
 impl Default for ApplyOptions {
@@ -53,6 +59,7 @@ impl Default for ApplyOptions {
             dry_run_min_commands: 20,
             direct_max_commands: 20,
             audit_rounds: super::audit::ROUNDS.to_vec(),
+            defer_direct_verification: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -74,6 +81,8 @@ pub struct ApplyReport {
     pub direct: bool,
     /// Time spent reading back and comparing.
     pub verify_time: Duration,
+    /// The read-back was left for later ([`ApplyOptions::defer_direct_verification`]).
+    pub verify_deferred: bool,
     /// Prefixes whose `network` lines this apply removed (for [`super::audit`]).
     pub withdrawn: BTreeSet<Originated>,
 }
@@ -107,6 +116,10 @@ pub struct Applier<C: FrrControl> {
     verified_running: Option<String>,
     /// The running FRR's version-dependent defaults, from the last running config read.
     defaults: FrrDefaults,
+    /// When an apply was last verified.
+    last_verified: Option<Instant>,
+    /// An apply's verification was deferred and has not happened yet.
+    unverified: bool,
 }
 
 impl<C: FrrControl> Applier<C> {
@@ -124,6 +137,8 @@ impl<C: FrrControl> Applier<C> {
             token: None,
             verified_running: None,
             defaults: FrrDefaults::default(),
+            last_verified: None,
+            unverified: false,
         }
     }
 
@@ -283,25 +298,71 @@ impl<C: FrrControl> Applier<C> {
         }
         self.applied = Some(desired.clone());
         self.token = self.control.instance_token();
-        if self.options.verify || restarted {
-            let t = Instant::now();
-            let remaining = self.verify(desired)?;
-            if !remaining.is_empty() {
-                report.repaired = true;
-                report.commands += remaining.changes;
-                // a repair that FRR rejects is reported as a mismatch below
-                let _ = self.control.apply(&remaining.to_text());
-                let again = self.verify(desired)?;
-                if !again.is_empty() {
-                    self.applied = None;
-                    return Err(ApplyError::Mismatch {
-                        remaining: again.lines.iter().map(|l| redact(l)).collect(),
-                    });
-                }
-            }
-            report.verify_time = t.elapsed();
+        let recently_verified =
+            |within: Duration| (self.last_verified).is_some_and(|t| t.elapsed() < within);
+        let defer = !restarted
+            && report.direct
+            && (self.options.defer_direct_verification).is_some_and(recently_verified);
+        if defer && self.options.verify {
+            self.unverified = true;
+            report.verify_deferred = true;
+        } else if self.options.verify || restarted {
+            self.verify_and_repair(desired, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// Reads the running configuration back and repairs what differs from `desired`
+    /// (once; a difference left after the repair is a mismatch).
+    fn verify_and_repair(
+        &mut self,
+        desired: &FrrConfig,
+        report: &mut ApplyReport,
+    ) -> Result<(), ApplyError> {
+        let t = Instant::now();
+        self.unverified = false;
+        self.last_verified = Some(t);
+        let remaining = self.verify(desired)?;
+        if !remaining.is_empty() {
+            report.repaired = true;
+            report.commands += remaining.changes;
+            // a repair that FRR rejects is reported as a mismatch below
+            let _ = self.control.apply(&remaining.to_text());
+            let again = self.verify(desired)?;
+            if !again.is_empty() {
+                self.applied = None;
+                return Err(ApplyError::Mismatch {
+                    remaining: again.lines.iter().map(|l| redact(l)).collect(),
+                });
+            }
+        }
+        report.verify_time = t.elapsed();
+        Ok(())
+    }
+
+    /// Whether an apply's verification was deferred and is still to be done.
+    pub fn verification_pending(&self) -> bool {
+        self.unverified
+    }
+
+    /// The verification deferred by earlier applies ([`ApplyOptions::defer_direct_verification`]),
+    /// against what was applied since; `None` when none is pending. The read is kept for
+    /// [`Applier::take_running`].
+    pub fn verify_pending(&mut self) -> Option<Result<ApplyReport, ApplyError>> {
+        if !std::mem::take(&mut self.unverified) {
+            return None;
+        }
+        // nothing known to compare with (a failure since): the next apply reads FRR
+        let desired = self.applied.clone()?;
+        self.verified_running = None;
+        let mut report = ApplyReport::default();
+        let r = self
+            .verify_and_repair(&desired, &mut report)
+            .map(|()| report);
+        if let Err(e) = &r {
+            self.last_error = Some(e.clone());
+        }
+        Some(r)
     }
 
     /// Sends a batch: over the daemons' sockets when it is small and the control can, else
@@ -390,6 +451,9 @@ mod tests {
         /// The answer of the fast path (`None`: this control has none).
         direct: Option<Result<(), ControlError>>,
         direct_batches: RefCell<Vec<String>>,
+        /// What the running config becomes after an accepted direct batch (unchanged if
+        /// `None`).
+        after_direct: Option<&'static str>,
     }
 
     impl FrrControl for &Fake {
@@ -407,6 +471,9 @@ mod tests {
         }
         fn apply_direct(&self, batch: &str) -> Option<Result<(), ControlError>> {
             self.direct_batches.borrow_mut().push(batch.to_string());
+            if let (Some(Ok(())), Some(after)) = (&self.direct, self.after_direct) {
+                *self.running.borrow_mut() = after.to_string();
+            }
             self.direct.clone()
         }
 
@@ -505,6 +572,75 @@ address-family ipv4 unicast\n  network 198.18.0.1/32\n exit-address-family\nexit
             matches!(&err, ApplyError::Rejected { stage: "apply", output } if output.contains("% bad")),
             "{err:?}"
         );
+    }
+
+    /// A direct batch within `defer_direct_verification` of the last verification is
+    /// verified later, by `verify_pending`: what the daemons took is confirmed and handed
+    /// out; what they silently left out is repaired once, then reported.
+    #[test]
+    fn direct_batches_right_after_a_verification_are_verified_later() {
+        const SMALL: &str = "router bgp 64512\n neighbor 192.0.2.1 remote-as 64513\n \
+address-family ipv4 unicast\n  network 198.18.0.2/32\n exit-address-family\nexit\n";
+        let opts = |defer: Option<Duration>| ApplyOptions {
+            verify: true,
+            dry_run: false,
+            direct_max_commands: 3,
+            defer_direct_verification: defer,
+            ..ApplyOptions::default()
+        };
+        let hour = Some(Duration::from_secs(3600));
+        let fake = Fake {
+            direct: Some(Ok(())),
+            after_apply: Some(B),
+            after_direct: Some(SMALL),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&fake, opts(hour));
+        let r = a.apply(B).unwrap();
+        assert!(
+            !r.direct && !r.verify_deferred,
+            "vtysh, verified at once: {r:?}"
+        );
+        assert_eq!(a.take_running().as_deref(), Some(B));
+        assert!(a.verify_pending().is_none(), "nothing pending");
+        let r = a.apply(SMALL).unwrap();
+        assert!(r.direct && r.verify_deferred, "{r:?}");
+        assert!(a.verification_pending());
+        assert_eq!(a.take_running(), None, "nothing read yet");
+        let v = a.verify_pending().expect("pending").unwrap();
+        assert!(!v.repaired, "{v:?}");
+        assert_eq!(a.take_running().as_deref(), Some(SMALL));
+        assert!(a.verify_pending().is_none(), "done once");
+
+        // the daemons said yes and kept nothing: the deferred verification repairs through
+        // vtysh (which, here, does not take either) and reports the difference
+        let ignoring = Fake {
+            direct: Some(Ok(())),
+            after_apply: Some(B),
+            ..Default::default()
+        };
+        let mut a = Applier::with_options(&ignoring, opts(hour));
+        a.apply(B).unwrap();
+        assert!(a.apply(SMALL).unwrap().verify_deferred);
+        let err = a.verify_pending().expect("pending").unwrap_err();
+        assert!(matches!(err, ApplyError::Mismatch { .. }), "{err:?}");
+        assert_eq!(ignoring.applied.borrow().len(), 2, "B, then one repair");
+        assert!(a.applied().is_none(), "the next apply reads FRR first");
+
+        // without deferral (or with the last verification too long ago): verified at once
+        for defer in [None, Some(Duration::ZERO)] {
+            let fake = Fake {
+                direct: Some(Ok(())),
+                after_apply: Some(B),
+                after_direct: Some(SMALL),
+                ..Default::default()
+            };
+            let mut a = Applier::with_options(&fake, opts(defer));
+            a.apply(B).unwrap();
+            let r = a.apply(SMALL).unwrap();
+            assert!(r.direct && !r.verify_deferred, "{defer:?}: {r:?}");
+            assert_eq!(a.take_running().as_deref(), Some(SMALL));
+        }
     }
 
     #[test]

@@ -521,6 +521,10 @@ where
     tasks.shutdown(Duration::from_secs(10)).await
 }
 
+/// How long FRR must go without an apply before a deferred verification is done (during a
+/// burst the applier verifies at most once per `ApplyOptions::defer_direct_verification`).
+const VERIFY_QUIET: Duration = Duration::from_millis(300);
+
 /// How often the compute loop looks again while a Secret namespace's first list is awaited
 /// (its arrival wakes the loop too; this bounds the wait at [`secrets::SYNC_GRACE`]).
 const SECRETS_RECHECK: Duration = Duration::from_millis(500);
@@ -622,6 +626,8 @@ where
     let mut tick = poll_ticks(poll_interval);
     let mut applied_text: Option<Arc<String>> = None;
     let mut audits = Audits::default();
+    // when a deferred verification is done: after VERIFY_QUIET without an apply
+    let mut verify_at: Option<tokio::time::Instant> = None;
     loop {
         let next_audit = audits.next_due();
         // the audit schedule is pure (std instants); the clock is tokio's
@@ -642,11 +648,13 @@ where
                 let mut a = applier.take().context("the FRR applier was lost")?;
                 let joined = tokio::task::spawn_blocking(move || {
                     let r = a.apply(&text);
-                    // the verification's read when there was one: no second vtysh call
-                    let running = (a.take_running())
-                        .or_else(|| a.control().running_config().ok())
-                        .map(|t| redact(&t));
-                    (a, r, running)
+                    // the verification's read when there was one: no second vtysh call;
+                    // none when the verification was deferred (it reads when it is done)
+                    let running = match &r {
+                        Ok(report) if report.verify_deferred => None,
+                        _ => (a.take_running()).or_else(|| a.control().running_config().ok()),
+                    };
+                    (a, r, running.map(|t| redact(&t)))
                 })
                 .await;
                 let (a, result, running) =
@@ -660,6 +668,8 @@ where
                               check_ms = report.check_time.as_millis() as u64, apply_ms = report.apply_time.as_millis() as u64,
                               verify_ms = report.verify_time.as_millis() as u64, "FRR configuration applied");
                         audits.schedule(now(), &audit_rounds, &report.withdrawn);
+                        verify_at = (report.verify_deferred)
+                            .then(|| tokio::time::Instant::now() + VERIFY_QUIET);
                         applied_text = Some(desired.text.clone());
                         metrics.k8s_client_config_stale_bool.set(0);
                         "success".to_string()
@@ -721,6 +731,34 @@ where
                     }
                     Err(e) => debug!(error = %redact(&e.to_string()), "withdrawal audit could not read FRR"),
                 }
+            }
+            _ = tokio::time::sleep_until(verify_at.unwrap_or_else(tokio::time::Instant::now)), if verify_at.is_some() => {
+                verify_at = None;
+                let mut a = applier.take().context("the FRR applier was lost")?;
+                let joined = tokio::task::spawn_blocking(move || {
+                    let r = a.verify_pending();
+                    let running = a.take_running().map(|t| redact(&t));
+                    (a, r, running)
+                })
+                .await;
+                let (a, result, running) = joined.context("verifying FRR's configuration panicked")?;
+                applier = Some(a);
+                let reload_result = match result {
+                    None => continue,
+                    Some(Ok(report)) => {
+                        info!(repaired = report.repaired, commands = report.commands,
+                              verify_ms = report.verify_time.as_millis() as u64, "FRR configuration verified");
+                        "success".to_string()
+                    }
+                    Some(Err(e)) => {
+                        metrics.reload_errors_total.inc();
+                        metrics.k8s_client_config_stale_bool.set(1);
+                        let msg = redact(&e.to_string());
+                        warn!(error = %msg, "FRR's running configuration still differs from the applied one after a repair");
+                        format!("failed: {msg}")
+                    }
+                };
+                status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
             }
             _ = tick.tick() => {
                 let mut a = applier.take().context("the FRR applier was lost")?;
