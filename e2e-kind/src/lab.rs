@@ -145,11 +145,12 @@ pub struct LabOptions {
     /// Which FRR the external router runs: `E2E_FRR_EXT`, else `NETLAB_FRR`, else the
     /// host's. Different from `frr_nodes` for the mixed pairs (node on 10, router on 8.4).
     pub frr_ext: FrrBuild,
-    /// The test provokes FRR rejections or repairs on purpose. Otherwise the lab fails a
-    /// test after which a node's FRR driver logged that FRR rejected a batch, or that the
-    /// read-back after an apply needed a repair ([`Lab::frr_trouble`]): a scenario can
-    /// reach its routes through the fallback and still hide a driver fault.
-    pub frr_trouble_expected: bool,
+    /// The lab fails a test after which a node's FRR driver logged that FRR rejected a
+    /// batch, that its running configuration still differed after a repair, or (unless
+    /// this is set) that the read-back after an apply needed a repair ([`Lab::frr_trouble`]):
+    /// a scenario can reach its routes through the fallback and still hide a driver fault.
+    /// Set only where FRR itself is known to need the repair, with the reason beside it.
+    pub frr_repairs_expected: bool,
 }
 
 impl LabOptions {
@@ -166,7 +167,7 @@ impl LabOptions {
             api: ApiKind::auto(),
             frr_nodes: frr_build_from_env("E2E_FRR_NODES"),
             frr_ext: frr_build_from_env("E2E_FRR_EXT"),
-            frr_trouble_expected: false,
+            frr_repairs_expected: false,
         }
     }
 }
@@ -1070,7 +1071,6 @@ impl Lab {
             .collect()
     }
 
-    /// Prints the tail of every log (processes, external FRR, BIRD).
     /// Lines of the product processes' logs (speakers, frr-k8s) saying that FRR rejected
     /// a batch or that a read-back after an apply (at once or deferred) needed a repair,
     /// each with its process.
@@ -1079,7 +1079,9 @@ impl Lab {
         for m in self.speakers.iter().flatten() {
             let text = std::fs::read_to_string(m.log_path()).unwrap_or_default();
             for line in text.lines().map(strip_ansi) {
-                if line.contains("repaired=true")
+                let repair = line.contains("repaired=true")
+                    || line.contains("differs from the applied one; repairing");
+                if (repair && !self.opts.frr_repairs_expected)
                     || line.contains("FRR rejected the configuration")
                     || line.contains("still differs from the applied one")
                 {
@@ -1090,6 +1092,7 @@ impl Lab {
         out
     }
 
+    /// Prints the tail of every log (processes, external FRR, BIRD).
     pub fn dump_logs(&self, lines: usize) {
         eprintln!(
             "===== e2e lab {:?}: logs in {} =====",
@@ -1716,7 +1719,7 @@ impl Drop for Lab {
         if panicking {
             self.dump_logs(80);
         }
-        let trouble = match panicking || self.opts.frr_trouble_expected {
+        let trouble = match panicking {
             true => Vec::new(),
             false => self.frr_trouble(),
         };

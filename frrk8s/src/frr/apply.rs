@@ -324,6 +324,9 @@ impl<C: FrrControl> Applier<C> {
         self.last_verified = Some(t);
         let remaining = self.verify(desired)?;
         if !remaining.is_empty() {
+            // worth an operator's eye: what FRR did not take as sent (or changed since)
+            tracing::warn!(differs = ?remaining.lines.iter().map(|l| redact(l)).collect::<Vec<_>>(),
+                "FRR's running configuration differs from the applied one; repairing");
             report.repaired = true;
             report.commands += remaining.changes;
             // a repair that FRR rejects is reported as a mismatch below

@@ -353,25 +353,31 @@ pub fn diff(old: &FrrConfig, new: &FrrConfig) -> Delta {
     // 2. non-router contexts added or changed. A route-map entry whose action changes
     //    (`deny 1` -> `permit 1`) is the same entry to FRR: adding the new header converts
     //    it, and a later `no route-map NAME deny 1` would then delete the converted entry.
-    //    So such replaced entries are removed first.
+    //    So such replaced entries are removed first, and the new entry is then sent whole,
+    //    also when the old configuration shows it already: FRR 10 can show both actions of
+    //    one entry for a moment (one daemon behind the others when a route-map is created
+    //    again right after its deletion), and the removal takes both.
     let new_ids: BTreeSet<String> = new_root
         .children
         .iter()
         .filter_map(|c| context_identity(&c.header))
         .collect();
     let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    let mut replaced_ids: BTreeSet<String> = BTreeSet::new();
     for c in old_root
         .children
         .iter()
         .filter(|c| new_child(&c.header).is_none())
     {
-        if context_identity(&c.header).is_some_and(|id| new_ids.contains(&id)) {
+        if let Some(id) = context_identity(&c.header).filter(|id| new_ids.contains(id)) {
             out.change(0, negate_context(&c.header));
             replaced.insert(&c.header);
+            replaced_ids.insert(id);
         }
     }
     for c in new_root.children.iter().filter(|c| !is_router(c)) {
-        match old_child(&c.header) {
+        let resent = context_identity(&c.header).is_some_and(|id| replaced_ids.contains(&id));
+        match old_child(&c.header).filter(|_| !resent) {
             // vanished children (e.g. a bfd profile) go in phase 4, after the neighbors
             // stopped using them
             Some(o) => emit_context_changes(&mut out, &mut Vec::new(), o, c, &|_| false, false),
@@ -829,6 +835,15 @@ bfd
                     "route-map r deny 2",
                     "exit",
                 ],
+            },
+            Case {
+                // FRR 10 showed this for a moment (CI): the removal of `permit 1` takes
+                // `deny 1` with it, so `deny 1` is sent again after it
+                name: "route-map entry shown with both actions: the wanted one sent again",
+                old: "route-map r permit 1\n match as-path a\nexit\nroute-map r deny 1\nexit\n"
+                    .into(),
+                new: "route-map r deny 1\nexit\n".into(),
+                want: vec!["no route-map r permit 1", "route-map r deny 1", "exit"],
             },
             Case {
                 name: "route-map value change replaces",

@@ -525,6 +525,13 @@ where
 /// burst the applier verifies at most once per `ApplyOptions::defer_direct_verification`).
 const VERIFY_QUIET: Duration = Duration::from_millis(300);
 
+/// After a failed apply (FRR rejected the batch, or its running configuration still differed
+/// after the repair) the desired configuration is applied again after this long, doubling up
+/// to [`RETRY_MAX`]: without a retry FRR would keep a wrong configuration until the next
+/// change, however long that takes.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// How often the compute loop looks again while a Secret namespace's first list is awaited
 /// (its arrival wakes the loop too; this bounds the wait at [`secrets::SYNC_GRACE`]).
 const SECRETS_RECHECK: Duration = Duration::from_millis(500);
@@ -628,63 +635,35 @@ where
     let mut audits = Audits::default();
     // when a deferred verification is done: after VERIFY_QUIET without an apply
     let mut verify_at: Option<tokio::time::Instant> = None;
+    // when a failed apply is tried again, and the wait after that one
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut retry_wait = RETRY_FIRST;
     loop {
         let next_audit = audits.next_due();
         // the audit schedule is pure (std instants); the clock is tokio's
         let audit_at = tokio::time::Instant::from_std(
             next_audit.unwrap_or_else(|| now() + Duration::from_secs(3600)),
         );
+        let mut to_apply: Option<Desired> = None;
         tokio::select! {
             changed = desired_rx.changed() => {
                 if changed.is_err() {
                     // the compute loop ended: the component is stopping
                     break;
                 }
-                let Some(desired) = desired_rx.borrow_and_update().clone() else { continue };
-                if applied_text.as_ref() == Some(&desired.text) {
-                    continue;
+                to_apply = desired_rx.borrow_and_update().clone();
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+                // what FRR holds is unknown after a failure: read it again, diff from there
+                if let Some(a) = applier.as_mut() {
+                    a.invalidate();
                 }
-                let text = desired.text.clone();
-                let mut a = applier.take().context("the FRR applier was lost")?;
-                let joined = tokio::task::spawn_blocking(move || {
-                    let r = a.apply(&text);
-                    // the verification's read when there was one: no second vtysh call;
-                    // none when the verification was deferred (it reads when it is done)
-                    let running = match &r {
-                        Ok(report) if report.verify_deferred => None,
-                        _ => (a.take_running()).or_else(|| a.control().running_config().ok()),
-                    };
-                    (a, r, running.map(|t| redact(&t)))
-                })
-                .await;
-                let (a, result, running) =
-                    joined.context("applying the configuration to FRR panicked")?;
-                applier = Some(a);
-                metrics.reloads_total.inc();
-                let reload_result = match &result {
-                    Ok(report) => {
-                        metrics.reload_commands_total.inc_by(report.commands as u64);
-                        info!(commands = report.commands, direct = report.direct, full = report.full_reapply, repaired = report.repaired,
-                              check_ms = report.check_time.as_millis() as u64, apply_ms = report.apply_time.as_millis() as u64,
-                              verify_ms = report.verify_time.as_millis() as u64, "FRR configuration applied");
-                        audits.schedule(now(), &audit_rounds, &report.withdrawn);
-                        verify_at = (report.verify_deferred)
-                            .then(|| tokio::time::Instant::now() + VERIFY_QUIET);
-                        applied_text = Some(desired.text.clone());
-                        metrics.k8s_client_config_stale_bool.set(0);
-                        "success".to_string()
-                    }
-                    Err(e) => {
-                        metrics.reload_errors_total.inc();
-                        metrics.k8s_client_config_stale_bool.set(1);
-                        // The applier's errors carry FRR's output, which never echoes passwords
-                        // verbatim; redact anyway.
-                        let msg = redact(&e.to_string());
-                        warn!(error = %msg, "FRR rejected the configuration; the last good one stays in force");
-                        format!("failed: {msg}")
-                    }
-                };
-                status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
+                applied_text = None;
+                to_apply = desired_rx.borrow().clone();
+                if to_apply.is_some() {
+                    info!("applying the desired FRR configuration again after a failure");
+                }
             }
             _ = tokio::time::sleep_until(audit_at), if next_audit.is_some() => {
                 let now = now();
@@ -754,7 +733,9 @@ where
                         metrics.reload_errors_total.inc();
                         metrics.k8s_client_config_stale_bool.set(1);
                         let msg = redact(&e.to_string());
-                        warn!(error = %msg, "FRR's running configuration still differs from the applied one after a repair");
+                        warn!(error = %msg, retry_in_ms = retry_wait.as_millis() as u64,
+                              "FRR's running configuration still differs from the applied one after a repair");
+                        schedule_retry(&mut retry_at, &mut retry_wait);
                         format!("failed: {msg}")
                     }
                 };
@@ -777,8 +758,70 @@ where
             }
             _ = shutdown.cancelled() => break,
         }
+        let Some(desired) = to_apply else { continue };
+        if applied_text.as_ref() == Some(&desired.text) {
+            continue;
+        }
+        let text = desired.text.clone();
+        let mut a = applier.take().context("the FRR applier was lost")?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = a.apply(&text);
+            // the verification's read when there was one: no second vtysh call;
+            // none when the verification was deferred (it reads when it is done)
+            let running = match &r {
+                Ok(report) if report.verify_deferred => None,
+                _ => (a.take_running()).or_else(|| a.control().running_config().ok()),
+            };
+            (a, r, running.map(|t| redact(&t)))
+        })
+        .await;
+        let (a, result, running) = joined.context("applying the configuration to FRR panicked")?;
+        applier = Some(a);
+        metrics.reloads_total.inc();
+        let reload_result = match &result {
+            Ok(report) => {
+                metrics.reload_commands_total.inc_by(report.commands as u64);
+                info!(
+                    commands = report.commands,
+                    direct = report.direct,
+                    full = report.full_reapply,
+                    repaired = report.repaired,
+                    check_ms = report.check_time.as_millis() as u64,
+                    apply_ms = report.apply_time.as_millis() as u64,
+                    verify_ms = report.verify_time.as_millis() as u64,
+                    "FRR configuration applied"
+                );
+                audits.schedule(now(), &audit_rounds, &report.withdrawn);
+                verify_at =
+                    (report.verify_deferred).then(|| tokio::time::Instant::now() + VERIFY_QUIET);
+                applied_text = Some(desired.text.clone());
+                metrics.k8s_client_config_stale_bool.set(0);
+                retry_at = None;
+                retry_wait = RETRY_FIRST;
+                "success".to_string()
+            }
+            Err(e) => {
+                metrics.reload_errors_total.inc();
+                metrics.k8s_client_config_stale_bool.set(1);
+                // The applier's errors carry FRR's output, which never echoes passwords
+                // verbatim; redact anyway.
+                let msg = redact(&e.to_string());
+                warn!(error = %msg, retry_in_ms = retry_wait.as_millis() as u64,
+                      "FRR rejected the configuration; the last good one stays in force");
+                schedule_retry(&mut retry_at, &mut retry_wait);
+                format!("failed: {msg}")
+            }
+        };
+        status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
     }
     Ok(())
+}
+
+/// Schedules the next try of a failed apply, and doubles the wait after it (up to
+/// [`RETRY_MAX`]).
+fn schedule_retry(retry_at: &mut Option<tokio::time::Instant>, wait: &mut Duration) {
+    *retry_at = Some(tokio::time::Instant::now() + *wait);
+    *wait = (*wait * 2).min(RETRY_MAX);
 }
 
 #[cfg(test)]

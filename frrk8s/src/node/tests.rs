@@ -893,6 +893,53 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
     worker.await.unwrap().unwrap();
 }
 
+/// On a paused clock: a rejected apply is tried again after a second, then after two, with
+/// no change of the desired configuration, until FRR takes it.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_apply_is_tried_again_with_backoff_until_frr_takes_it() {
+    let frr = FakeFrr::default();
+    frr.inner.lock().unwrap().reject = true;
+    let (desired_tx, desired_rx) = watch::channel(None);
+    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    let mut registry = Registry::default();
+    let metrics = FrrMetrics::register(&mut registry);
+    let stop = CancellationToken::new();
+    // no restart poll in the test's time
+    let poll = Duration::from_secs(3600);
+    let attempts = || {
+        frr.calls()
+            .iter()
+            .filter(|c| c.starts_with("apply: "))
+            .count()
+    };
+    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
+    let started = tokio::time::Instant::now();
+    desired_tx.send_replace(Some(one_peer_one_prefix(poll)));
+    eventually("the first attempt", || async { attempts() == 1 }).await;
+    tokio::time::sleep_until(started + Duration::from_millis(900)).await;
+    assert_eq!(attempts(), 1, "no second attempt before a second");
+    eventually("the second attempt", || async { attempts() == 2 }).await;
+    let second = started.elapsed();
+    assert!(second >= RETRY_FIRST, "{second:?}");
+    tokio::time::sleep_until(started + second + Duration::from_millis(1900)).await;
+    assert_eq!(attempts(), 2, "the wait doubled");
+    frr.inner.lock().unwrap().reject = false;
+    eventually("the third attempt, taken", || async {
+        !frr.batches().is_empty()
+    })
+    .await;
+    assert!(frr.applied_text().contains("198.18.0.1/32"));
+    let result = status_rx.borrow().clone();
+    assert_eq!(result.last_reload_result.as_deref(), Some("success"));
+    // taken: no more attempts
+    let n = attempts();
+    tokio::time::sleep(RETRY_MAX * 2).await;
+    assert_eq!(attempts(), n);
+    stop.cancel();
+    drop(desired_tx);
+    worker.await.unwrap().unwrap();
+}
+
 /// A status poll that takes long (vtysh on a busy node) does not hold a configuration
 /// change back: the poller reads FRR apart from the worker that applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
