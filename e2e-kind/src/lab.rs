@@ -149,7 +149,7 @@ pub struct LabOptions {
     /// batch, that its running configuration still differed after a repair, or (unless
     /// this is set) that the read-back after an apply needed a repair ([`Lab::frr_trouble`]):
     /// a scenario can reach its routes through the fallback and still hide a driver fault.
-    /// Set only where FRR itself is known to need the repair, with the reason beside it.
+    /// Set only where a scenario provokes repairs on purpose, with the reason beside it.
     pub frr_repairs_expected: bool,
 }
 

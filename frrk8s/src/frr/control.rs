@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::vty::{self, Session, VtyError};
 
@@ -64,6 +64,9 @@ pub struct Vtysh {
     direct: bool,
     /// The open sockets, shared by the clones (one FRR, one writer at a time).
     sessions: Arc<Mutex<Sessions>>,
+    /// Shared by the clones: on an FRR with mgmtd, a configuration batch runs alone (show
+    /// commands wait for it, and it for them); see [`Vtysh::exclusive`].
+    gate: Arc<RwLock<()>>,
 }
 
 /// The daemons' sockets, and the FRR processes they were opened to (a restart means new
@@ -93,6 +96,7 @@ impl Vtysh {
             daemons: vty::DAEMONS.map(String::from).to_vec(),
             direct: true,
             sessions: Arc::default(),
+            gate: Arc::default(),
         }
     }
 
@@ -143,6 +147,32 @@ impl Vtysh {
             self.command = words;
         }
         self
+    }
+
+    /// Whether this FRR has mgmtd (FRR 9 and later): its configuration then passes through
+    /// mgmtd's datastores.
+    fn has_mgmtd(&self) -> bool {
+        self.run_dir.join("mgmtd.vty").exists()
+    }
+
+    /// Held while a configuration batch runs, on an FRR with mgmtd. FRR 10.3 silently drops
+    /// lines of a `vtysh -f` batch in mgmtd (and so in zebra, configured through it) when
+    /// another vtysh runs a command meanwhile, even `show bgp vrf all neighbors json`:
+    /// `vtysh -f` still exits 0, bgpd has the batch, mgmtd and zebra keep what they had, and
+    /// `show running-config` shows both. Over the daemons' sockets mgmtd answers `could not
+    /// lock running DS` instead. Found by the e2e scenarios (the status poll runs beside the
+    /// worker) and reproduced with a vtysh show loop beside an apply loop: a stale mgmtd in
+    /// 1 of ~10 applies, none in 40 without the loop. FRR 8.4 has no mgmtd: no gate there,
+    /// where a poll never delays an apply.
+    fn exclusive(&self) -> Option<RwLockWriteGuard<'_, ()>> {
+        self.has_mgmtd()
+            .then(|| self.gate.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Held while a show command runs, on an FRR with mgmtd (see [`Vtysh::exclusive`]).
+    fn shared(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        self.has_mgmtd()
+            .then(|| self.gate.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn program(&self) -> &str {
@@ -201,6 +231,7 @@ impl Default for Vtysh {
 
 impl FrrControl for Vtysh {
     fn apply(&self, batch: &str) -> Result<(), ControlError> {
+        let _alone = self.exclusive();
         tracing::debug!(batch = %redact(batch), "vtysh -f");
         self.with_batch_file(batch, |p| {
             let mut c = self.command();
@@ -213,6 +244,7 @@ impl FrrControl for Vtysh {
         if !self.direct || !vty::eligible(batch) {
             return None;
         }
+        let _alone = self.exclusive();
         let token = self.instance_token();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if s.open.is_empty() || s.token != token {
@@ -239,6 +271,7 @@ impl FrrControl for Vtysh {
     }
 
     fn check(&self, batch: &str) -> Result<(), ControlError> {
+        let _alone = self.exclusive();
         self.with_batch_file(batch, |p| {
             let mut c = self.command();
             c.arg("-C").arg("-f").arg(p);
@@ -247,12 +280,14 @@ impl FrrControl for Vtysh {
     }
 
     fn running_config(&self) -> Result<String, ControlError> {
+        let _shared = self.shared();
         let mut c = self.command();
         c.args(["-c", "show running-config"]);
         self.run(c)
     }
 
     fn show_json(&self, command: &str) -> Result<serde_json::Value, ControlError> {
+        let _shared = self.shared();
         let mut c = self.command();
         c.arg("-c").arg(command);
         let out = self.run(c)?;

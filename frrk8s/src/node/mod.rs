@@ -578,9 +578,10 @@ fn now() -> Instant {
 /// BGPSessionState writer. Apart from the FRR worker: the reads (two vtysh calls, 50-100 ms
 /// on a busy node) never hold a configuration change back, as they did while the worker
 /// ran them (a change arriving during a poll waited for it: 67 and 110 ms of the 20
-/// samples' "FRRConfiguration written -> apply started", whose median is 4 ms). Show
-/// commands and a configuration batch may run at the same time: each vtysh has its own
-/// connections to the daemons.
+/// samples' "FRRConfiguration written -> apply started", whose median is 4 ms). On FRR 8.4
+/// show commands and a configuration batch run at the same time (each vtysh has its own
+/// connections to the daemons); on an FRR with mgmtd the driver runs a batch alone, since
+/// FRR 10.3 drops lines of a batch that another vtysh runs beside (`Vtysh::exclusive`).
 async fn poll_status<C>(
     control: C,
     sessions_tx: watch::Sender<Option<Vec<BgpNeighborStatus>>>,
