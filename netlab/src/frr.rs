@@ -312,8 +312,19 @@ impl FrrInstance {
 
     /// `vtysh -N NAME -c cmd1 -c cmd2 ...`; non-zero exit is an error. Configuration
     /// commands need `configure terminal` first.
+    ///
+    /// Show commands that one daemon answers go to that daemon only (`-d`): on FRR 10.3 a
+    /// vtysh connected to every daemon, running any command, makes mgmtd drop lines of a
+    /// configuration batch running at the same time (see frr-k8s' `Vtysh::exclusive`), so a
+    /// test that polls a node's routes would disturb the product it watches.
     pub fn vtysh(&self, cmds: &[&str]) -> Result<String> {
         let mut c = self.vtysh_command();
+        let owners: Vec<Option<&str>> = cmds.iter().map(|c| show_owner(c)).collect();
+        if let Some(Some(d)) = owners.first() {
+            if owners.iter().all(|o| o == &Some(*d)) && self.daemons.contains(d) {
+                c.arg("-d").arg(d);
+            }
+        }
         for cmd in cmds {
             c.arg("-c").arg(cmd);
         }
@@ -420,4 +431,24 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The daemon that alone answers a show command, where that is certain.
+fn show_owner(cmd: &str) -> Option<&'static str> {
+    let c = cmd.trim();
+    if ["show bgp", "show ip bgp", "show ipv6 bgp"]
+        .iter()
+        .any(|p| c.starts_with(p))
+    {
+        Some("bgpd")
+    } else if c.starts_with("show bfd") {
+        Some("bfdd")
+    } else if ["show ip route", "show ipv6 route", "show interface"]
+        .iter()
+        .any(|p| c.starts_with(p))
+    {
+        Some("zebra")
+    } else {
+        None
+    }
 }
