@@ -530,7 +530,15 @@ fn restarts_keep_ips_and_routes() {
     if !require_full_stack("restarts_keep_ips_and_routes") {
         return;
     }
-    let mut lab = lab("restarts", |_| {});
+    let mut lab = lab("restarts", |o| {
+        // After FRR restarts, the driver re-applies its last good configuration as soon as
+        // the new daemons are there, while FRR's own boot (`vtysh -b`, as its init scripts
+        // run it) may still be loading the startup configuration: on FRR 10 two vtysh at
+        // once lose lines in mgmtd and bgpd (README, "FRR 10"), and the read-back finds
+        // and repairs them (1 of 3 runs). A repair is the expected outcome there; a
+        // rejection, or a difference left after the repair, still fails the test.
+        o.frr_repairs_expected = matches!(o.frr_nodes, metallb_netlab::FrrBuild::Tree(_));
+    });
     lab.apply_seed_config("198.18.0.0/24").unwrap();
     let names = ["r1", "r2", "r3"];
     let ips: Vec<String> = names
