@@ -41,7 +41,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::frr::apply::{Applier, ApplyOptions};
+use crate::frr::apply::{Applier, ApplyError, ApplyOptions};
 use crate::frr::audit::{self, Audits};
 use crate::frr::control::{redact, ControlError, FrrControl};
 use crate::frr::status::{read_bfd_status, read_bgp_status, BfdPeerStatus, BgpNeighborStatus};
@@ -637,8 +637,7 @@ where
     // when a deferred verification is done: after VERIFY_QUIET without an apply
     let mut verify_at: Option<tokio::time::Instant> = None;
     // when a failed apply is tried again, and the wait after that one
-    let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut retry_wait = RETRY_FIRST;
+    let mut retry = Retry::default();
     loop {
         let next_audit = audits.next_due();
         // the audit schedule is pure (std instants); the clock is tokio's
@@ -654,8 +653,8 @@ where
                 }
                 to_apply = desired_rx.borrow_and_update().clone();
             }
-            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
-                retry_at = None;
+            _ = tokio::time::sleep_until(retry.at.unwrap_or_else(tokio::time::Instant::now)), if retry.at.is_some() => {
+                retry.at = None;
                 // what FRR holds is unknown after a failure: read it again, diff from there
                 if let Some(a) = applier.as_mut() {
                     a.invalidate();
@@ -730,15 +729,7 @@ where
                               verify_ms = report.verify_time.as_millis() as u64, "FRR configuration verified");
                         "success".to_string()
                     }
-                    Some(Err(e)) => {
-                        metrics.reload_errors_total.inc();
-                        metrics.k8s_client_config_stale_bool.set(1);
-                        let msg = redact(&e.to_string());
-                        warn!(error = %msg, retry_in_ms = retry_wait.as_millis() as u64,
-                              "FRR's running configuration still differs from the applied one after a repair");
-                        schedule_retry(&mut retry_at, &mut retry_wait);
-                        format!("failed: {msg}")
-                    }
+                    Some(Err(e)) => retry.failed(&metrics, &e, "FRR's running configuration still differs from the applied one after a repair"),
                 };
                 status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
             }
@@ -797,32 +788,51 @@ where
                     (report.verify_deferred).then(|| tokio::time::Instant::now() + VERIFY_QUIET);
                 applied_text = Some(desired.text.clone());
                 metrics.k8s_client_config_stale_bool.set(0);
-                retry_at = None;
-                retry_wait = RETRY_FIRST;
+                retry = Retry::default();
                 "success".to_string()
             }
-            Err(e) => {
-                metrics.reload_errors_total.inc();
-                metrics.k8s_client_config_stale_bool.set(1);
-                // The applier's errors carry FRR's output, which never echoes passwords
-                // verbatim; redact anyway.
-                let msg = redact(&e.to_string());
-                warn!(error = %msg, retry_in_ms = retry_wait.as_millis() as u64,
-                      "FRR rejected the configuration; the last good one stays in force");
-                schedule_retry(&mut retry_at, &mut retry_wait);
-                format!("failed: {msg}")
-            }
+            Err(e) => retry.failed(
+                &metrics,
+                e,
+                "FRR rejected the configuration; the last good one stays in force",
+            ),
         };
         status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
     }
     Ok(())
 }
 
-/// Schedules the next try of a failed apply, and doubles the wait after it (up to
-/// [`RETRY_MAX`]).
-fn schedule_retry(retry_at: &mut Option<tokio::time::Instant>, wait: &mut Duration) {
-    *retry_at = Some(tokio::time::Instant::now() + *wait);
-    *wait = (*wait * 2).min(RETRY_MAX);
+/// When a failed apply is tried again: [`RETRY_FIRST`] after the first failure, the wait
+/// doubling with each failure after it up to [`RETRY_MAX`]; a success starts over.
+#[derive(Debug)]
+struct Retry {
+    at: Option<tokio::time::Instant>,
+    wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            at: None,
+            wait: RETRY_FIRST,
+        }
+    }
+}
+
+impl Retry {
+    /// A failed apply or verification: counted, logged with `what` happened, tried again
+    /// later. Returns the reload result the FRRNodeState shows.
+    fn failed(&mut self, metrics: &FrrMetrics, e: &ApplyError, what: &str) -> String {
+        metrics.reload_errors_total.inc();
+        metrics.k8s_client_config_stale_bool.set(1);
+        // The applier's errors carry FRR's output, which never echoes passwords verbatim;
+        // redact anyway.
+        let msg = redact(&e.to_string());
+        warn!(error = %msg, retry_in_ms = self.wait.as_millis() as u64, "{what}");
+        self.at = Some(tokio::time::Instant::now() + self.wait);
+        self.wait = (self.wait * 2).min(RETRY_MAX);
+        format!("failed: {msg}")
+    }
 }
 
 #[cfg(test)]
