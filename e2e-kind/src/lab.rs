@@ -1079,12 +1079,7 @@ impl Lab {
         for m in self.speakers.iter().flatten() {
             let text = std::fs::read_to_string(m.log_path()).unwrap_or_default();
             for line in text.lines().map(strip_ansi) {
-                let repair = line.contains("repaired=true")
-                    || line.contains("differs from the applied one; repairing");
-                if (repair && !self.opts.frr_repairs_expected)
-                    || line.contains("FRR rejected the configuration")
-                    || line.contains("still differs from the applied one")
-                {
+                if is_frr_trouble(&line, self.opts.frr_repairs_expected) {
                     out.push(format!("{}: {line}", m.name()));
                 }
             }
@@ -1751,6 +1746,16 @@ impl Drop for Lab {
     }
 }
 
+/// Whether a product log line (colour codes stripped) says that FRR rejected a batch, that
+/// its running configuration still differed after a repair, or (unless `repairs_expected`)
+/// that the driver repaired it (its warning before every repair, at an apply or a deferred
+/// verification).
+fn is_frr_trouble(line: &str, repairs_expected: bool) -> bool {
+    (line.contains(frr_k8s::frr::apply::LOG_REPAIRING) && !repairs_expected)
+        || line.contains(frr_k8s::node::LOG_REJECTED)
+        || line.contains(frr_k8s::node::LOG_STILL_DIFFERS)
+}
+
 /// `line` without terminal colour codes (the product logs with them when asked).
 fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
@@ -1778,6 +1783,26 @@ mod tests {
     fn colour_codes_are_stripped() {
         let line = "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m applied \u{1b}[3mrepaired\u{1b}[0m\u{1b}[2m=\u{1b}[0mtrue";
         assert_eq!(strip_ansi(line), "2026  INFO applied repaired=true");
+    }
+
+    #[test]
+    fn the_drivers_warnings_are_trouble_and_an_expected_repair_is_not() {
+        let repair = format!(
+            "2026-12-07T12:49:00.865677Z  WARN frr_k8s::frr::apply: {} differs=[\"no ip prefix-list a\"]",
+            frr_k8s::frr::apply::LOG_REPAIRING
+        );
+        let rejected = format!(
+            "2026-12-07T13:08:52.594652Z  WARN frr_k8s::node: {} error=configuration rejected",
+            frr_k8s::node::LOG_REJECTED
+        );
+        let unconverged = format!("WARN frr_k8s::node: {}", frr_k8s::node::LOG_STILL_DIFFERS);
+        for line in [&repair, &rejected, &unconverged] {
+            assert!(is_frr_trouble(line, false), "{line}");
+        }
+        assert!(!is_frr_trouble(&repair, true));
+        assert!(is_frr_trouble(&rejected, true) && is_frr_trouble(&unconverged, true));
+        let applied = "INFO frr_k8s::node: FRR configuration applied commands=5 repaired=false";
+        assert!(!is_frr_trouble(applied, false));
     }
 
     #[test]

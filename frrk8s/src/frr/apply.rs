@@ -326,7 +326,7 @@ impl<C: FrrControl> Applier<C> {
         if !remaining.is_empty() {
             // worth an operator's eye: what FRR did not take as sent (or changed since)
             tracing::warn!(differs = ?remaining.lines.iter().map(|l| redact(l)).collect::<Vec<_>>(),
-                "FRR's running configuration differs from the applied one; repairing");
+                "{LOG_REPAIRING}");
             report.repaired = true;
             report.commands += remaining.changes;
             // a repair that FRR rejects is reported as a mismatch below
@@ -425,6 +425,10 @@ impl<C: FrrControl> Applier<C> {
         }
     }
 }
+
+/// The warning logged before every repair (tests that must see none look for it).
+pub const LOG_REPAIRING: &str =
+    "FRR's running configuration differs from the applied one; repairing";
 
 /// Every line of `cfg` as one batch (unmanaged top-level lines left out).
 fn full_batch(cfg: &FrrConfig) -> Delta {

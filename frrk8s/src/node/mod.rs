@@ -532,6 +532,12 @@ const VERIFY_QUIET: Duration = Duration::from_millis(300);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// The warning logged when an apply failed (tests that must see none look for it).
+pub const LOG_REJECTED: &str = "FRR rejected the configuration; the last good one stays in force";
+/// The warning logged when a deferred verification's repair did not converge.
+pub const LOG_STILL_DIFFERS: &str =
+    "FRR's running configuration still differs from the applied one after a repair";
+
 /// How often the compute loop looks again while a Secret namespace's first list is awaited
 /// (its arrival wakes the loop too; this bounds the wait at [`secrets::SYNC_GRACE`]).
 const SECRETS_RECHECK: Duration = Duration::from_millis(500);
@@ -729,7 +735,7 @@ where
                               verify_ms = report.verify_time.as_millis() as u64, "FRR configuration verified");
                         "success".to_string()
                     }
-                    Some(Err(e)) => retry.failed(&metrics, &e, "FRR's running configuration still differs from the applied one after a repair"),
+                    Some(Err(e)) => retry.failed(&metrics, &e, LOG_STILL_DIFFERS),
                 };
                 status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
             }
@@ -791,11 +797,7 @@ where
                 retry = Retry::default();
                 "success".to_string()
             }
-            Err(e) => retry.failed(
-                &metrics,
-                e,
-                "FRR rejected the configuration; the last good one stays in force",
-            ),
+            Err(e) => retry.failed(&metrics, e, LOG_REJECTED),
         };
         status_tx.send_if_modified(|s| s.set_reload(&reload_result, running));
     }

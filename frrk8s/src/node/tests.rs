@@ -806,29 +806,50 @@ async fn withdrawal_lost_by_frr_is_repaired_on_young_sessions_only() {
         .unwrap();
 }
 
-/// The FRR worker on `frr`, applying without checks or verification.
-fn spawn_worker(
-    frr: &FakeFrr,
-    desired_rx: watch::Receiver<Option<Desired>>,
-    status_tx: watch::Sender<NodeStatus>,
+/// The FRR worker on `frr` (applying without checks or verification), with its channels.
+struct WorkerHarness {
+    desired_tx: watch::Sender<Option<Desired>>,
+    status_rx: watch::Receiver<NodeStatus>,
     metrics: Arc<FrrMetrics>,
-    poll: Duration,
-    stop: &CancellationToken,
-) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    let options = ApplyOptions {
-        verify: false,
-        dry_run: false,
-        ..ApplyOptions::default()
-    };
-    tokio::spawn(frr_worker(
-        frr.clone(),
-        options,
-        desired_rx,
-        status_tx,
-        metrics,
-        poll,
-        stop.clone(),
-    ))
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WorkerHarness {
+    fn start(frr: &FakeFrr, poll: Duration) -> Self {
+        let (desired_tx, desired_rx) = watch::channel(None);
+        let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+        let metrics = FrrMetrics::register(&mut Registry::default());
+        let stop = CancellationToken::new();
+        let options = ApplyOptions {
+            verify: false,
+            dry_run: false,
+            ..ApplyOptions::default()
+        };
+        let task = tokio::spawn(frr_worker(
+            frr.clone(),
+            options,
+            desired_rx,
+            status_tx,
+            metrics.clone(),
+            poll,
+            stop.clone(),
+        ));
+        WorkerHarness {
+            desired_tx,
+            status_rx,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the worker; it must end without error.
+    async fn stop(self) {
+        self.stop.cancel();
+        drop(self.desired_tx);
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 /// The desired configuration of one router with one neighbor originating 198.18.0.1/32.
@@ -857,17 +878,12 @@ fn one_peer_one_prefix(poll: Duration) -> Desired {
 #[tokio::test(start_paused = true)]
 async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuration_reapplied() {
     let frr = FakeFrr::default();
-    let (desired_tx, desired_rx) = watch::channel(None);
-    let (status_tx, _status_rx) = watch::channel(NodeStatus::default());
-    let mut registry = Registry::default();
-    let metrics = FrrMetrics::register(&mut registry);
-    let stop = CancellationToken::new();
     let poll = Duration::from_secs(10);
     let started = tokio::time::Instant::now();
-    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
+    let worker = WorkerHarness::start(&frr, poll);
     let desired = one_peer_one_prefix(poll);
     assert!(desired.complete, "{}", desired.conversion_result);
-    desired_tx.send_replace(Some(desired));
+    worker.desired_tx.send_replace(Some(desired));
     eventually("first apply", || async { !frr.batches().is_empty() }).await;
     let applies = frr.batches().len();
 
@@ -888,9 +904,7 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
         again.contains("neighbor 192.0.2.1 remote-as 64513") && again.contains("198.18.0.1/32"),
         "the whole configuration is sent again: {again}"
     );
-    stop.cancel();
-    drop(desired_tx);
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 /// On a paused clock: a rejected apply is tried again after a second, then after two, with
@@ -899,11 +913,6 @@ async fn an_frr_restart_is_found_at_the_next_poll_and_the_last_good_configuratio
 async fn a_rejected_apply_is_tried_again_with_backoff_until_frr_takes_it() {
     let frr = FakeFrr::default();
     frr.inner.lock().unwrap().reject = true;
-    let (desired_tx, desired_rx) = watch::channel(None);
-    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
-    let mut registry = Registry::default();
-    let metrics = FrrMetrics::register(&mut registry);
-    let stop = CancellationToken::new();
     // no restart poll in the test's time
     let poll = Duration::from_secs(3600);
     let attempts = || {
@@ -912,9 +921,11 @@ async fn a_rejected_apply_is_tried_again_with_backoff_until_frr_takes_it() {
             .filter(|c| c.starts_with("apply: "))
             .count()
     };
-    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
+    let worker = WorkerHarness::start(&frr, poll);
     let started = tokio::time::Instant::now();
-    desired_tx.send_replace(Some(one_peer_one_prefix(poll)));
+    worker
+        .desired_tx
+        .send_replace(Some(one_peer_one_prefix(poll)));
     eventually("the first attempt", || async { attempts() == 1 }).await;
     tokio::time::sleep_until(started + Duration::from_millis(900)).await;
     assert_eq!(attempts(), 1, "no second attempt before a second");
@@ -929,15 +940,13 @@ async fn a_rejected_apply_is_tried_again_with_backoff_until_frr_takes_it() {
     })
     .await;
     assert!(frr.applied_text().contains("198.18.0.1/32"));
-    let result = status_rx.borrow().clone();
+    let result = worker.status_rx.borrow().clone();
     assert_eq!(result.last_reload_result.as_deref(), Some("success"));
     // taken: no more attempts
     let n = attempts();
     tokio::time::sleep(RETRY_MAX * 2).await;
     assert_eq!(attempts(), n);
-    stop.cancel();
-    drop(desired_tx);
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 /// A status poll that takes long (vtysh on a busy node) does not hold a configuration
@@ -946,21 +955,16 @@ async fn a_rejected_apply_is_tried_again_with_backoff_until_frr_takes_it() {
 async fn a_slow_status_poll_does_not_delay_an_apply() {
     let frr = FakeFrr::default();
     frr.inner.lock().unwrap().hold_shows = true;
-    let (desired_tx, desired_rx) = watch::channel(None);
-    let (status_tx, _status_rx) = watch::channel(NodeStatus::default());
     let (sessions_tx, _sessions_rx) = watch::channel(None);
-    let mut registry = Registry::default();
-    let metrics = FrrMetrics::register(&mut registry);
-    let stop = CancellationToken::new();
     let poll = Duration::from_millis(50);
+    let worker = WorkerHarness::start(&frr, poll);
     let poller = tokio::spawn(poll_status(
         frr.clone(),
         sessions_tx,
-        metrics.clone(),
+        worker.metrics.clone(),
         poll,
-        stop.clone(),
+        worker.stop.clone(),
     ));
-    let worker = spawn_worker(&frr, desired_rx, status_tx, metrics, poll, &stop);
     // the first poll is under way (its first tick is immediate) and blocks until released
     let show_in_progress = || {
         let st = frr.inner.lock().unwrap();
@@ -968,7 +972,7 @@ async fn a_slow_status_poll_does_not_delay_an_apply() {
     };
     eventually("a status poll under way", || async { show_in_progress() }).await;
     let desired = one_peer_one_prefix(poll);
-    desired_tx.send_replace(Some(desired));
+    worker.desired_tx.send_replace(Some(desired));
     // (with the poll in the worker, this waits until the timeout: the apply never comes)
     eventually("the apply, during the poll", || async {
         !frr.batches().is_empty()
@@ -979,9 +983,7 @@ async fn a_slow_status_poll_does_not_delay_an_apply() {
         "applied while the poll was still reading"
     );
     frr.inner.lock().unwrap().hold_shows = false;
-    stop.cancel();
-    drop(desired_tx);
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
     poller.await.unwrap().unwrap();
 }
 
