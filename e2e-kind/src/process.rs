@@ -62,7 +62,8 @@ impl Managed {
             .env_remove("NAMESPACE")
             .env_remove("FRR_PATHSPACE");
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
+            // every batch sent to FRR is in the log: a failure in CI can be read from it
+            cmd.env("RUST_LOG", "info,frr_k8s::frr::control=debug");
         }
         let child = cmd
             .spawn()

@@ -468,6 +468,55 @@ fn frr_restart_reapplies_last_good() {
     assert_running_matches(&lab.node, &render(&s));
 }
 
+/// A restarted daemon writes its PID file before it opens its vty socket (and a crashed one
+/// leaves its PID file behind): a restart check that runs in between must wait, not send
+/// the configuration into the void and then "repair" it. The checks here run every 2 ms
+/// from the crash until the re-apply, so they hit both windows.
+#[test]
+fn frr_restart_is_reapplied_once_the_daemon_serves() {
+    if !require_root_and_frr("frr_restart_is_reapplied_once_the_daemon_serves") {
+        return;
+    }
+    let mut lab = Lab::new(false);
+    let mut a = lab.applier();
+    let s = spec((0..20).collect());
+    a.apply(&render(&s)).unwrap();
+    lab.wait_established();
+    for round in 0..3 {
+        lab.node.crash_daemon("bgpd");
+        let (checks, outcome) = std::thread::scope(|scope| {
+            let checker = scope.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut checks = 0;
+                loop {
+                    checks += 1;
+                    match a.reapply_if_restarted() {
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(2))
+                        }
+                        other => return (checks, other),
+                    }
+                }
+            });
+            // the crash is seen before the new process starts
+            std::thread::sleep(Duration::from_millis(50));
+            lab.node.start_missing(false).unwrap();
+            checker.join().unwrap()
+        });
+        let r = outcome
+            .unwrap_or_else(|e| panic!("round {round}: a restart check failed: {e}"))
+            .unwrap_or_else(|| panic!("round {round}: no re-apply after {checks} checks"));
+        assert!(r.full_reapply, "round {round}: {r:?}");
+        assert!(
+            !r.repaired,
+            "round {round}: the re-apply needed a repair (sent before bgpd served): {r:?}"
+        );
+        println!("round {round}: re-applied after {checks} checks, {} commands", r.commands);
+        lab.wait_routes(&set(&s.prefixes), "20 prefixes after bgpd restart");
+        assert_running_matches(&lab.node, &render(&s));
+    }
+}
+
 fn wait_until_reapplied(a: &mut Applier<Vtysh>) -> frr_k8s::frr::ApplyReport {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::config::FrrConfig;
-use super::control::{redact, ControlError, FrrControl};
+use super::control::{redact, token_shows_down, ControlError, FrrControl};
 use super::diff::{diff, is_unmanaged, normalize_with, Delta, FrrDefaults};
 use super::originated::{originated, withdrawn, Originated};
 
@@ -222,6 +222,15 @@ impl<C: FrrControl> Applier<C> {
         };
         let token = self.control.instance_token();
         if token.is_some() && token == self.token {
+            return Ok(None);
+        }
+        if let Some(t) = token.as_deref().filter(|t| token_shows_down(t)) {
+            // lines for a daemon that does not serve would be lost (and then "repaired"):
+            // the next check, once it is back, re-applies
+            tracing::debug!(
+                daemons = t,
+                "an FRR daemon is not serving; waiting for it before re-applying"
+            );
             return Ok(None);
         }
         if token.is_none() {
@@ -726,6 +735,27 @@ address-family ipv4 unicast\n  network 198.18.0.2/32\n exit-address-family\nexit
         let sent = fake.applied.borrow()[1].clone();
         assert!(sent.contains("network 198.18.0.1/32") && sent.contains("remote-as"));
         assert_eq!(a.reapply_if_restarted().unwrap(), None);
+    }
+
+    #[test]
+    fn a_restart_is_reapplied_once_every_daemon_serves_again() {
+        let fake = Fake::default();
+        *fake.token.borrow_mut() = Some("zebra:7,bgpd:1".into());
+        let mut a = Applier::with_options(&fake, quiet());
+        a.apply(B).unwrap();
+        let sends = fake.applied.borrow().len();
+        // bgpd crashed, then its new process has not opened its socket yet: nothing is sent
+        for down in ["zebra:7,bgpd:down", "zebra:7,bgpd:down"] {
+            *fake.token.borrow_mut() = Some(down.into());
+            assert_eq!(a.reapply_if_restarted().unwrap(), None, "{down}");
+        }
+        assert_eq!(fake.applied.borrow().len(), sends);
+        *fake.running.borrow_mut() = B.to_string();
+        *fake.token.borrow_mut() = Some("zebra:7,bgpd:2".into());
+        let r = a.reapply_if_restarted().unwrap().unwrap();
+        assert!(r.full_reapply);
+        assert_eq!(fake.applied.borrow().len(), sends + 1);
+        assert!(token_shows_down("bgpd:down") && !token_shows_down("bgpd:12,downd:3"));
     }
 
     #[test]

@@ -43,8 +43,19 @@ pub trait FrrControl {
     /// Runs a show command that prints JSON.
     fn show_json(&self, command: &str) -> Result<serde_json::Value, ControlError>;
     /// Identifies the running FRR processes; a change means FRR restarted. `None` when
-    /// unknown (then restarts are detected from the running config).
+    /// unknown (then restarts are detected from the running config). A daemon that is not
+    /// serving yet (its process gone, or its vty socket not accepting: a restarted daemon
+    /// writes its PID file before it opens the socket) shows as `NAME` + [`DAEMON_DOWN`]:
+    /// lines sent to it then would be lost, so the driver waits for it.
     fn instance_token(&self) -> Option<String>;
+}
+
+/// How [`FrrControl::instance_token`] marks a daemon that is not serving.
+pub const DAEMON_DOWN: &str = ":down";
+
+/// Whether `token` ([`FrrControl::instance_token`]) shows a daemon that is not serving.
+pub fn token_shows_down(token: &str) -> bool {
+    token.split(',').any(|part| part.ends_with(DAEMON_DOWN))
 }
 
 /// [`FrrControl`] over the `vtysh` binary.
@@ -317,7 +328,16 @@ impl FrrControl for Vtysh {
                         .unwrap_or(true)
                 })
                 .unwrap_or(false);
-            parts.push(format!("{d}:{}", if alive { pid } else { "dead" }));
+            // a connection attempt is answered by the daemon's event loop (the same one
+            // that would read the batch); it is closed at once
+            let serving = alive
+                && std::os::unix::net::UnixStream::connect(self.run_dir.join(format!("{d}.vty")))
+                    .is_ok();
+            if serving {
+                parts.push(format!("{d}:{pid}"));
+            } else {
+                parts.push(format!("{d}{DAEMON_DOWN}"));
+            }
         }
         (!parts.is_empty()).then(|| parts.join(","))
     }
@@ -425,6 +445,9 @@ mod tests {
         )
         .unwrap();
         let v = Vtysh::with_pathspace("n1").run_dir_base(dir.path());
+        // a live process without its vty socket (yet) does not serve
+        assert_eq!(v.instance_token(), Some(format!("bgpd{DAEMON_DOWN}")));
+        let _vty = std::os::unix::net::UnixListener::bind(dir.path().join("n1/bgpd.vty")).unwrap();
         assert_eq!(
             v.instance_token(),
             Some(format!("bgpd:{}", std::process::id()))
