@@ -511,7 +511,10 @@ fn frr_restart_is_reapplied_once_the_daemon_serves() {
             !r.repaired,
             "round {round}: the re-apply needed a repair (sent before bgpd served): {r:?}"
         );
-        println!("round {round}: re-applied after {checks} checks, {} commands", r.commands);
+        println!(
+            "round {round}: re-applied after {checks} checks, {} commands",
+            r.commands
+        );
         lab.wait_routes(&set(&s.prefixes), "20 prefixes after bgpd restart");
         assert_running_matches(&lab.node, &render(&s));
     }

@@ -26,6 +26,13 @@ use frr_k8s::node::{LocalConfig, NodeSettings, PodRef};
 use ipnet::IpNet;
 use kube::api::{Api, ListParams};
 use kube::Client;
+
+/// How long the embedded frr-k8s component waits for the speaker's first decision before
+/// it applies the cluster's copy of `metallb-<node>` alone (see
+/// [`LocalConfig::first_awaited`]): longer than the speaker's watches take to sync on a
+/// loaded API server, short enough that a speaker that cannot sync does not hold users'
+/// FRRConfigurations back for long.
+const FIRST_DECISION_WAIT: Duration = Duration::from_secs(30);
 use metallb_api::frrk8s::FRRConfiguration;
 use metallb_runtime::Readiness;
 use tokio::sync::watch;
@@ -182,7 +189,7 @@ where
             let observed = ObservedFrr::new(c.control);
             // the speaker hands its configuration over in process (it still writes the
             // object, for visibility and for other readers)
-            let local = LocalConfig::new();
+            let local = LocalConfig::new().first_awaited(FIRST_DECISION_WAIT);
             speaker.frr_handoff = Some(local.clone());
             let task = tokio::spawn(
                 frr_k8s::node::run_in_pod_with_local(

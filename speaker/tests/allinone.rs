@@ -307,3 +307,112 @@ async fn the_embedded_frr_k8s_takes_the_speakers_configuration_in_process() {
     stop.cancel();
     task.await.expect("join").expect("run");
 }
+
+/// A restart right after a change: the object in the cluster is older than what FRR has
+/// (the write was held back by the interval, then failed, as if the process had died
+/// first). The new process's frr-k8s component waits for the speaker's decision instead of
+/// applying that older copy: it never withdraws the newest Service. A clean stop makes the
+/// held-back write before it ends, so the next process finds the object current.
+#[tokio::test]
+async fn a_restart_right_after_a_change_starts_from_what_frr_has() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let api = metallb_testkit::start().await.expect("api");
+    base_config(&api.client()).await;
+    lb_service(&api.client(), "web", "192.168.10.1", false, None).await;
+    slice(&api.client(), "web", &["node-2"]).await;
+    // updates of metallb-node-1 fail while `broken` is set; the Service list (which only
+    // the speaker reads) while `services_down` is
+    let broken = Arc::new(AtomicBool::new(false));
+    let services_down = Arc::new(AtomicBool::new(false));
+    let (b, sd) = (broken.clone(), services_down.clone());
+    let own = format!("/apis/frrk8s.metallb.io/v1beta1/namespaces/{NS}/frrconfigurations/{OBJ}");
+    let client = api.in_process_client(Arc::new(move |method, path| {
+        let fail = (b.load(Ordering::SeqCst) && *method == http::Method::PUT && path == own)
+            || (sd.load(Ordering::SeqCst) && path == "/api/v1/services");
+        fail.then_some(http::StatusCode::INTERNAL_SERVER_ERROR)
+    }));
+    let fake = FakeFrr::default();
+    let start = || {
+        let stop = CancellationToken::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let mut settings = Settings::new(NODE, NS, NS);
+        // every write after the first of a process is held back for the whole test
+        settings.frr_write_interval = Duration::from_secs(600);
+        let task = tokio::spawn(allinone::run(
+            client.clone(),
+            settings,
+            Some(frr_component(&fake, FrrMetrics::register(&mut registry))),
+            Readiness::default(),
+            SpeakerMetrics::register(&mut registry),
+            stop.clone(),
+            WITHDRAW_WAIT,
+        ));
+        (stop, task)
+    };
+    let f = fake.clone();
+    let in_frr = move |prefix: &'static str| {
+        let f = f.clone();
+        move || {
+            let t = f.text();
+            async move { t.contains(&format!("network {prefix}")) }
+        }
+    };
+    let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), NS);
+    let object_has = |prefix: &'static str| {
+        let api = frr_api.clone();
+        async move {
+            let o = api.get(OBJ).await.expect("get");
+            serde_json::to_string(&o.spec).unwrap().contains(prefix)
+        }
+    };
+
+    let (stop, task) = start();
+    eventually("the first Service in FRR", in_frr("192.168.10.1/32")).await;
+    eventually("the first Service in the object", || {
+        object_has("192.168.10.1/32")
+    })
+    .await;
+    // the second Service reaches FRR; its write is held back, and fails on the stop
+    broken.store(true, Ordering::SeqCst);
+    lb_service(&client, "api", "192.168.10.2", false, None).await;
+    slice(&client, "api", &["node-2"]).await;
+    eventually("the second Service in FRR", in_frr("192.168.10.2/32")).await;
+    stop.cancel();
+    task.await.expect("join").expect("run");
+    assert!(
+        !object_has("192.168.10.2/32").await,
+        "the object has the second Service although its write failed"
+    );
+    broken.store(false, Ordering::SeqCst);
+
+    // the next process, its speaker slow to sync: its frr-k8s component waits for it
+    // rather than applying the older object, and FRR keeps the Service
+    let sent_before = fake.batches.lock().expect("lock").len();
+    services_down.store(true, Ordering::SeqCst);
+    let (stop, task) = start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    services_down.store(false, Ordering::SeqCst);
+    eventually("the new process writes the object", || {
+        object_has("192.168.10.2/32")
+    })
+    .await;
+    // the held-back write of a clean stop: a third Service, then the stop at once
+    lb_service(&client, "db", "192.168.10.3", false, None).await;
+    slice(&client, "db", &["node-2"]).await;
+    eventually("the third Service in FRR", in_frr("192.168.10.3/32")).await;
+    assert!(
+        !object_has("192.168.10.3/32").await,
+        "the third Service's write was not held back"
+    );
+    stop.cancel();
+    task.await.expect("join").expect("run");
+    assert!(
+        object_has("192.168.10.3/32").await,
+        "the clean stop did not make the held-back write"
+    );
+    let sent = fake.batches.lock().expect("lock")[sent_before..].join("\n");
+    assert!(
+        !sent.contains("no network 192.168.10.2/32"),
+        "the new process withdrew the newest Service before taking it back:\n{sent}"
+    );
+}

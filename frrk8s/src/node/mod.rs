@@ -27,6 +27,7 @@ mod secrets;
 mod status;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -248,6 +249,7 @@ pub async fn run_in_pod_with_local<C>(
 where
     C: FrrControl + Clone + Send + Sync + 'static,
 {
+    let first = (local.first_wait).map(|wait| (local.decided.clone(), wait));
     run_full(
         client,
         settings,
@@ -258,6 +260,7 @@ where
         shutdown,
         local.index,
         local.wake,
+        first,
     )
     .await
 }
@@ -269,6 +272,10 @@ pub struct LocalConfig {
     index: Arc<Mutex<NodeIndex>>,
     /// The component's compute loop.
     wake: Arc<Notify>,
+    /// Set once the producer decided its configuration for the first time.
+    decided: Arc<AtomicBool>,
+    /// How long the component's first computation waits for that ([`LocalConfig::first_awaited`]).
+    first_wait: Option<Duration>,
 }
 
 impl LocalConfig {
@@ -277,7 +284,20 @@ impl LocalConfig {
         LocalConfig {
             index: Arc::new(Mutex::new(NodeIndex::new(Arc::new(Notify::new())))),
             wake: Arc::new(Notify::new()),
+            decided: Arc::new(AtomicBool::new(false)),
+            first_wait: None,
         }
+    }
+
+    /// The component computes nothing until the producer has [`LocalConfig::decided`]
+    /// (at most `wait`, then it goes on with the watched objects alone). The copy in the
+    /// cluster may be older than what FRR has: the producer hands over at once but writes
+    /// at most once per interval, and a process that stopped in between left the older
+    /// copy behind. Applying it first would withdraw the newest announcements until the
+    /// producer's hand-over brought them back.
+    pub fn first_awaited(mut self, wait: Duration) -> Self {
+        self.first_wait = Some(wait);
+        self
     }
 
     /// Take `cfg` in place of the watched object of its name from now on (see
@@ -286,6 +306,14 @@ impl LocalConfig {
     pub fn hand_over(&self, cfg: FRRConfiguration) {
         lock(&self.index).set_local(cfg);
         self.wake.notify_one();
+    }
+
+    /// The producer has decided its configuration: handed over (before this call), or the
+    /// cluster's copy is what it decided, or it creates that copy (the watch brings it).
+    pub fn decided(&self) {
+        if !self.decided.swap(true, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -315,6 +343,7 @@ where
         shutdown,
         index,
         Arc::new(Notify::new()),
+        None,
     )
     .await
 }
@@ -330,6 +359,7 @@ async fn run_full<C>(
     shutdown: CancellationToken,
     index: Arc<Mutex<NodeIndex>>,
     trigger: Arc<Notify>,
+    first: Option<(Arc<AtomicBool>, Duration)>,
 ) -> anyhow::Result<()>
 where
     C: FrrControl + Clone + Send + Sync + 'static,
@@ -382,6 +412,20 @@ where
         }
     }
     info!(node = %settings.node_name, namespace = %settings.namespace, "watches synced");
+    if let Some((decided, wait)) = first {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !decided.load(Ordering::SeqCst) {
+            tokio::select! {
+                _ = trigger.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!(waited_s = wait.as_secs(), "the speaker has not decided its FRRConfiguration; going on with the cluster's copy");
+                    break;
+                }
+                err = tasks.failure() => return Err(err),
+                _ = shutdown.cancelled() => return tasks.shutdown(Duration::from_secs(5)).await,
+            }
+        }
+    }
 
     let (desired_tx, desired_rx) = watch::channel::<Option<Desired>>(None);
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());

@@ -198,9 +198,15 @@ impl FrrWriter {
         let handed = match (self.handoff.as_mut(), frr.obj.as_ref()) {
             (Some(h), Some(obs)) => {
                 h.hand_over(&self.name, &obs.metadata, &desired, generation, differs);
+                // after the hand-over: the component that waited for it computes from it
+                h.local.decided();
                 Some(h)
             }
-            _ => None,
+            (Some(h), None) => {
+                h.local.decided();
+                None
+            }
+            (None, _) => None,
         };
         if !differs {
             return None;
@@ -341,9 +347,37 @@ impl FrrWriter {
         Ok(())
     }
 
+    /// On a shutdown that leaves the announcements in place: the write that
+    /// [`Handoff::interval`] may still hold back is made now, so that the object the next
+    /// process's frr-k8s component starts from (and every other reader sees) is what FRR
+    /// has. Without it a restart right after a burst applied the older object first: the
+    /// newest announcements left and came back.
+    async fn flush(&mut self, timeout: Duration) {
+        if let Some(h) = self.handoff.as_mut() {
+            h.last_write = None;
+        }
+        let attempt = async {
+            for _ in 0..5 {
+                match self.sync(false).await {
+                    Err(WriteError::Retry) => continue,
+                    other => return other,
+                }
+            }
+            Err(WriteError::Retry)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "the last FRRConfiguration write before stopping failed")
+            }
+            Err(_) => warn!("the last FRRConfiguration write before stopping timed out"),
+        }
+    }
+
     /// The final write on shutdown.
     pub(super) async fn shutdown(&mut self, settings: &Settings) -> ShutdownOutcome {
         if !settings.withdraw_on_shutdown {
+            self.flush(settings.shutdown_write_timeout).await;
             return ShutdownOutcome::Disabled;
         }
         let (prefixes, labels, gr) = {
@@ -372,6 +406,7 @@ impl FrrWriter {
         };
         if !gr.is_empty() {
             info!(peers = ?gr, "graceful restart configured: leaving the announcements to it");
+            self.flush(settings.shutdown_write_timeout).await;
             return ShutdownOutcome::KeptForGracefulRestart { peers: gr };
         }
         let attempt = async {
