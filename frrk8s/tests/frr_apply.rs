@@ -433,17 +433,23 @@ fn frr_localpref_change_ibgp_without_reset() {
     assert_eq!(identity(&before), identity(&after));
 }
 
-#[test]
-fn frr_restart_reapplies_last_good() {
-    if !require_root_and_frr("frr_restart_reapplies_last_good") {
-        return;
-    }
-    let mut lab = Lab::new(false);
+/// The lab with 20 prefixes applied and on the external router.
+fn lab_with_20_prefixes() -> (Lab, Applier<Vtysh>, Spec) {
+    let lab = Lab::new(false);
     let mut a = lab.applier();
     let s = spec((0..20).collect());
     a.apply(&render(&s)).unwrap();
     lab.wait_established();
     lab.wait_routes(&set(&s.prefixes), "20 prefixes");
+    (lab, a, s)
+}
+
+#[test]
+fn frr_restart_reapplies_last_good() {
+    if !require_root_and_frr("frr_restart_reapplies_last_good") {
+        return;
+    }
+    let (mut lab, mut a, s) = lab_with_20_prefixes();
     assert_eq!(a.reapply_if_restarted().unwrap(), None);
 
     // bgpd crashes and comes back empty
@@ -477,11 +483,7 @@ fn frr_restart_is_reapplied_once_the_daemon_serves() {
     if !require_root_and_frr("frr_restart_is_reapplied_once_the_daemon_serves") {
         return;
     }
-    let mut lab = Lab::new(false);
-    let mut a = lab.applier();
-    let s = spec((0..20).collect());
-    a.apply(&render(&s)).unwrap();
-    lab.wait_established();
+    let (mut lab, mut a, s) = lab_with_20_prefixes();
     for round in 0..3 {
         lab.node.crash_daemon("bgpd");
         let (checks, outcome) = std::thread::scope(|scope| {

@@ -31,6 +31,27 @@ impl FakeFrr {
     fn text(&self) -> String {
         self.batches.lock().expect("lock").join("\n")
     }
+
+    /// For [`eventually`]: FRR was told to originate `prefix`.
+    fn originates(&self, prefix: &str) -> impl Fn() -> std::future::Ready<bool> {
+        let (f, line) = (self.clone(), format!("network {prefix}"));
+        move || std::future::ready(f.text().contains(&line))
+    }
+}
+
+/// A LoadBalancer Service at `ip` served on node-2; returns once FRR was told to
+/// originate it.
+async fn service_reaches_frr(client: &kube::Client, fake: &FakeFrr, name: &str, ip: &str) {
+    lb_service(client, name, ip, false, None).await;
+    slice(client, name, &["node-2"]).await;
+    let what = format!("{name} ({ip}) in FRR");
+    eventually(&what, fake.originates(&format!("{ip}/32"))).await;
+}
+
+/// Whether the speaker's FRRConfiguration in the cluster carries `prefix`.
+async fn object_has(api: &Api<FRRConfiguration>, prefix: &str) -> bool {
+    let o = api.get(OBJ).await.expect("get");
+    serde_json::to_string(&o.spec).unwrap().contains(prefix)
 }
 
 impl FrrControl for FakeFrr {
@@ -236,43 +257,29 @@ async fn the_embedded_frr_k8s_takes_the_speakers_configuration_in_process() {
         stop.clone(),
         WITHDRAW_WAIT,
     ));
-    let f = fake.clone();
-    let in_frr = move |prefix: &'static str| {
-        let f = f.clone();
-        move || {
-            let t = f.text();
-            async move { t.contains(&format!("network {prefix}")) }
-        }
-    };
     let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), NS);
-    let in_object = |prefix: &'static str| {
-        let api = frr_api.clone();
-        move || {
-            let api = api.clone();
-            async move {
-                let o = api.get(OBJ).await.expect("get");
-                serde_json::to_string(&o.spec).unwrap().contains(prefix)
-            }
-        }
-    };
-    eventually("the first Service in FRR", in_frr("192.168.10.1/32")).await;
     eventually(
-        "the first Service in the object",
-        in_object("192.168.10.1/32"),
+        "the first Service in FRR",
+        fake.originates("192.168.10.1/32"),
     )
+    .await;
+    eventually("the first Service in the object", || {
+        object_has(&frr_api, "192.168.10.1/32")
+    })
     .await;
 
     // every update of the object fails: the change reaches FRR all the same
     broken.store(true, Ordering::SeqCst);
-    lb_service(&client, "api", "192.168.10.2", false, None).await;
-    slice(&client, "api", &["node-2"]).await;
-    eventually("the second Service in FRR", in_frr("192.168.10.2/32")).await;
+    service_reaches_frr(&client, &fake, "api", "192.168.10.2").await;
     assert!(
-        !in_object("192.168.10.2/32")().await,
+        !object_has(&frr_api, "192.168.10.2/32").await,
         "the object was written although every update failed"
     );
     broken.store(false, Ordering::SeqCst);
-    eventually("the object catches up", in_object("192.168.10.2/32")).await;
+    eventually("the object catches up", || {
+        object_has(&frr_api, "192.168.10.2/32")
+    })
+    .await;
 
     // a burst, right after a write: FRR has every Service at once; the object follows
     // in one write when the interval is over
@@ -285,11 +292,14 @@ async fn the_embedded_frr_k8s_takes_the_speakers_configuration_in_process() {
     }
     eventually(
         "every Service of the burst in FRR",
-        in_frr("192.168.10.7/32"),
+        fake.originates("192.168.10.7/32"),
     )
     .await;
     let burst_took = burst_started.elapsed();
-    eventually("the object has the burst", in_object("192.168.10.7/32")).await;
+    eventually("the object has the burst", || {
+        object_has(&frr_api, "192.168.10.7/32")
+    })
+    .await;
     let burst_writes = writes() - before;
     if burst_took < INTERVAL {
         // the burst came within one interval of the catch-up write: one write, at its end
@@ -349,38 +359,25 @@ async fn a_restart_right_after_a_change_starts_from_what_frr_has() {
         ));
         (stop, task)
     };
-    let f = fake.clone();
-    let in_frr = move |prefix: &'static str| {
-        let f = f.clone();
-        move || {
-            let t = f.text();
-            async move { t.contains(&format!("network {prefix}")) }
-        }
-    };
     let frr_api = Api::<FRRConfiguration>::namespaced(client.clone(), NS);
-    let object_has = |prefix: &'static str| {
-        let api = frr_api.clone();
-        async move {
-            let o = api.get(OBJ).await.expect("get");
-            serde_json::to_string(&o.spec).unwrap().contains(prefix)
-        }
-    };
 
     let (stop, task) = start();
-    eventually("the first Service in FRR", in_frr("192.168.10.1/32")).await;
+    eventually(
+        "the first Service in FRR",
+        fake.originates("192.168.10.1/32"),
+    )
+    .await;
     eventually("the first Service in the object", || {
-        object_has("192.168.10.1/32")
+        object_has(&frr_api, "192.168.10.1/32")
     })
     .await;
     // the second Service reaches FRR; its write is held back, and fails on the stop
     broken.store(true, Ordering::SeqCst);
-    lb_service(&client, "api", "192.168.10.2", false, None).await;
-    slice(&client, "api", &["node-2"]).await;
-    eventually("the second Service in FRR", in_frr("192.168.10.2/32")).await;
+    service_reaches_frr(&client, &fake, "api", "192.168.10.2").await;
     stop.cancel();
     task.await.expect("join").expect("run");
     assert!(
-        !object_has("192.168.10.2/32").await,
+        !object_has(&frr_api, "192.168.10.2/32").await,
         "the object has the second Service although its write failed"
     );
     broken.store(false, Ordering::SeqCst);
@@ -393,21 +390,19 @@ async fn a_restart_right_after_a_change_starts_from_what_frr_has() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     services_down.store(false, Ordering::SeqCst);
     eventually("the new process writes the object", || {
-        object_has("192.168.10.2/32")
+        object_has(&frr_api, "192.168.10.2/32")
     })
     .await;
     // the held-back write of a clean stop: a third Service, then the stop at once
-    lb_service(&client, "db", "192.168.10.3", false, None).await;
-    slice(&client, "db", &["node-2"]).await;
-    eventually("the third Service in FRR", in_frr("192.168.10.3/32")).await;
+    service_reaches_frr(&client, &fake, "db", "192.168.10.3").await;
     assert!(
-        !object_has("192.168.10.3/32").await,
+        !object_has(&frr_api, "192.168.10.3/32").await,
         "the third Service's write was not held back"
     );
     stop.cancel();
     task.await.expect("join").expect("run");
     assert!(
-        object_has("192.168.10.3/32").await,
+        object_has(&frr_api, "192.168.10.3/32").await,
         "the clean stop did not make the held-back write"
     );
     let sent = fake.batches.lock().expect("lock")[sent_before..].join("\n");
