@@ -97,6 +97,16 @@ impl DirtySet {
 
 // ===== configuration objects =====
 
+/// Whether `a` and `b` differ in their resourceVersion at most.
+fn same_but_version<K: Resource + Clone + PartialEq>(a: &K, b: &K) -> bool {
+    if a.meta().resource_version == b.meta().resource_version {
+        return a == b;
+    }
+    let mut a = a.clone();
+    a.meta_mut().resource_version = b.meta().resource_version.clone();
+    a == *b
+}
+
 /// Objects of one kind by `namespace/name`. Each method returns whether the set of
 /// objects changed.
 #[derive(Debug)]
@@ -113,13 +123,16 @@ impl<K> Default for Keyed<K> {
 }
 
 impl<K: Resource + Clone + PartialEq> Keyed<K> {
+    /// A new resourceVersion alone is no change: the object is kept (with it) but the
+    /// configuration is not compiled again for it.
     pub fn apply(&mut self, o: K) -> bool {
         let k = obj_key(&o);
-        if self.items.get(&k) == Some(&o) {
-            return false;
-        }
+        let changed = match self.items.get(&k) {
+            Some(old) => !same_but_version(old, &o),
+            None => true,
+        };
         self.items.insert(k, o);
-        true
+        changed
     }
 
     pub fn delete(&mut self, o: &K) -> bool {
@@ -1056,20 +1069,30 @@ impl Index<EndpointSlice> for Inputs {
 /// A MetalLB configuration kind: where [`ConfigObjects`] keeps it.
 pub trait ConfigKind: Resource + Clone + PartialEq + Sized {
     fn keyed(c: &mut ConfigObjects) -> &mut Keyed<Self>;
+    /// Drops what the speaker never reads and others keep writing, before indexing.
+    fn clear_unread(&mut self) {}
 }
 
 macro_rules! config_kind {
-    ($($kind:ty => $field:ident),* $(,)?) => {$(
+    ($($kind:ty => $field:ident $({ $($extra:tt)* })?),* $(,)?) => {$(
         impl ConfigKind for $kind {
             fn keyed(c: &mut ConfigObjects) -> &mut Keyed<Self> {
                 &mut c.$field
             }
+            $($($extra)*)?
         }
     )*};
 }
 
 config_kind!(
-    IPAddressPool => pools,
+    // The controller writes a pool's status (its allocation counts) after allocations:
+    // during a burst of Services several times a second, each of which would compile the
+    // node's whole configuration again on every speaker.
+    IPAddressPool => pools {
+        fn clear_unread(&mut self) {
+            self.status = None;
+        }
+    },
     BGPPeer => peers,
     BGPAdvertisement => advertisements,
     Community => communities,
@@ -1079,7 +1102,8 @@ config_kind!(
 
 /// Any change to a configuration object recompiles the node's configuration.
 impl<K: ConfigKind> Index<K> for Inputs {
-    fn apply(&mut self, o: K) {
+    fn apply(&mut self, mut o: K) {
+        o.clear_unread();
         if K::keyed(&mut self.config).apply(o) {
             self.config_changed();
         }
@@ -1243,6 +1267,38 @@ mod tests {
         let k = ServiceKey::new("default", "a");
         let e = inp.endpoints_of(&k).expect("endpoints");
         assert!(e.any_serving && e.serving_nodes.is_empty());
+    }
+
+    #[test]
+    fn a_pools_status_write_compiles_nothing_again_and_a_spec_edit_does() {
+        let pool = |rv: &str, cidr: &str, assigned: i64| -> IPAddressPool {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p", "namespace": "metallb-system", "resourceVersion": rv,
+                             "generation": 1, "labels": {"zone": "a"}},
+                "spec": {"addresses": [cidr]},
+                "status": {"assignedIPv4": assigned, "assignedIPv6": 0,
+                           "availableIPv4": 256 - assigned, "availableIPv6": 0},
+            }))
+            .expect("pool")
+        };
+        let mut inp = Inputs::new("n1", SpeakerOptions::default());
+        inp.apply(pool("1", "198.18.0.0/24", 0));
+        assert!(inp.config_dirty);
+        inp.config_dirty = false;
+        // the controller's status writes: a new resourceVersion and counts, nothing else
+        for (rv, n) in [("2", 1), ("3", 2), ("3", 2)] {
+            inp.apply(pool(rv, "198.18.0.0/24", n));
+            assert!(!inp.config_dirty, "status write {rv} recompiles");
+        }
+        let kept = inp.config.pools.values();
+        assert_eq!(kept[0].metadata.resource_version.as_deref(), Some("3"));
+        assert_eq!(
+            kept[0].status, None,
+            "the speaker keeps a status it never reads"
+        );
+        // an edit of the spec (or labels) is a change
+        inp.apply(pool("4", "198.18.1.0/24", 2));
+        assert!(inp.config_dirty, "a spec edit compiles again");
     }
 
     #[test]
