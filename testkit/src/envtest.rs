@@ -197,6 +197,22 @@ impl ControlPlane {
     /// Starts etcd, then kube-apiserver (then kube-controller-manager) and waits until the
     /// API server's `/readyz` answers `ok`.
     pub async fn start(assets: &Assets, opts: Options) -> anyhow::Result<ControlPlane> {
+        // The ports are picked free and released for the daemon to bind: another process
+        // (a test beside this one, any outgoing connection) can take one in between. Such
+        // a start is made again on new ports, in a new directory.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(assets, opts.clone()).await {
+                Err(e) if attempt < START_ATTEMPTS && is_port_taken(&e) => {
+                    eprintln!("envtest: a port was taken before its daemon bound it; starting again ({e:#})");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn start_once(assets: &Assets, opts: Options) -> anyhow::Result<ControlPlane> {
         let dir = tempfile::Builder::new()
             .prefix("metallb-envtest-")
             .tempdir()
@@ -635,6 +651,14 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// How many times [`ControlPlane::start`] tries when a port was taken.
+const START_ATTEMPTS: u32 = 3;
+
+/// Whether a start failed because a daemon could not bind its port.
+fn is_port_taken(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("address already in use")
+}
+
 /// A free loopback port (bound, then released: the daemon binds it right after).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
@@ -908,4 +932,25 @@ fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_that_lost_its_port_is_started_again_and_other_failures_are_not() {
+        // what a start printed in CI when another process took etcd's port
+        let taken = anyhow::anyhow!(
+            "etcd exited (exit status: 1); last log lines:\n2026/12/07 17:25:31 start etcd: \
+             listen tcp 127.0.0.1:36039: bind: address already in use"
+        )
+        .context("starting the control plane");
+        assert!(is_port_taken(&taken));
+        let other = anyhow::anyhow!(
+            "kube-apiserver exited (exit status: 1); last log lines:\n\
+             Error: invalid argument \"x\" for \"--authorization-mode\""
+        );
+        assert!(!is_port_taken(&other));
+    }
 }
