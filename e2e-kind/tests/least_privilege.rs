@@ -5,7 +5,7 @@
 //! no request of ours was refused, and every grant the chart makes is used by some request,
 //! or is listed below with the test that exercises it and why this scenario cannot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use metallb_e2e::objects::{self, host_prefix, FRRK8S_NS, METALLB_NS};
@@ -87,10 +87,38 @@ struct Request {
 
 fn read_audit(path: &std::path::Path) -> Vec<Request> {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
+    // One event per request: its ResponseComplete, or for a watch still open when the log
+    // is read its ResponseStarted (it was authorized and answered). A process whose first
+    // watch was refused (429 "storage is (re)initializing" while a CRD's storage starts)
+    // and that the test restarted before its retry ended has only the new process's
+    // open watch to show for it.
+    let mut order = Vec::new();
+    let mut by_id: HashMap<String, Value> = HashMap::new();
+    for e in text
+        .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["stage"] == "ResponseComplete")
-        .filter_map(|e| {
+    {
+        let Some(id) = e["auditID"].as_str().map(str::to_string) else {
+            continue;
+        };
+        match e["stage"].as_str() {
+            Some("ResponseComplete") => {}
+            Some("ResponseStarted") if e["verb"] == "watch" => {
+                if by_id.contains_key(&id) {
+                    continue;
+                }
+            }
+            _ => continue,
+        }
+        if !by_id.contains_key(&id) {
+            order.push(id.clone());
+        }
+        by_id.insert(id, e);
+    }
+    order
+        .iter()
+        .filter_map(|id| {
+            let e = &by_id[id];
             let o = &e["objectRef"];
             let resource = o["resource"].as_str()?;
             let resource = match o["subresource"].as_str() {

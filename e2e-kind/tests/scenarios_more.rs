@@ -237,22 +237,26 @@ fn password_secret() {
     );
 
     // The cleartext never reaches an object: MetalLB's FRRConfiguration carries the
-    // reference, FRRNodeState's runningConfig is redacted.
-    let cfg = lab
-        .get(
-            "frrk8s.metallb.io/v1beta1",
-            "FRRConfiguration",
-            Some(FRRK8S_NS),
-            "metallb-node1",
-        )
-        .unwrap()
-        .expect("FRRConfiguration metallb-node1");
-    let text = cfg.to_string();
+    // reference, FRRNodeState's runningConfig is redacted. FRR has the configuration from
+    // the speaker in process; the object follows within --frr-config-write-interval-ms
+    // (1 s) while changes keep coming, so every version read on the way is checked.
+    let mut last = None;
+    let (text, _) = wait_until_some("metallb-node1 with the passwordSecret reference", T, || {
+        let cfg = lab
+            .get(
+                "frrk8s.metallb.io/v1beta1",
+                "FRRConfiguration",
+                Some(FRRK8S_NS),
+                "metallb-node1",
+            )
+            .ok()??;
+        let text = cfg.to_string();
+        assert!(!text.contains(PW), "cleartext password in {text}");
+        last = Some(text.clone());
+        text.contains("bgp-auth").then_some(text)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}; last read: {last:?}"));
     assert!(!text.contains(PW), "cleartext password in {text}");
-    assert!(
-        text.contains("bgp-auth"),
-        "no passwordSecret reference in {text}"
-    );
     let (running, _) = wait_until_some(
         "FRRNodeState node1 runningConfig with a password",
         T,
