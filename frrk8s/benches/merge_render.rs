@@ -3,6 +3,10 @@
 //! prefixes (/32s, 50 per object, every neighbor advertising its objects' prefixes with
 //! `mode: all`, some with communities and local preferences). Target: merge + render < 50 ms.
 //!
+//! And MetalLB's shape: one object per node holding a prefix per Service (10,000), each
+//! of its two neighbors allowed every one of them by name (`mode: filtered`): validation
+//! and merge of that object, which the embedded frr-k8s does on every Service change.
+//!
 //! `cargo bench -p frr-k8s --bench merge_render`
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -48,7 +52,39 @@ fn configs() -> Vec<FRRConfiguration> {
         .collect()
 }
 
+/// MetalLB's per-node object: `n` /32s, two neighbors each allowed all of them by name.
+fn metallb_object(n: usize) -> FRRConfiguration {
+    let prefixes: Vec<String> = (0..n)
+        .map(|k| format!("\"198.18.{}.{}/32\"", k / 256, k % 256))
+        .collect();
+    let list = prefixes.join(",");
+    let neighbor = |addr: &str| {
+        format!(
+            r#"{{"asn": 64513, "address": "{addr}", "toAdvertise": {{"allowed": {{"mode": "filtered", "prefixes": [{list}]}}}}}}"#
+        )
+    };
+    let json = format!(
+        r#"{{"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+            "metadata": {{"name": "metallb-node1", "namespace": "frr-k8s-system"}},
+            "spec": {{"bgp": {{"routers": [{{"asn": 64512, "prefixes": [{list}], "neighbors": [{}, {}]}}]}}}}}}"#,
+        neighbor("192.0.2.1"),
+        neighbor("192.0.2.2"),
+    );
+    serde_json::from_str(&json).expect("valid FRRConfiguration")
+}
+
 fn bench(c: &mut Criterion) {
+    let metallb = metallb_object(10_000);
+    metallb.validate().expect("MetalLB's object is valid");
+    c.bench_function(
+        "MetalLB's object, 10000 prefixes x 2 neighbors: validate",
+        |b| b.iter(|| metallb.validate()),
+    );
+    c.bench_function(
+        "MetalLB's object, 10000 prefixes x 2 neighbors: merge",
+        |b| b.iter(|| merge(&[&metallb], &NoSecrets, "frr-k8s-system")),
+    );
+
     let cfgs = configs();
     let refs: Vec<&FRRConfiguration> = cfgs.iter().collect();
     let opts = RenderOptions::default();

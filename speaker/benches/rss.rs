@@ -9,7 +9,9 @@
 //! so its RSS (`/proc/<pid>/status`) is its own.
 //!
 //! `cargo bench -p metallb-speaker --bench rss` (scale with `RSS_SERVICES`, `RSS_NODES`;
-//! `RSS_VARIANTS=embedded,chart` also runs it with the chart's malloc settings).
+//! `RSS_VARIANTS=embedded,chart` also runs it with the chart's malloc settings; after the
+//! one-change figure, `RSS_BURST` Services are deleted `RSS_BURST_PACE_MS` apart and the
+//! speaker's CPU per change at this scale is printed).
 //! Prints figures; asserts only sanity (the object is complete, RSS below 256 MiB).
 
 use std::io::{Read, Write};
@@ -246,14 +248,21 @@ async fn run() {
     );
 
     let variants = std::env::var("RSS_VARIANTS").unwrap_or_else(|_| "embedded".into());
-    for (i, v) in variants.split(',').enumerate() {
-        measure(&api, v, services, i).await;
+    let mut deleted = 0;
+    for v in variants.split(',') {
+        deleted = measure(&api, v, services, deleted).await;
     }
 }
 
-/// Run one speaker process; the `round`-th run finds `round` Services already deleted.
-async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize, round: usize) {
-    let expected = services - round;
+/// Run one speaker process, which finds the first `deleted` Services of the second half
+/// already deleted; returns how many are deleted when it is done.
+async fn measure(
+    api: &metallb_testkit::TestApi,
+    variant: &str,
+    services: usize,
+    deleted: usize,
+) -> usize {
+    let expected = services - deleted;
     let client = api.client();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -355,11 +364,11 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     let (rss, hwm, anon, file) = proc_status(pid);
 
     // one change: a Service deleted → its prefix leaves the object
-    let gone = format!("{}/32", ip_of(services / 2 + round));
+    let gone = format!("{}/32", ip_of(services / 2 + deleted));
     let t = Instant::now();
     Api::<Service>::namespaced(client.clone(), "default")
         .delete(
-            &format!("svc-{:05}", services / 2 + round),
+            &format!("svc-{:05}", services / 2 + deleted),
             &DeleteParams::default(),
         )
         .await
@@ -381,6 +390,15 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     tokio::time::sleep(Duration::from_millis(100)).await;
     let metrics = http_get(port, "/metrics").unwrap_or_default();
     let (rss_after, hwm_after, _, _) = proc_status(pid);
+    let burst = burst(
+        &client,
+        &frr_api,
+        &own,
+        pid,
+        services / 2 + deleted + 1,
+        expected - 1,
+    )
+    .await;
 
     // SIGTERM: withdraw and exit
     let t = Instant::now();
@@ -426,6 +444,16 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
         }
         None => println!("  Service delete → prefix withdrawn: not seen within 10 s"),
     }
+    if let Some(b) = &burst {
+        println!(
+            "  burst: {} Services deleted {} ms apart: speaker CPU {:.0} ms ({:.1} ms per Service), object complete {:.0} ms after the last",
+            b.count,
+            b.pace.as_millis(),
+            b.cpu_ms,
+            b.cpu_ms / b.count as f64,
+            b.settled_ms
+        );
+    }
     println!("  SIGTERM → exit                    {exit_ms:>8} ms ({status}), object withdrawn: {withdrawn}");
     let updates = metrics
         .lines()
@@ -434,4 +462,76 @@ async fn measure(api: &metallb_testkit::TestApi, variant: &str, services: usize,
     println!("  {updates}");
     assert!(rss > 0 && rss < 256 * 1024, "VmRSS {rss} kB");
     assert!(withdrawn, "the withdrawal was not written");
+    deleted + 1 + burst.map_or(0, |b| b.count)
+}
+
+/// What a paced burst of deletions cost the speaker.
+struct Burst {
+    count: usize,
+    pace: Duration,
+    /// The speaker's CPU time (user + system) from the first deletion until the object
+    /// was complete.
+    cpu_ms: f64,
+    settled_ms: f64,
+}
+
+/// `RSS_BURST` Services (default 100; 0: none) from `first` on deleted one by one,
+/// `RSS_BURST_PACE_MS` apart (default 50: the pace at which a bulk run on a real API
+/// server brings Services, so each change is a pass of its own rather than coalesced),
+/// until the object lacks them all. Its CPU per Service shows what one change costs at
+/// this scale (the configuration is rendered and compared whole on every change).
+async fn burst(
+    client: &Client,
+    frr_api: &Api<FRRConfiguration>,
+    own: &str,
+    pid: u32,
+    first: usize,
+    before: usize,
+) -> Option<Burst> {
+    let count = env_usize("RSS_BURST", 100);
+    if count == 0 {
+        return None;
+    }
+    let pace = Duration::from_millis(env_usize("RSS_BURST_PACE_MS", 50) as u64);
+    let services = Api::<Service>::namespaced(client.clone(), "default");
+    let cpu0 = proc_cpu_ms(pid);
+    for j in 0..count {
+        services
+            .delete(&format!("svc-{:05}", first + j), &DeleteParams::default())
+            .await
+            .expect("delete");
+        tokio::time::sleep(pace).await;
+    }
+    let t = Instant::now();
+    let want = before - count;
+    while t.elapsed() < Duration::from_secs(120) {
+        let c = frr_api.get(own).await.expect("object");
+        if prefixes_of(&c) == want {
+            let settled_ms = t.elapsed().as_secs_f64() * 1000.0;
+            // the CPU of the last pass, not of an idle wait: read it at once
+            let cpu_ms = proc_cpu_ms(pid) - cpu0;
+            return Some(Burst {
+                count,
+                pace,
+                cpu_ms,
+                settled_ms,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the object did not lose the {count} deleted Services within 120 s");
+}
+
+/// User + system CPU time of `pid` in ms (`/proc/<pid>/stat` fields 14 and 15, in clock
+/// ticks of 10 ms: USER_HZ is 100 on Linux).
+fn proc_cpu_ms(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // the command name (field 2) may hold spaces: count from after its closing paren
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = (rest.split_whitespace())
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    ticks as f64 * 10.0
 }

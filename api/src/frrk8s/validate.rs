@@ -7,7 +7,7 @@
 //! Every problem is reported, each with its JSON field path:
 //! `spec.bgp.routers[0].neighbors[1].holdTime: "2s" must be 0 or at least 3s`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration as StdDuration;
 
@@ -67,10 +67,13 @@ impl FRRConfigurationSpec {
     /// CIDRs, deduplicated, in first-seen order. This is the set `mode: all` expands to.
     pub fn advertisable_prefixes(&self, router: &Router) -> Vec<IpNet> {
         let mut out: Vec<IpNet> = Vec::new();
+        // a set beside the list: MetalLB's per-node object has a prefix per Service (10,000
+        // and more), and a lookup in the list made every validation quadratic
+        let mut seen: HashSet<IpNet> = HashSet::new();
         let mut push = |r: &Router| {
             for p in &r.prefixes {
                 if let Some(n) = parse_cidr(p) {
-                    if !out.contains(&n) {
+                    if seen.insert(n) {
                         out.push(n);
                     }
                 }
@@ -510,16 +513,21 @@ fn validate_advertise(
     let family = n.ip_family();
     let vrf = r.vrf_name();
 
-    // The set of prefixes this neighbor is allowed to receive from us.
-    let mut allowed: Vec<IpNet> = Vec::new();
+    // The set of prefixes this neighbor is allowed to receive from us. Sets, not lists: a
+    // neighbor of MetalLB's object may be allowed 10,000 prefixes and more.
+    let mut allowed: HashSet<IpNet> = HashSet::new();
     if let Some(a) = &adv.allowed {
+        let advertisable_set: HashSet<&IpNet> = match a.prefixes.is_empty() {
+            true => HashSet::new(),
+            false => advertisable.iter().collect(),
+        };
         let pp = ap.child("allowed").child("prefixes");
         for (k, p) in a.prefixes.iter().enumerate() {
             let Some(net) = parse_cidr(p) else {
                 errs.invalid(&pp.index(k), p, "is not a valid CIDR");
                 continue;
             };
-            if !advertisable.contains(&net) {
+            if !advertisable_set.contains(&net) {
                 errs.invalid(
                     &pp.index(k),
                     p,
@@ -532,7 +540,7 @@ fn validate_advertise(
                 continue;
             }
             check_family(&net, p, family, &pp.index(k), errs);
-            allowed.push(net);
+            allowed.insert(net);
         }
         if a.effective_mode() == AllowMode::All {
             allowed.extend(
