@@ -86,6 +86,11 @@ pub struct Settings {
     /// it must outlive the pod); `None`: not persisted (a restart then takes every pool
     /// without a record as in effect as it is).
     pub kept_versions: Option<String>,
+    /// Shortest time between two status writes of one IPAddressPool while its counts keep
+    /// changing (a lone change is written at once). The counts are informational, and a
+    /// burst of Services changed them once per batch: 9,303 writes for 10,000 Services,
+    /// each stored by etcd and sent to every watcher of the pools.
+    pub pool_status_interval: Duration,
 }
 
 impl Settings {
@@ -99,8 +104,16 @@ impl Settings {
             instance: FIELD_MANAGER.to_string(),
             owner: None,
             kept_versions: Some(KEPT_VERSIONS.to_string()),
+            pool_status_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// When a write last made at `last` may be made again, if not now: `interval` after it.
+/// A first write, or one after a calm of `interval` or more, is made at once.
+fn paced(last: Option<Instant>, now: Instant, interval: Duration) -> Option<Instant> {
+    let due = last? + interval;
+    (due > now).then_some(due)
 }
 
 /// Progress counters, published after every batch (tests and benchmarks wait on them).
@@ -204,6 +217,10 @@ struct State {
     pending: BTreeSet<ServiceKey>,
     svc_written: HashMap<ServiceKey, Written<Observed>>,
     pool_written: HashMap<String, Written<metallb_api::metallb::IPAddressPoolStatus>>,
+    /// When each pool's status was last written (see `Settings::pool_status_interval`).
+    pool_written_at: HashMap<String, Instant>,
+    /// When a pool status write held back by the interval is due.
+    pool_due: Option<Instant>,
     started: bool,
     dirty: BTreeSet<ServiceKey>,
     config_dirty: bool,
@@ -323,12 +340,20 @@ impl Controller {
                     None => std::future::pending().await,
                 }
             };
+            let pool_due = async {
+                match st.pool_due {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 err = tasks.failure() => return Err(Error::Task(format!("{err:#}"))),
                 _ = wake.notified() => {}
                 _ = retry => st.fire_retry(),
+                // a batch with nothing dirty: it makes the pool status writes held back
+                _ = pool_due => st.pool_due = None,
             }
             // Coalesce the rest of a burst (a quiet `debounce`, at most `max_batch_delay`
             // in all); a lone change after a calm is taken at once.
@@ -392,6 +417,8 @@ impl State {
             pending: BTreeSet::new(),
             svc_written: HashMap::new(),
             pool_written: HashMap::new(),
+            pool_written_at: HashMap::new(),
+            pool_due: None,
             started: false,
             dirty: BTreeSet::new(),
             config_dirty: false,
@@ -653,6 +680,13 @@ impl State {
                 }
             };
             if shown.as_ref() != Some(&want) {
+                let now = Instant::now();
+                let last = self.pool_written_at.get(&pool.name).copied();
+                if let Some(due) = paced(last, now, self.settings.pool_status_interval) {
+                    self.pool_due = Some(self.pool_due.map_or(due, |d| d.min(due)));
+                    continue;
+                }
+                self.pool_written_at.insert(pool.name.clone(), now);
                 writes.push(Write::PoolStatus {
                     name: pool.name.clone(),
                     pre_rv: rv,
@@ -956,5 +990,24 @@ impl Io {
             status.unwrap_or_else(|| configuration_state(config, None, now)),
             wrote,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_status_write_is_paced_only_within_the_interval_of_the_last() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        // the first write, and one after a calm: at once
+        assert_eq!(paced(None, now, second), None);
+        assert_eq!(paced(Some(now - second), now, second), None);
+        // within the interval: when it ends
+        let last = now - Duration::from_millis(300);
+        assert_eq!(paced(Some(last), now, second), Some(last + second));
+        // no interval: never held back
+        assert_eq!(paced(Some(now), now, Duration::ZERO), None);
     }
 }

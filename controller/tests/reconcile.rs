@@ -3,8 +3,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::ResourceExt;
 use metallb_api::metallb::{ConfigurationResult, ConfigurationState, IPAddressPool};
@@ -501,4 +503,86 @@ async fn restart_mid_burst_changes_nothing_and_noop_resync_writes_nothing() {
     assert_eq!(third.progress.borrow().writes, 0);
     assert_eq!(api.resource_version(), rv, "no object changed");
     third.stop().await;
+}
+
+/// A burst of allocations writes a pool's status at most once per
+/// `pool_status_interval` (a lone change at once), and the burst's final counts are shown
+/// once the interval has passed. With a zero interval the same burst writes it once per
+/// batch (the test's comparison, so that it shows the pacing is what makes the difference).
+#[tokio::test]
+async fn pool_status_is_written_at_most_once_per_interval_during_a_burst() {
+    async fn burst(interval: Duration) -> (usize, i64) {
+        let api = server().await;
+        let c = api.client();
+        create_pool(&c, "p", &["192.0.2.0/27"]).await;
+        let mut s = settings();
+        s.pool_status_interval = interval;
+        let mut ctl = spawn_with(c.clone(), s);
+        ctl.synced().await;
+        let pools: Api<IPAddressPool> = Api::namespaced(c.clone(), NS);
+        let assigned = |n: i64| {
+            let pools = pools.clone();
+            move || {
+                let pools = pools.clone();
+                async move {
+                    let p = pools.get("p").await.ok()?;
+                    let rv = p.resource_version();
+                    (p.status?.assigned_ipv4 == n).then(|| rv.unwrap())
+                }
+            }
+        };
+        // a lone change after a calm (the status of the start was written): at once
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let t = tokio::time::Instant::now();
+        create_svc(&c, lb("s-00", json!({}))).await;
+        let rv = eventually("the status after a lone change", assigned(1)).await;
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "a lone change waited {:?}",
+            t.elapsed()
+        );
+        // every status write from here on, from a watch of the pool
+        let mut events = pools
+            .watch(&kube::api::WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        let seen = tokio::spawn(async move {
+            let mut shown = Vec::new();
+            while let Some(Ok(kube::api::WatchEvent::Modified(p))) = events.next().await {
+                let n = p.status.map_or(0, |s| s.assigned_ipv4);
+                if shown.last() != Some(&n) {
+                    shown.push(n);
+                }
+                if n == 21 {
+                    break;
+                }
+            }
+            shown
+        });
+        // the burst: 20 Services 100 ms apart, each a batch of its own
+        for i in 1..=20 {
+            create_svc(&c, lb(&format!("s-{i:02}"), json!({}))).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eventually("the burst's final counts", assigned(21)).await;
+        let shown = tokio::time::timeout(Duration::from_secs(5), seen)
+            .await
+            .expect("the watch saw the final counts")
+            .unwrap();
+        ctl.stop().await;
+        (shown.len(), *shown.last().unwrap())
+    }
+    let (paced, last) = burst(Duration::from_secs(1)).await;
+    assert_eq!(last, 21);
+    // ~2 s of burst: one write per second at most, plus the one that ends it
+    assert!(paced <= 4, "{paced} status writes during a 2 s burst");
+    let (unpaced, _) = burst(Duration::ZERO).await;
+    eprintln!(
+        "pool status writes during a 2 s burst of 20 Services: {paced} paced, {unpaced} unpaced"
+    );
+    assert!(
+        unpaced >= 10,
+        "{unpaced} status writes without pacing: the burst did not come in batches of its own"
+    );
 }
