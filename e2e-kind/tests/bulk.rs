@@ -6,6 +6,7 @@
 //! `E2E_BULK=N` sets the count (default 1,000). Runs on the API server the lab picks (the
 //! real kube-apiserver in CI). Needs root and FRR; skips loudly without them outside CI.
 
+use metallb_testkit::procstat::cpu_seconds;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,19 +88,6 @@ fn routed(lab: &Lab, nodes: usize) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-/// CPU seconds a process has used (user + system), from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // fields after the command name, which is in parentheses and may hold spaces
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = (rest.split_whitespace())
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    ticks as f64 / 100.0 // USER_HZ
 }
 
 /// CPU seconds used so far by the machine's processes of these names (`/proc/*/comm`):

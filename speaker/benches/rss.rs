@@ -26,6 +26,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use metallb_api::frrk8s::FRRConfiguration;
 use metallb_api::metallb::{BGPAdvertisement, BGPPeer, IPAddressPool, ServiceBGPStatus};
+use metallb_testkit::procstat::cpu_seconds;
 use serde_json::{json, Value};
 
 const NS: &str = "metallb-system";
@@ -494,7 +495,7 @@ async fn burst(
     }
     let pace = Duration::from_millis(env_usize("RSS_BURST_PACE_MS", 50) as u64);
     let services = Api::<Service>::namespaced(client.clone(), "default");
-    let cpu0 = proc_cpu_ms(pid);
+    let cpu0 = cpu_seconds(pid);
     for j in 0..count {
         services
             .delete(&format!("svc-{:05}", first + j), &DeleteParams::default())
@@ -509,7 +510,7 @@ async fn burst(
         if prefixes_of(&c) == want {
             let settled_ms = t.elapsed().as_secs_f64() * 1000.0;
             // the CPU of the last pass, not of an idle wait: read it at once
-            let cpu_ms = proc_cpu_ms(pid) - cpu0;
+            let cpu_ms = (cpu_seconds(pid) - cpu0) * 1000.0;
             return Some(Burst {
                 count,
                 pace,
@@ -520,18 +521,4 @@ async fn burst(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the object did not lose the {count} deleted Services within 120 s");
-}
-
-/// User + system CPU time of `pid` in ms (`/proc/<pid>/stat` fields 14 and 15, in clock
-/// ticks of 10 ms: USER_HZ is 100 on Linux).
-fn proc_cpu_ms(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // the command name (field 2) may hold spaces: count from after its closing paren
-    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = (rest.split_whitespace())
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // rest starts at field 3 (state): utime is field 14, stime 15
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    ticks as f64 * 10.0
 }

@@ -48,6 +48,7 @@ pub mod envtest;
 pub mod error;
 pub mod handlers;
 pub mod patch;
+pub mod procstat;
 pub mod registry;
 pub mod schema;
 pub mod selector;
