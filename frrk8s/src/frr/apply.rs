@@ -18,12 +18,13 @@
 //! pitfall 3), so policy-only changes take effect after 1 s.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::FrrConfig;
-use super::control::{redact, token_shows_down, ControlError, FrrControl};
+use super::control::{token_shows_down, ControlError, FrrControl};
 use super::diff::{diff, is_unmanaged, normalize_with, Delta, FrrDefaults};
-use super::originated::{originated, withdrawn, Originated};
+use super::originated::{withdrawn, Originated};
 
 /// Knobs of the applier.
 #[derive(Clone, Debug)]
@@ -45,9 +46,10 @@ pub struct ApplyOptions {
     pub audit_rounds: Vec<Duration>,
     /// A batch that went over the daemons' sockets, every line accepted, is verified
     /// later ([`Applier::verify_pending`]) when the last verification is more recent than
-    /// this (default 1 s): the read-back costs a `show running-config` (~370 ms at 4,000
-    /// prefixes), and a burst of Services would otherwise read FRR's whole configuration
-    /// back after every one of them. `None`: every apply is verified at once.
+    /// this (default 1 s), or than [`VERIFY_COST_FACTOR`] times what the last verification
+    /// took: the read-back costs a `show running-config` (~370 ms at 4,000 prefixes), and a
+    /// burst of Services would otherwise read FRR's whole configuration back after every one
+    /// of them. `None`: every apply is verified at once.
     pub defer_direct_verification: Option<Duration>,
 }
 
@@ -107,17 +109,19 @@ pub enum ApplyError {
 pub struct Applier<C: FrrControl> {
     control: C,
     options: ApplyOptions,
-    /// What we believe FRR runs (None: unknown, read the running config).
-    applied: Option<FrrConfig>,
-    last_good: Option<(String, FrrConfig)>,
+    /// What we believe FRR runs (None: unknown, read the running config). Shared with
+    /// `last_good`, which is the same configuration almost always: at 10,000 prefixes a
+    /// tree is about a megabyte, and a copy per apply was measurable.
+    applied: Option<Arc<FrrConfig>>,
+    last_good: Option<(String, Arc<FrrConfig>)>,
     last_error: Option<ApplyError>,
     token: Option<String>,
     /// The running config the last apply's verification read (see [`Applier::take_running`]).
     verified_running: Option<String>,
     /// The running FRR's version-dependent defaults, from the last running config read.
     defaults: FrrDefaults,
-    /// When an apply was last verified.
-    last_verified: Option<Instant>,
+    /// When an apply was last verified, and how long that took.
+    last_verified: Option<(Instant, Duration)>,
     /// An apply's verification was deferred and has not happened yet.
     unverified: bool,
 }
@@ -172,7 +176,7 @@ impl<C: FrrControl> Applier<C> {
     /// The configuration FRR runs as far as the applier knows (`None`: unknown until the
     /// next apply reads it back).
     pub fn applied(&self) -> Option<&FrrConfig> {
-        self.applied.as_ref()
+        self.applied.as_deref()
     }
 
     pub fn last_good(&self) -> Option<&str> {
@@ -191,20 +195,20 @@ impl<C: FrrControl> Applier<C> {
 
     /// Applies `text` (a complete rendered configuration).
     pub fn apply(&mut self, text: &str) -> Result<ApplyReport, ApplyError> {
-        let desired = FrrConfig::parse(text);
+        let desired = Arc::new(FrrConfig::parse(text));
         // What FRR originated before: the applied tree, or after an FRR restart the last
         // good one (what it is about to originate again).
-        let before = self
+        let gone = self
             .applied
-            .as_ref()
-            .or(self.last_good.as_ref().map(|(_, c)| c))
-            .map(originated)
+            .as_deref()
+            .or(self.last_good.as_ref().map(|(_, c)| &**c))
+            .map(|before| withdrawn(before, &desired))
             .unwrap_or_default();
         self.verified_running = None;
         let mut r = self.converge(&desired);
         match &mut r {
             Ok(report) => {
-                report.withdrawn = withdrawn(before, &desired);
+                report.withdrawn = gone;
                 self.last_good = Some((text.to_string(), desired));
                 self.last_error = None;
             }
@@ -217,7 +221,7 @@ impl<C: FrrControl> Applier<C> {
     /// files, its running config no longer matches), applies the last good configuration
     /// again. Returns `None` when nothing had to be done.
     pub fn reapply_if_restarted(&mut self) -> Result<Option<ApplyReport>, ApplyError> {
-        let Some((_, last)) = self.last_good.clone() else {
+        let Some(last) = self.last_good.as_ref().map(|(_, c)| Arc::clone(c)) else {
             return Ok(None);
         };
         let token = self.control.instance_token();
@@ -248,7 +252,7 @@ impl<C: FrrControl> Applier<C> {
         r.map(Some)
     }
 
-    fn converge(&mut self, desired: &FrrConfig) -> Result<ApplyReport, ApplyError> {
+    fn converge(&mut self, desired: &Arc<FrrConfig>) -> Result<ApplyReport, ApplyError> {
         let mut report = ApplyReport::default();
         let token = self.control.instance_token();
         let restarted = self.token.is_some() && token.is_some() && token != self.token;
@@ -258,14 +262,15 @@ impl<C: FrrControl> Applier<C> {
             report.full_reapply = true;
             full_batch(desired)
         } else {
-            let baseline = match &self.applied {
-                Some(a) => a.clone(),
+            let read = match &self.applied {
+                Some(_) => None,
                 None => {
                     let (_, running) = self.read_running()?;
-                    normalize_with(&running, self.defaults)
+                    Some(normalize_with(&running, self.defaults))
                 }
             };
-            diff(&baseline, desired)
+            let baseline = (self.applied.as_deref()).or(read.as_ref());
+            diff(baseline.expect("applied or read"), desired)
         };
         if batch.is_empty() {
             self.applied = Some(desired.clone());
@@ -307,8 +312,10 @@ impl<C: FrrControl> Applier<C> {
         }
         self.applied = Some(desired.clone());
         self.token = self.control.instance_token();
-        let recently_verified =
-            |within: Duration| (self.last_verified).is_some_and(|t| t.elapsed() < within);
+        let recently_verified = |within: Duration| {
+            (self.last_verified)
+                .is_some_and(|(at, cost)| at.elapsed() < verify_window(within, cost))
+        };
         let defer = !restarted
             && report.direct
             && (self.options.defer_direct_verification).is_some_and(recently_verified);
@@ -330,11 +337,15 @@ impl<C: FrrControl> Applier<C> {
     ) -> Result<(), ApplyError> {
         let t = Instant::now();
         self.unverified = false;
-        self.last_verified = Some(t);
-        let remaining = self.verify(desired)?;
+        self.last_verified = Some((t, Duration::ZERO));
+        let remaining = self.verify(desired);
+        // what a verification costs grows with the configuration (the whole running
+        // config is read and parsed): the window that defers the next one grows with it
+        self.last_verified = Some((t, t.elapsed()));
+        let remaining = remaining?;
         if !remaining.is_empty() {
             // worth an operator's eye: what FRR did not take as sent (or changed since)
-            tracing::warn!(differs = ?remaining.lines.iter().map(|l| redact(l)).collect::<Vec<_>>(),
+            tracing::warn!(differs = ?remaining.sample(SAMPLE_LINES), changes = remaining.changes,
                 "{LOG_REPAIRING}");
             report.repaired = true;
             report.commands += remaining.changes;
@@ -344,7 +355,7 @@ impl<C: FrrControl> Applier<C> {
             if !again.is_empty() {
                 self.applied = None;
                 return Err(ApplyError::Mismatch {
-                    remaining: again.lines.iter().map(|l| redact(l)).collect(),
+                    remaining: again.sample(SAMPLE_LINES),
                 });
             }
         }
@@ -424,16 +435,35 @@ impl<C: FrrControl> Applier<C> {
         let Some((_, good)) = &self.last_good else {
             return;
         };
-        let good = good.clone();
+        let good = Arc::clone(good);
         let Ok((_, running)) = self.read_running() else {
             return;
         };
         let back = self.remaining(&running, &good);
         if back.is_empty() || self.control.apply(&back.to_text()).is_ok() {
-            self.applied = Some(good.clone());
+            self.applied = Some(good);
         }
     }
 }
+
+/// During a burst, a deferred verification waits at least this many times as long as the
+/// last one took, so reading FRR's configuration back costs at most about a tenth of the
+/// time however large it grows (10,000 prefixes: ~250 ms per read, so every ~2.5 s instead
+/// of every second).
+pub const VERIFY_COST_FACTOR: u32 = 10;
+
+/// How long after a verification that took `cost` a direct batch's verification is still
+/// deferred: `base` ([`ApplyOptions::defer_direct_verification`]), longer when reading the
+/// configuration back is expensive. A zero `base` defers nothing.
+fn verify_window(base: Duration, cost: Duration) -> Duration {
+    if base.is_zero() {
+        return base;
+    }
+    base.max(cost.saturating_mul(VERIFY_COST_FACTOR))
+}
+
+/// How many lines of a differing batch a log line or an error shows.
+const SAMPLE_LINES: usize = 20;
 
 /// The warning logged before every repair (tests that must see none look for it).
 pub const LOG_REPAIRING: &str =
@@ -453,6 +483,7 @@ fn full_batch(cfg: &FrrConfig) -> Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frr::control::redact;
     use std::cell::RefCell;
 
     /// A fake FRR: keeps a config tree, applies batches by re-parsing them onto it.
@@ -756,6 +787,21 @@ address-family ipv4 unicast\n  network 198.18.0.2/32\n exit-address-family\nexit
         assert!(r.full_reapply);
         assert_eq!(fake.applied.borrow().len(), sends + 1);
         assert!(token_shows_down("bgpd:down") && !token_shows_down("bgpd:12,downd:3"));
+    }
+
+    #[test]
+    fn the_verification_window_grows_with_what_a_verification_costs() {
+        let base = Duration::from_secs(1);
+        assert_eq!(verify_window(base, Duration::ZERO), base);
+        assert_eq!(verify_window(base, Duration::from_millis(50)), base);
+        assert_eq!(
+            verify_window(base, Duration::from_millis(250)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            verify_window(Duration::ZERO, Duration::ZERO),
+            Duration::ZERO
+        );
     }
 
     #[test]

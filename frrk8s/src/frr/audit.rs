@@ -360,14 +360,14 @@ mod tests {
     #[test]
     fn withdrawn_prefixes_per_vrf() {
         assert_eq!(originated(&cfg(TWO)).len(), 4);
-        let w = withdrawn(originated(&cfg(TWO)), &cfg(ONE));
+        let w = withdrawn(&cfg(TWO), &cfg(ONE));
         assert_eq!(
             w,
             [o("", "198.18.0.1/32"), o("", "2001:db8::1/128")]
                 .into_iter()
                 .collect()
         );
-        assert!(withdrawn(originated(&cfg(ONE)), &cfg(TWO)).is_empty());
+        assert!(withdrawn(&cfg(ONE), &cfg(TWO)).is_empty());
     }
 
     #[test]

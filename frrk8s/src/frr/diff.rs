@@ -46,6 +46,22 @@ impl Delta {
         s
     }
 
+    /// At most `limit` of the lines, passwords redacted, and how many more there are: for
+    /// logs and errors (a whole batch can be every prefix of 10,000 Services, megabytes in
+    /// one log line or one status field).
+    pub fn sample(&self, limit: usize) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .lines
+            .iter()
+            .take(limit)
+            .map(|l| super::control::redact(l))
+            .collect();
+        if self.lines.len() > limit {
+            out.push(format!("... and {} more lines", self.lines.len() - limit));
+        }
+        out
+    }
+
     fn change(&mut self, depth: usize, line: String) {
         self.lines.push(format!("{}{}", " ".repeat(depth), line));
         self.changes += 1;
@@ -672,6 +688,21 @@ mod tests {
             .iter()
             .map(|l| l.trim().to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_sample_is_bounded_redacted_and_counts_the_rest() {
+        let delta = Delta {
+            lines: (0..25)
+                .map(|i| format!(" neighbor 192.0.2.{i} password s3cret{i}"))
+                .collect(),
+            changes: 25,
+        };
+        let s = delta.sample(20);
+        assert_eq!(s.len(), 21);
+        assert!(s.iter().all(|l| !l.contains("s3cret")), "{s:?}");
+        assert_eq!(s[20], "... and 5 more lines");
+        assert_eq!(delta.sample(30).len(), 25, "nothing to elide");
     }
 
     /// An entry removed from the middle renumbers the rest: each moving entry leaves its old

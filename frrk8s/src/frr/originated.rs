@@ -3,7 +3,7 @@
 //! running configurations and batches ([`scan`]). Pure; used by the applier, the
 //! withdrawal audit and the all-in-one speaker's shutdown path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use ipnet::IpNet;
 
@@ -63,28 +63,73 @@ fn networks(af: &Context) -> impl Iterator<Item = IpNet> + '_ {
 
 /// Every prefix `cfg` originates with `network` lines (unicast address families).
 pub fn originated(cfg: &FrrConfig) -> BTreeSet<Originated> {
-    let mut out = BTreeSet::new();
-    for router in cfg.routers() {
-        let vrf = router_vrf(&router.header);
-        for af in router.children.iter().filter(|c| {
-            c.header.starts_with("address-family ipv") && c.header.ends_with(" unicast")
-        }) {
-            out.extend(networks(af).map(|prefix| Originated {
+    unicast_families(cfg)
+        .flat_map(|(vrf, af)| {
+            networks(af).map(move |prefix| Originated {
                 vrf: vrf.clone(),
                 prefix,
-            }));
+            })
+        })
+        .collect()
+}
+
+/// Prefixes `before` originates that `after` does not: `originated(before)` minus
+/// `originated(after)`, without building either set. It runs on every apply, and at 10,000
+/// prefixes building both ordered sets (a VRF name and a parsed prefix per line) was a
+/// quarter of the speaker's CPU in a burst; here a `network` line found verbatim in the same
+/// VRF of `after` is settled by a hash lookup, and only lines that are not (removals, or a
+/// line that changed its route-map) are parsed.
+pub fn withdrawn(before: &FrrConfig, after: &FrrConfig) -> BTreeSet<Originated> {
+    let mut out = BTreeSet::new();
+    // VRF -> the `network ...` lines `after` has in it (every unicast address family)
+    let mut lines: HashMap<String, HashSet<&str>> = HashMap::new();
+    for (vrf, af) in unicast_families(after) {
+        (lines.entry(vrf).or_default()).extend(network_lines(af));
+    }
+    // VRF -> the prefixes `after` originates in it; parsed only when a line is missing
+    let mut prefixes: HashMap<String, HashSet<IpNet>> = HashMap::new();
+    for (vrf, af) in unicast_families(before) {
+        let kept = lines.get(&vrf);
+        for line in network_lines(af) {
+            if kept.is_some_and(|k| k.contains(line)) {
+                continue;
+            }
+            let Some(prefix) = line.strip_prefix("network ").and_then(network_prefix) else {
+                continue;
+            };
+            let there = prefixes.entry(vrf.clone()).or_insert_with(|| {
+                unicast_families(after)
+                    .filter(|(v, _)| *v == vrf)
+                    .flat_map(|(_, af)| networks(af))
+                    .collect()
+            });
+            if !there.contains(&prefix) {
+                out.insert(Originated {
+                    vrf: vrf.clone(),
+                    prefix,
+                });
+            }
         }
     }
     out
 }
 
-/// Prefixes of `before` (what a configuration originated) that `after` does not originate.
-pub fn withdrawn(before: BTreeSet<Originated>, after: &FrrConfig) -> BTreeSet<Originated> {
-    if before.is_empty() {
-        return before;
-    }
-    let after = originated(after);
-    before.into_iter().filter(|o| !after.contains(o)).collect()
+/// The unicast address families of every `router bgp` of `cfg`, with the router's VRF.
+fn unicast_families(cfg: &FrrConfig) -> impl Iterator<Item = (String, &Context)> {
+    cfg.routers().flat_map(|router| {
+        let vrf = router_vrf(&router.header);
+        (router.children.iter())
+            .filter(|c| {
+                c.header.starts_with("address-family ipv") && c.header.ends_with(" unicast")
+            })
+            .map(move |af| (vrf.clone(), af))
+    })
+}
+
+fn network_lines(af: &Context) -> impl Iterator<Item = &str> {
+    (af.lines.iter())
+        .map(String::as_str)
+        .filter(|l| l.starts_with("network "))
 }
 
 /// Applies the `network` additions and removals of `text` (a running configuration or a
@@ -148,6 +193,56 @@ mod tests {
         assert_eq!(set, BTreeSet::from([o("", "192.0.2.11/32")]));
     }
 
+    /// What `withdrawn` must equal: the difference of the two sets.
+    fn reference(before: &FrrConfig, after: &FrrConfig) -> BTreeSet<Originated> {
+        let after = originated(after);
+        (originated(before).into_iter())
+            .filter(|o| !after.contains(o))
+            .collect()
+    }
+
+    #[test]
+    fn a_network_line_that_only_changes_its_route_map_is_not_withdrawn() {
+        let before = FrrConfig::parse("router bgp 64512\n address-family ipv4 unicast\n  network 192.0.2.10/32\n  network 192.0.2.11/32\n exit-address-family\nexit\n");
+        let after = FrrConfig::parse("router bgp 64512\n address-family ipv4 unicast\n  network 192.0.2.10/32 route-map x\n exit-address-family\nexit\nrouter bgp 64512 vrf red\n address-family ipv4 unicast\n  network 192.0.2.11/32\n exit-address-family\nexit\n");
+        assert_eq!(
+            withdrawn(&before, &after),
+            BTreeSet::from([o("", "192.0.2.11/32")])
+        );
+        assert_eq!(withdrawn(&before, &after), reference(&before, &after));
+    }
+
+    /// A configuration of some of 8 prefixes in the default VRF or `red`, each `network` line
+    /// with or without a route-map, some written unaligned (`/24` of a host address).
+    fn config_of(picks: &[(u8, bool, bool)]) -> FrrConfig {
+        let mut text = String::new();
+        for vrf in ["", " vrf red"] {
+            text.push_str(&format!(
+                "router bgp 64512{vrf}\n address-family ipv4 unicast\n"
+            ));
+            for &(p, in_red, route_map) in picks {
+                if in_red != vrf.is_empty() {
+                    let len = if p % 4 == 3 { 24 } else { 32 };
+                    let rm = if route_map { " route-map x" } else { "" };
+                    text.push_str(&format!("  network 192.0.2.{}/{len}{rm}\n", p % 8));
+                }
+            }
+            text.push_str(" exit-address-family\nexit\n");
+        }
+        FrrConfig::parse(&text)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn withdrawn_is_the_difference_of_what_each_originates(
+            before in proptest::collection::vec((0u8..16, proptest::bool::ANY, proptest::bool::ANY), 0..10),
+            after in proptest::collection::vec((0u8..16, proptest::bool::ANY, proptest::bool::ANY), 0..10),
+        ) {
+            let (b, a) = (config_of(&before), config_of(&after));
+            proptest::prop_assert_eq!(withdrawn(&b, &a), reference(&b, &a));
+        }
+    }
+
     #[test]
     fn the_tree_and_the_text_agree() {
         let text = "router bgp 64512\n address-family ipv4 unicast\n  network 192.0.2.10/32\n exit-address-family\n address-family ipv6 unicast\n  network 2001:db8::7/128\n exit-address-family\nexit\n";
@@ -155,6 +250,6 @@ mod tests {
         scan(&mut scanned, text);
         let cfg = FrrConfig::parse(text);
         assert_eq!(originated(&cfg), scanned);
-        assert_eq!(withdrawn(scanned, &FrrConfig::parse("")).len(), 2);
+        assert_eq!(withdrawn(&cfg, &FrrConfig::parse("")).len(), 2);
     }
 }
