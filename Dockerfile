@@ -30,9 +30,9 @@ COPY . .
 RUN --mount=type=cache,id=metallb-rs-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=metallb-rs-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=metallb-rs-target,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins -p metallb-controller -p metallb-speaker -p frr-k8s \
+    cargo build --profile dist --locked --bins -p metallb-controller -p metallb-speaker -p frr-k8s \
     && mkdir -p /out \
-    && cp target/release/metallb-controller target/release/metallb-speaker target/release/frr-k8s /out/
+    && cp target/dist/metallb-controller target/dist/metallb-speaker target/dist/frr-k8s /out/
 
 # ---------------------------------------------------------------------------- controller
 FROM ${CONTROLLER_BASE} AS controller
