@@ -337,7 +337,6 @@ impl<C: FrrControl> Applier<C> {
     ) -> Result<(), ApplyError> {
         let t = Instant::now();
         self.unverified = false;
-        self.last_verified = Some((t, Duration::ZERO));
         let remaining = self.verify(desired);
         // what a verification costs grows with the configuration (the whole running
         // config is read and parsed): the window that defers the next one grows with it

@@ -57,8 +57,13 @@ fn network_prefix(rest: &str) -> Option<IpNet> {
         .map(|p| p.trunc())
 }
 
+/// The prefix of a `network P ...` line (`None` for any other line).
+fn line_prefix(line: &str) -> Option<IpNet> {
+    line.strip_prefix("network ").and_then(network_prefix)
+}
+
 fn networks(af: &Context) -> impl Iterator<Item = IpNet> + '_ {
-    (af.lines.iter()).filter_map(|l| l.strip_prefix("network ").and_then(network_prefix))
+    network_lines(af).filter_map(line_prefix)
 }
 
 /// Every prefix `cfg` originates with `network` lines (unicast address families).
@@ -94,7 +99,7 @@ pub fn withdrawn(before: &FrrConfig, after: &FrrConfig) -> BTreeSet<Originated> 
             if kept.is_some_and(|k| k.contains(line)) {
                 continue;
             }
-            let Some(prefix) = line.strip_prefix("network ").and_then(network_prefix) else {
+            let Some(prefix) = line_prefix(line) else {
                 continue;
             };
             let there = prefixes.entry(vrf.clone()).or_insert_with(|| {
@@ -149,7 +154,7 @@ pub fn scan(set: &mut BTreeSet<Originated>, text: &str) {
                 vrf: vrf.clone(),
                 prefix: p,
             });
-        } else if let Some(p) = t.strip_prefix("network ").and_then(network_prefix) {
+        } else if let Some(p) = line_prefix(t) {
             set.insert(Originated {
                 vrf: vrf.clone(),
                 prefix: p,
